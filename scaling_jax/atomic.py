@@ -1,0 +1,50 @@
+"""Atomic file writes: write to a temp file in the same folder, fsync, then rename.
+
+A crash mid-write leaves the old file (or none), never a truncated one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Callable
+
+
+def write_atomic(path: str | os.PathLike, write: Callable[[Any], None], mode: str = "w") -> Path:
+    """Call ``write(fileobj)`` on a temp file beside ``path``, then rename it over ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, mode) as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def write_text(path: str | os.PathLike, text: str) -> Path:
+    return write_atomic(path, lambda f: f.write(text))
+
+
+def write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    return write_atomic(path, lambda f: f.write(data), mode="wb")
+
+
+def write_json(path: str | os.PathLike, obj: Any, indent: int = 2) -> Path:
+    """JSON with NaN/inf refused: a result file must be valid JSON for every reader."""
+    return write_text(path, json.dumps(obj, indent=indent, allow_nan=False) + "\n")
+
+
+def savefig(path: str | os.PathLike, fig, **kwargs) -> Path:
+    """Save a matplotlib figure atomically (format from the suffix)."""
+    path = Path(path)
+    fmt = path.suffix.lstrip(".") or "png"
+    return write_atomic(path, lambda f: fig.savefig(f, format=fmt, **kwargs), mode="wb")

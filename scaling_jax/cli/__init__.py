@@ -1,0 +1,39 @@
+"""The ``scaling-jax`` command: one subcommand per module in this package.
+
+Each module named in ``COMMANDS`` defines ``add_parser(subparsers)``, which registers its
+arguments and sets ``func`` to a callable taking the parsed namespace and returning an
+exit code. Modules import JAX lazily so ``--help`` stays instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+COMMANDS: tuple[str, ...] = ()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="scaling-jax",
+        description="Train model families, fit scaling laws, plan the next run.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in COMMANDS:
+        importlib.import_module(f"{__name__}.{name}").add_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except (ValueError, FileNotFoundError) as e:
+        # User errors (bad file, field or value) end with one clear line, not a traceback.
+        print(f"scaling-jax {args.command}: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
