@@ -1,0 +1,1 @@
+"""Scaling laws (``forms``), their fitters (``lm``, ``huber``), bootstrap and diagnostics."""
