@@ -1,10 +1,8 @@
-import jax
 import numpy as np
 import pytest
 
 from scaling_jax.laws import forms
 
-jax.config.update("jax_enable_x64", False)
 
 
 def test_chinchilla_overtrain_equivalence():
