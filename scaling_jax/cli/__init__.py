@@ -11,7 +11,7 @@ import argparse
 import importlib
 import sys
 
-COMMANDS: tuple[str, ...] = ()
+COMMANDS: tuple[str, ...] = ("fit", "reproduce")
 
 
 def build_parser() -> argparse.ArgumentParser:
