@@ -92,7 +92,10 @@ def levenberg_marquardt(
         rel_f = jnp.where(ok, (f - f_new) / jnp.maximum(f, 1e-300), 1.0)
         rel_x = jnp.sqrt(jnp.sum(scale * step**2) / jnp.maximum(jnp.sum(scale * p**2), 1e-300))
         grad = jnp.max(jnp.abs(g) / jnp.sqrt(scale)) / jnp.sqrt(jnp.maximum(f, 1e-300))
-        done = (ok & ((rel_f < ftol) | (rel_x < xtol))) | (grad < gtol) | (f < 1e-300) | (lam > 1e16)
+        # MINPACK's ftol test also fires on a rejected step whose predicted reduction is tiny:
+        # at the optimum, rounding makes every step fail, and that is convergence, not failure.
+        tiny_model = predicted / jnp.maximum(f, 1e-300) < ftol
+        done = (ok & ((rel_f < ftol) | (rel_x < xtol))) | tiny_model | (grad < gtol) | (f < 1e-300) | (lam > 1e16)
         return p_next, r_next, lam_next, nu_next, diag, it + 1, done
 
     dt = p0.dtype

@@ -23,10 +23,10 @@ def as_points(law: str, inputs: Mapping[str, object], y: object) -> tuple[dict[s
     for k, v in list(xs.items()) + [("target", y)]:
         bad = np.flatnonzero(~np.isfinite(v))
         if bad.size:
-            raise ValueError(f"{k} has non-finite value {v[bad[0]]!r} at point {bad[0]}")
+            raise ValueError(f"{k} has non-finite value {float(v[bad[0]])!r} at point {bad[0]}")
         if (v <= 0).any():
             i = int(np.flatnonzero(v <= 0)[0])
-            raise ValueError(f"{k} must be positive; point {i} has {v[i]!r}")
+            raise ValueError(f"{k} must be positive; point {i} has {float(v[i])!r}")
     if y.size < len(names):
         raise ValueError(f"law {law!r} has {len(names)} parameters but only {y.size} point(s) were given")
     return xs, y
