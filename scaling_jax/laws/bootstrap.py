@@ -73,8 +73,11 @@ def resample_weights(n_points: int, n_resamples: int, seed: int) -> np.ndarray:
 
 
 def bootstrap(law: str, inputs: Mapping[str, object], y: object, *, n_resamples: int = 1000, seed: int = 0,
-              starts: np.ndarray | None = None, max_iter: int = 400) -> BootstrapResult:
-    """Refit ``law`` on ``n_resamples`` resamples of the points, each from every start."""
+              starts: np.ndarray | None = None, max_iter: int = 400, dedupe: bool = True) -> BootstrapResult:
+    """Refit ``law`` on ``n_resamples`` resamples of the points, each from every start.
+
+    ``dedupe`` fits each distinct resample once (same answer, fewer fits when points are few).
+    """
     xs, y = as_points(law, inputs, y)
     W = resample_weights(y.size, n_resamples, seed)
     ok = np.array([not design_problems(law, xs, w) for w in W])
@@ -82,7 +85,10 @@ def bootstrap(law: str, inputs: Mapping[str, object], y: object, *, n_resamples:
     params = np.empty((0, len(forms.law(law)[1])))
     n_unconv = 0
     if ok.any():
-        uniq, inverse = np.unique(W[ok], axis=0, return_inverse=True)
+        if dedupe:
+            uniq, inverse = np.unique(W[ok], axis=0, return_inverse=True)
+        else:
+            uniq, inverse = W[ok], np.arange(int(ok.sum()))
         best, _ = fit_batch(law, xs, y, uniq, starts, max_iter)
         good = best.converged & np.all(np.isfinite(best.params), axis=1)
         per_resample = good[inverse.ravel()]
