@@ -26,6 +26,7 @@ class NutsConfig:
     seed: int = 0
     chain_method: str = "vectorized"
     target_accept_prob: float = 0.95
+    dense_mass: bool = True  # the law's parameters stay correlated even after centring
     max_tree_depth: int = 10
 
     def __post_init__(self):
@@ -113,6 +114,7 @@ def run_nuts(model: Callable, *args, config: NutsConfig = NutsConfig(), **kwargs
             model,
             target_accept_prob=config.target_accept_prob,
             max_tree_depth=config.max_tree_depth,
+            dense_mass=config.dense_mass,
             init_strategy=init_to_median(num_samples=15),
         )
         mcmc = MCMC(

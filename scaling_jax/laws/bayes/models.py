@@ -35,6 +35,7 @@ likelihood is on ln Err with its own σ_err ~ HalfNormal(0.02), the same structu
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import jax
@@ -45,6 +46,7 @@ import numpyro
 import numpyro.distributions as dist
 
 from scaling_jax.laws import forms
+from scaling_jax.laws.points import as_points, design_problems
 from scaling_jax.laws.bayes.design import Box, leave_one_out_distance, log_cm
 
 SIGMA0_MEDIAN = 0.005  # LogNormal median of σ₀ on ln L and ln Err (see module docstring)
@@ -55,11 +57,22 @@ TAU_ERR_SCALE = 0.1  # HalfNormal scale of τ_err per e-fold of ln L
 
 @dataclass(frozen=True)
 class LossData:
-    """Eq. 4 fit points (float64) and the constants their model is centred on."""
+    """Eq. 4 fit points (float64) and the constants their model is centred on.
+
+    Validated like the point fitter's (:func:`scaling_jax.laws.points.as_points`): too few
+    points, non-finite or non-positive values raise ``ValueError``; a design that cannot
+    pin a and b (one M) only warns, since the priors still give a proper posterior.
+    """
 
     C: np.ndarray
     M: np.ndarray
     L: np.ndarray
+
+    def __post_init__(self):
+        xs, y = as_points("overtrain", {"C": self.C, "M": self.M}, self.L)
+        _set_arrays(self, C=xs["C"], M=xs["M"], L=y)
+        for problem in design_problems("overtrain", xs):
+            warnings.warn(f"Eq. 4 fit points: {problem}; the posterior there is the prior's", RuntimeWarning, stacklevel=3)
 
     @property
     def x(self) -> np.ndarray:
@@ -97,6 +110,10 @@ class ErrorData:
     L: np.ndarray
     Err: np.ndarray
 
+    def __post_init__(self):
+        xs, y = as_points("error", {"L": self.L}, self.Err)
+        _set_arrays(self, L=xs["L"], Err=y)
+
     @property
     def x(self) -> np.ndarray:
         return np.log(np.asarray(self.L, np.float64))[:, None]
@@ -116,6 +133,11 @@ class ErrorData:
     @property
     def Err_max(self) -> float:
         return float(np.max(self.Err))
+
+
+def _set_arrays(obj, **arrays):
+    for k, v in arrays.items():
+        object.__setattr__(obj, k, v)
 
 
 def discrepancy(sigma0, tau_K, dist_PxK):
