@@ -34,11 +34,6 @@ def error_data(runs) -> ErrorData:
     return ErrorData(L=[r.loss(VAL) for r in runs], Err=[r.err_17 for r in runs])
 
 
-def central_level(draws_DxP: np.ndarray, y_P: np.ndarray) -> np.ndarray:
-    """Smallest central-interval level (0..1) of the draws that contains each y: |2F(y) − 1|."""
-    F = np.mean(draws_DxP <= y_P[None], axis=0)
-    return np.abs(2.0 * F - 1.0)
-
 
 def band_stats(bands: Bands, y: np.ndarray, M: np.ndarray) -> dict:
     """Coverage per level, median 95 % width and median |error| (relative to the measured y),

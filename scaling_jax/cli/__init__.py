@@ -11,7 +11,7 @@ import argparse
 import importlib
 import sys
 
-COMMANDS: tuple[str, ...] = ("reproduce", "fit", "model_info")
+COMMANDS: tuple[str, ...] = ("reproduce", "fit", "model_info", "posterior")
 
 
 def build_parser() -> argparse.ArgumentParser:
