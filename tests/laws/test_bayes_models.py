@@ -1,5 +1,5 @@
 """Simulated data from known parameters: the posterior covers the truth, more points narrow
-the bands, bad input fails like the point fitter. Small draws keep this under a minute."""
+the bands, bad input fails like the point fitter. Few draws (4 × 300) keep each NUTS run at ~20 s, mostly compilation."""
 
 import numpy as np
 import pytest
@@ -7,7 +7,7 @@ import pytest
 from scaling_jax.laws import forms
 from scaling_jax.laws.bayes import (
     Bands, ErrorData, ErrorLaw, LossData, LossLaw, NutsConfig, PooledLossData, chained_error_draws,
-    chained_model, hierarchical_loss_model, loss_draws, loss_model, run_nuts, to_CM,
+    chained_model, error_draws, hierarchical_loss_model, loss_draws, loss_model, run_nuts, to_CM,
 )  # fmt: skip
 
 TRUE = {"E": 1.8, "a": 210.0, "b": 370.0, "eta": 0.135}
@@ -30,14 +30,25 @@ def true_loss(N, M):
 
 @pytest.fixture(scope="module")
 def many():
+    """Eq. 4 and Eq. 5 chained, fitted on 12 simulated runs (4 sizes × M in {20, 80, 320})."""
     N, M = np.meshgrid(SIZES, [20.0, 80.0, 320.0])
-    data = simulate(N.ravel(), M.ravel())
+    loss = simulate(N.ravel(), M.ravel())
+    L_fit = np.r_[loss.L, true_loss(1.44e9, 20.0)]
+    err = ErrorData(L=L_fit, Err=np.asarray(forms.error(TRUE_ERR, L_fit)) * np.exp(0.003 * np.random.default_rng(1).normal(size=L_fit.size)))
+    post = run_nuts(chained_model, loss, err, config=CONFIG)
+    return loss, err, post
+
+
+@pytest.fixture(scope="module")
+def few():
+    """Eq. 4 alone on the Table-1 design: four sizes at M = 20, the smallest also at M = 320."""
+    data = simulate(np.r_[SIZES, SIZES[0]], np.r_[np.full(4, 20.0), 320.0])
     return data, run_nuts(loss_model, data, config=CONFIG)
 
 
 def test_posterior_covers_the_true_parameters(many):
-    data, post = many
-    for k, v in TRUE.items():
+    loss, err, post = many
+    for k, v in {**TRUE, **TRUE_ERR}.items():
         lo, hi = np.percentile(post.samples[k], [2.5, 97.5])
         assert lo <= v <= hi, (k, lo, v, hi)
     d = post.diagnostics
@@ -45,54 +56,43 @@ def test_posterior_covers_the_true_parameters(many):
 
 
 def test_predictive_bands_cover_the_true_law_off_the_fit_points(many):
-    data, post = many
-    law = LossLaw.from_samples(post.samples, data.box)
+    loss, err, post = many
+    law = LossLaw.from_samples(post.samples, loss.box)
     b = Bands.from_draws(loss_draws(law, *to_CM(N=TARGETS_N, M=TARGETS_M)))
     assert np.all(b.covers(true_loss(TARGETS_N, TARGETS_M), 95))
     assert np.all((b.lo[95] <= b.lo[90]) & (b.lo[90] <= b.lo[50]) & (b.hi[50] <= b.hi[90]) & (b.hi[90] <= b.hi[95]))
 
 
-def test_more_points_give_narrower_bands(many):
-    data, post = many
-    few = simulate(np.r_[SIZES, SIZES[0]], np.r_[np.full(4, 20.0), 320.0])  # Table-1 design
-    post_few = run_nuts(loss_model, few, config=CONFIG)
-    C, M = to_CM(N=TARGETS_N, M=TARGETS_M)
-
-    def width(d, p):
-        b = Bands.from_draws(loss_draws(LossLaw.from_samples(p.samples, d.box), C, M))
-        return np.median((b.hi[95] - b.lo[95]) / b.median)
-
-    assert width(data, post) < 0.8 * width(few, post_few)
-
-
-def test_predictive_draws_are_reproducible(many):
-    data, post = many
-    law = LossLaw.from_samples(post.samples, data.box)
-    C, M = to_CM(N=TARGETS_N, M=TARGETS_M)
-    np.testing.assert_array_equal(loss_draws(law, C, M, seed=3), loss_draws(law, C, M, seed=3))
-    assert not np.array_equal(loss_draws(law, C, M, seed=3), loss_draws(law, C, M, seed=4))
-
-
-@pytest.mark.slow
-def test_chained_error_band_covers_truth_and_carries_both_laws():
-    N, M = np.meshgrid(SIZES, [20.0, 320.0])
-    loss = simulate(N.ravel(), M.ravel(), seed=1)
-    L_fit = np.r_[loss.L, true_loss(1.44e9, 20.0)]
-    err = ErrorData(L=L_fit, Err=np.asarray(forms.error(TRUE_ERR, L_fit)))
-    cfg = NutsConfig(num_warmup=300, num_samples=300, num_chains=4, seed=1)
-    post = run_nuts(chained_model, loss, err, config=cfg)
-    again = run_nuts(chained_model, loss, err, config=cfg)
-    np.testing.assert_array_equal(post.samples["eta"], again.samples["eta"])  # same seed, same draws
+def test_chained_error_band_covers_truth_and_carries_both_laws(many):
+    loss, err, post = many
     ll, el = LossLaw.from_samples(post.samples, loss.box), ErrorLaw.from_samples(post.samples, err.box)
     C, M = to_CM(N=TARGETS_N, M=TARGETS_M)
     chained = Bands.from_draws(chained_error_draws(ll, el, C, M))
     truth = np.asarray(forms.error(TRUE_ERR, true_loss(TARGETS_N, TARGETS_M)))
     assert np.all(chained.covers(truth, 95))
-    # Error band at the loss median alone (Eq. 5 uncertainty only) is narrower than the chained one.
-    from scaling_jax.laws.bayes import error_draws
-
+    # Eq. 5's uncertainty alone (error at the median loss) gives a narrower band than the chain.
     only_eq5 = Bands.from_draws(error_draws(el, Bands.from_draws(loss_draws(ll, C, M)).median))
     assert np.all(only_eq5.hi[95] - only_eq5.lo[95] < chained.hi[95] - chained.lo[95])
+
+
+def test_more_points_give_narrower_bands(many, few):
+    C, M = to_CM(N=TARGETS_N, M=TARGETS_M)
+
+    def width(data, post):
+        b = Bands.from_draws(loss_draws(LossLaw.from_samples(post.samples, data.box), C, M))
+        return np.median((b.hi[95] - b.lo[95]) / b.median)
+
+    assert width(many[0], many[2]) < 0.8 * width(*few)
+
+
+def test_same_seed_same_draws(few):
+    data, post = few
+    again = run_nuts(loss_model, data, config=CONFIG)
+    np.testing.assert_array_equal(post.samples["eta"], again.samples["eta"])
+    law = LossLaw.from_samples(post.samples, data.box)
+    C, M = to_CM(N=TARGETS_N, M=TARGETS_M)
+    np.testing.assert_array_equal(loss_draws(law, C, M, seed=3), loss_draws(law, C, M, seed=3))
+    assert not np.array_equal(loss_draws(law, C, M, seed=3), loss_draws(law, C, M, seed=4))
 
 
 @pytest.mark.slow
