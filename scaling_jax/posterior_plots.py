@@ -14,54 +14,49 @@ from scaling_jax.plots import _plt
 VAL = paper.LOSS_VAL_SET
 
 
-def figure1_bands(tb, checks: dict, path: Path) -> Path:
-    """Top: loss vs compute, posterior median and 50/95 % bands of Eq. 4 for each M.
-    Bottom: 17-task error vs loss with the 50/95 % bands of Eq. 5."""
-    plt = _plt()
-    datasets = list(checks)
-    fig, axes = plt.subplots(2, len(datasets), figsize=(5 * len(datasets), 8), squeeze=False)
-    cmap = plt.get_cmap("viridis")
-    for col, ds in enumerate(datasets):
-        c = checks[ds]
-        runs = tb.select(dataset=ds).runs
-        fit_names = {r.name for r in paper.loss_fit_runs(tb, ds)}
-        Ms = sorted({round(r.M) for r in runs})
-        C_all = np.array([r.C for r in runs])
-        Cg = np.geomspace(C_all.min() / 2, C_all.max() * 2, 80)
-        ax = axes[0, col]
-        for k, M in enumerate(Ms):
-            color = cmap(k / max(len(Ms) - 1, 1))
-            b = Bands.from_draws(loss_draws(c.loss_law, Cg, np.full_like(Cg, M)))
-            ax.plot(Cg, b.median, color=color, lw=1, label=f"M={M}")
-            ax.fill_between(Cg, b.lo[95], b.hi[95], color=color, alpha=0.08, lw=0)
-            ax.fill_between(Cg, b.lo[50], b.hi[50], color=color, alpha=0.2, lw=0)
-            pts = [r for r in runs if round(r.M) == M]
-            ax.scatter([r.C for r in pts], [r.loss(VAL) for r in pts], color=color, s=14, zorder=3)
-        for r in runs:
-            if r.name in fit_names:
-                ax.scatter(r.C, r.loss(VAL), facecolors="none", edgecolors="k", s=60, zorder=4)
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        ax.set_xlabel("compute C = 6ND (FLOPs)")
-        ax.set_ylabel("C4 eval loss")
-        ax.set_title(f"{ds}: Eq. 4 posterior, 50/95 % bands (circles: fit points)", fontsize=9)
-        ax.legend(fontsize=6, ncol=2)
-        ax = axes[1, col]
-        L = np.array([r.loss(VAL) for r in runs])
-        err = np.array([r.err_17 for r in runs])
-        Lg = np.linspace(L.min() * 0.95, L.max() * 1.05, 80)
-        b = Bands.from_draws(error_draws(c.error_law, Lg))
-        ax.plot(Lg, b.median, color="k", lw=1, label="Eq. 5 posterior median")
-        ax.fill_between(Lg, b.lo[95], b.hi[95], color="k", alpha=0.1, lw=0, label="95 %")
-        ax.fill_between(Lg, b.lo[50], b.hi[50], color="k", alpha=0.25, lw=0, label="50 %")
-        ax.scatter(L, err, s=12, c=[cmap(Ms.index(round(r.M)) / max(len(Ms) - 1, 1)) for r in runs], zorder=3)
-        ax.set_xlabel("C4 eval loss")
-        ax.set_ylabel("17-task top-1 error")
-        ax.legend(fontsize=7)
+def _save(plt, fig, path: Path) -> Path:
     fig.tight_layout()
     out = atomic.savefig(path, fig, dpi=110)
     plt.close(fig)
     return out
+
+
+def figure1_bands(tb, checks: dict, path: Path) -> Path:
+    """Top: loss vs compute, posterior median and 50/95 % bands of Eq. 4 for each M.
+    Bottom: 17-task error vs loss with the 50/95 % bands of Eq. 5."""
+    plt = _plt()
+    fig, axes = plt.subplots(2, len(checks), figsize=(5 * len(checks), 8), squeeze=False)
+    cmap = plt.get_cmap("viridis")
+    for (ax, ax_err), (ds, c) in zip(axes.T, checks.items()):
+        by_M: dict[int, list] = {}
+        for r in tb.select(dataset=ds).runs:
+            by_M.setdefault(round(r.M), []).append(r)
+        runs = [r for M in sorted(by_M) for r in by_M[M]]
+        Cg = np.geomspace(min(r.C for r in runs) / 2, max(r.C for r in runs) * 2, 80)
+        for k, M in enumerate(sorted(by_M)):
+            color = cmap(k / max(len(by_M) - 1, 1))
+            b = Bands.from_draws(loss_draws(c.loss_law, Cg, np.full_like(Cg, M)))
+            ax.plot(Cg, b.median, color=color, lw=1, label=f"M={M}")
+            for level, alpha in ((95, 0.08), (50, 0.2)):
+                ax.fill_between(Cg, b.lo[level], b.hi[level], color=color, alpha=alpha, lw=0)
+            ax.scatter([r.C for r in by_M[M]], [r.loss(VAL) for r in by_M[M]], color=color, s=14, zorder=3)
+        fit = paper.loss_fit_runs(tb, ds)
+        ax.scatter([r.C for r in fit], [r.loss(VAL) for r in fit], facecolors="none", edgecolors="k", s=60, zorder=4)
+        ax.set(xscale="log", yscale="log", xlabel="compute C = 6ND (FLOPs)", ylabel="C4 eval loss")
+        ax.set_title(f"{ds}: Eq. 4 posterior, 50/95 % bands (circles: fit points)", fontsize=9)
+        ax.legend(fontsize=6, ncol=2)
+        L = np.array([r.loss(VAL) for r in runs])
+        Lg = np.linspace(L.min() * 0.95, L.max() * 1.05, 80)
+        b = Bands.from_draws(error_draws(c.error_law, Lg))
+        ax_err.plot(Lg, b.median, color="k", lw=1, label="Eq. 5 posterior median")
+        for level, alpha in ((95, 0.1), (50, 0.25)):
+            ax_err.fill_between(Lg, b.lo[level], b.hi[level], color="k", alpha=alpha, lw=0, label=f"{level} %")
+        for k, M in enumerate(sorted(by_M)):
+            ax_err.scatter([r.loss(VAL) for r in by_M[M]], [r.err_17 for r in by_M[M]], s=12, zorder=3,
+                           color=cmap(k / max(len(by_M) - 1, 1)))
+        ax_err.set(xlabel="C4 eval loss", ylabel="17-task top-1 error")
+        ax_err.legend(fontsize=7)
+    return _save(plt, fig, path)
 
 
 def _observed(draws_DxP: np.ndarray, y_P: np.ndarray, levels: np.ndarray) -> np.ndarray:
@@ -91,7 +86,4 @@ def calibration(checks: dict, path: Path) -> Path:
         ax.set_ylabel("observed coverage on held-out models")
         ax.set_title(f"{ds} ({len(y_l)} held-out)", fontsize=9)
         ax.legend(fontsize=7)
-    fig.tight_layout()
-    out = atomic.savefig(path, fig, dpi=110)
-    plt.close(fig)
-    return out
+    return _save(plt, fig, path)

@@ -7,7 +7,7 @@ import pytest
 from scaling_jax.laws import forms
 from scaling_jax.laws.bayes import (
     Bands, ErrorData, ErrorLaw, LossData, LossLaw, NutsConfig, PooledLossData, chained_error_draws,
-    chained_model, error_draws, hierarchical_loss_model, loss_draws, loss_model, run_nuts, to_CM,
+    chained_model, error_draws, predictive, hierarchical_loss_model, loss_draws, loss_model, run_nuts, to_CM,
 )  # fmt: skip
 
 TRUE = {"E": 1.8, "a": 210.0, "b": 370.0, "eta": 0.135}
@@ -73,6 +73,10 @@ def test_chained_error_band_covers_truth_and_carries_both_laws(many):
     # Eq. 5's uncertainty alone (error at the median loss) gives a narrower band than the chain.
     only_eq5 = Bands.from_draws(error_draws(el, Bands.from_draws(loss_draws(ll, C, M)).median))
     assert np.all(only_eq5.hi[95] - only_eq5.lo[95] < chained.hi[95] - chained.lo[95])
+    # The one-call API gives the same bands from (N, M) targets.
+    bands = predictive(ll, el, N=TARGETS_N, M=TARGETS_M)
+    np.testing.assert_allclose(bands["error"].hi[95], chained.hi[95])
+    assert bands["loss"].median.shape == (3,)
 
 
 def test_more_points_give_narrower_bands(many, few):

@@ -10,11 +10,11 @@ from scaling_jax.laws.bayes.models import (
     ErrorData, LossData, PooledLossData, chained_model, error_model, hierarchical_loss_model, loss_model,
 )  # fmt: skip
 from scaling_jax.laws.bayes.predict import (
-    Bands, ErrorLaw, LossLaw, chained_error_draws, error_draws, loss_draws, to_CM,
+    Bands, ErrorLaw, LossLaw, chained_error_draws, error_draws, loss_draws, predictive, to_CM,
 )  # fmt: skip
 
 __all__ = [
     "Bands", "Box", "Diagnostics", "ErrorData", "ErrorLaw", "LossData", "LossLaw", "NutsConfig",
     "PooledLossData", "Posterior", "chained_error_draws", "chained_model", "error_draws", "error_model",
-    "hierarchical_loss_model", "loss_draws", "loss_model", "run_nuts", "to_CM",
+    "hierarchical_loss_model", "loss_draws", "loss_model", "predictive", "run_nuts", "to_CM",
 ]  # fmt: skip

@@ -64,8 +64,25 @@ TAU_SCALE = 0.01  # HalfNormal scale of τ per e-fold of ln C or ln M
 TAU_ERR_SCALE = 0.1  # HalfNormal scale of τ_err per e-fold of ln L
 
 
+class _FitPoints:
+    """Shared by the fit-point containers: ``x`` (log inputs, one row per point) decides
+    the fit box and the leave-one-out extrapolation distances; L̄ centres the priors."""
+
+    @property
+    def box(self) -> Box:
+        return Box.around(self.x)
+
+    @property
+    def dist(self) -> np.ndarray:
+        return leave_one_out_distance(self.x)
+
+    @property
+    def L_bar(self) -> float:
+        return float(np.exp(np.mean(np.log(self.L))))
+
+
 @dataclass(frozen=True)
-class LossData:
+class LossData(_FitPoints):
     """Eq. 4 fit points (float64) and the constants their model is centred on.
 
     Validated like the point fitter's (:func:`scaling_jax.laws.points.as_points`): too few
@@ -88,14 +105,6 @@ class LossData:
         return log_cm(self.C, self.M)
 
     @property
-    def box(self) -> Box:
-        return Box.around(self.x)
-
-    @property
-    def dist(self) -> np.ndarray:
-        return leave_one_out_distance(self.x)
-
-    @property
     def log_C0(self) -> float:
         return float(np.mean(np.log(self.C)))
 
@@ -107,13 +116,9 @@ class LossData:
     def L_min(self) -> float:
         return float(np.min(self.L))
 
-    @property
-    def L_bar(self) -> float:
-        return float(np.exp(np.mean(np.log(self.L))))
-
 
 @dataclass(frozen=True)
-class ErrorData:
+class ErrorData(_FitPoints):
     """Eq. 5 fit points: measured loss L and downstream error Err (float64)."""
 
     L: np.ndarray
@@ -125,19 +130,7 @@ class ErrorData:
 
     @property
     def x(self) -> np.ndarray:
-        return np.log(np.asarray(self.L, np.float64))[:, None]
-
-    @property
-    def box(self) -> Box:
-        return Box.around(self.x)
-
-    @property
-    def dist(self) -> np.ndarray:
-        return leave_one_out_distance(self.x)
-
-    @property
-    def L_bar(self) -> float:
-        return float(np.exp(np.mean(np.log(self.L))))
+        return np.log(self.L)[:, None]
 
     @property
     def Err_max(self) -> float:

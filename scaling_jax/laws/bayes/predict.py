@@ -135,3 +135,15 @@ class Bands:
             out[f"q{50 - lv / 2:g}"] = self.lo[lv].tolist()
             out[f"q{50 + lv / 2:g}"] = self.hi[lv].tolist()
         return out
+
+
+def predictive(loss: LossLaw, error: ErrorLaw | None = None, *, N=None, M=None, C=None, D=None,
+               seed: int = 0) -> dict[str, Bands]:
+    """50/90/95 % bands of loss (and chained error when ``error`` is given) at targets given
+    as (N, M), (N, D) or (C, M)."""
+    C, M = to_CM(N=N, M=M, C=C, D=D)
+    C, M = np.atleast_1d(C), np.atleast_1d(M)
+    out = {"loss": Bands.from_draws(loss_draws(loss, C, M, seed=seed))}
+    if error is not None:
+        out["error"] = Bands.from_draws(chained_error_draws(loss, error, C, M, seed=seed))
+    return out
