@@ -14,13 +14,9 @@ Priors (weakly informative; each follows from what the law means, not from a fit
   η = ln((L_lo − E)/(L_hi − E))/ln(C_hi/C_lo) > 0 and a, b > 0 follow, with no hard bound
   needed. The data pin L_lo and L_hi; E and w are the weakly identified directions, and
   making them axes of the sampler is what lets NUTS mix (see :func:`loss_model`).
-* The hierarchical Eq. 4 samples η itself (it is what is pooled): logit η̄ from η̄ ~ Beta(2, 6)
-  (η in (0, 1); Chinchilla-style fits find α = 2η ≈ 0.3, and Beta(2, 6) has mean 0.25 and
-  95 % of its mass in (0.03, 0.6)); per set E = L_min·u, u ~ Beta(2, 2), and a, b positive on
-  a log scale after centring: (a·M^η + b·M^−η)·C^−η = (a₀·(M/M₀)^η + b₀·(M/M₀)^−η)·(C/C₀)^−η
-  with ln(a₀/(L̄/2)), ln(b₀/(L̄/2)) ~ Normal(0, 1.5): each part of the reducible loss at the
-  design centre is a fraction of the loss. Centring removes the near-perfect correlation of
-  ln a and η (C^−η is a lever of e^−40η at C ≈ 1e18).
+* The hierarchical Eq. 4 samples η itself (it is what is pooled): η̄ ~ Beta(2, 6) (η in (0, 1);
+  Chinchilla-style fits find α = 2η ≈ 0.3, and Beta(2, 6) has mean 0.25 and 95 % of its mass
+  in (0.03, 0.6)); per set, L_hi, E and w as above.
 * ε = Err_max + (1 − Err_max)·u, u ~ Beta(2, 2): Err(L) < ε for all L, so ε sits between the
   largest observed error and 1 (chance-level error of a useless model is below 1).
 * Eq. 5 is centred at L̄ too: k·e^−γL = k₀·e^−γ(L−L̄) with k₀ = ε·v, v ~ Beta(1.5, 4) (the gap
@@ -103,7 +99,6 @@ class LossData(_FitPoints):
     @property
     def x(self) -> np.ndarray:
         return log_cm(self.C, self.M)
-
     @property
     def log_C0(self) -> float:
         return float(np.mean(np.log(self.C)))
@@ -112,9 +107,6 @@ class LossData(_FitPoints):
     def log_M0(self) -> float:
         return float(np.mean(np.log(self.M)))
 
-    @property
-    def L_min(self) -> float:
-        return float(np.min(self.L))
 
 
 @dataclass(frozen=True)
@@ -147,13 +139,14 @@ def discrepancy(sigma0, tau_K, dist_PxK):
     return jnp.sqrt(sigma0**2 + jnp.sum((tau_K * dist_PxK) ** 2, axis=-1))
 
 
-def _loss_params(d: LossData, u_E, eta, log_a0, log_b0) -> dict:
-    """Sampled coordinates → the paper's E, a, b, η, undoing the centring:
-    a₀ = (L̄/2)·e^{log_a0}, a = a₀·M₀^−η·C₀^η, b = b₀·M₀^η·C₀^η."""
-    half = d.L_bar / 2
-    a = half * jnp.exp(log_a0 + eta * (d.log_C0 - d.log_M0))
-    b = half * jnp.exp(log_b0 + eta * (d.log_C0 + d.log_M0))
-    return {"E": d.L_min * u_E, "a": a, "b": b, "eta": eta}
+def _anchored_params(d: LossData, L_hi, E, w, eta) -> dict:
+    """Anchored coordinates → the paper's E, a, b, η. The reducible loss at the largest fit
+    compute is L_hi − E, so at the centre (C₀, M₀) it is K = a₀ + b₀ = (L_hi − E)·(C_hi/C₀)^η;
+    a₀ = w·K, b₀ = (1 − w)·K, and undoing the centring a = a₀·M₀^−η·C₀^η, b = b₀·M₀^η·C₀^η."""
+    log_K = jnp.log(L_hi - E) + eta * (float(np.log(d.C).max()) - d.log_C0)
+    a = w * jnp.exp(log_K + eta * (d.log_C0 - d.log_M0))
+    b = (1 - w) * jnp.exp(log_K + eta * (d.log_C0 + d.log_M0))
+    return {"E": E, "a": a, "b": b, "eta": eta}
 
 
 def _loss_noise_sites():
@@ -180,9 +173,7 @@ def loss_model(data: LossData):
     L_hi = jnp.exp(ln_L_hi)
     E = u_E * L_hi
     eta = jnp.log((L_hi * jnp.exp(drop) - E) / (L_hi - E)) / (log_C_hi - log_C_lo)
-    K = (L_hi - E) * jnp.exp(eta * (log_C_hi - data.log_C0))  # a₀ + b₀: reducible loss at (C₀, M₀)
-    p = _loss_params(data, u_E=E / data.L_min, eta=eta, log_a0=jnp.log(w * K / (data.L_bar / 2)),
-                     log_b0=jnp.log((1 - w) * K / (data.L_bar / 2)))
+    p = _anchored_params(data, L_hi, E, w, eta)
     for name in ("E", "a", "b", "eta"):
         numpyro.deterministic(name, p[name])
     L = forms.overtrain(p, data.C, data.M)
@@ -224,6 +215,9 @@ class PooledLossData:
 def hierarchical_loss_model(data: PooledLossData):
     """Eq. 4 for S training sets with η partially pooled and E, a, b free per set.
 
+    Per set the anchored coordinates of :func:`loss_model` (L_hi, E = u·L_hi, w) with their
+    priors, but η is sampled (it is what is pooled) instead of following from L_lo.
+
     logit η_s = logit η̄ + s_η·z_s with η̄ ~ Beta(2, 6) (the single-set prior), z_s ~ N(0, 1),
     s_η ~ HalfNormal(0.2): the paper finds η nearly constant across data sets, and 0.2 on the
     logit scale lets η_s differ from η̄ by ~±20 % (η(1−η)·0.2 ≈ 0.02 at η ≈ 0.13). The
@@ -236,13 +230,14 @@ def hierarchical_loss_model(data: PooledLossData):
     sigma, tau = _loss_noise_sites()
     with numpyro.plate("set", S):
         z = numpyro.sample("z_eta", dist.Normal(0.0, 1.0))
+        ln_L_hi = numpyro.sample("ln_L_hi", dist.Normal(np.log([d.L_bar for d in data.sets]), 1.0))
         u_E = numpyro.sample("u_E", dist.Beta(2.0, 2.0))
-        log_a0 = numpyro.sample("log_a0", dist.Normal(0.0, 1.5))
-        log_b0 = numpyro.sample("log_b0", dist.Normal(0.0, 1.5))
+        w = numpyro.sample("w", dist.Beta(2.0, 2.0))
     eta = numpyro.deterministic("eta", jax.nn.sigmoid(logit(eta_bar) + s_eta * z))
     per_set = []
     for s, d in enumerate(data.sets):
-        p = _loss_params(d, u_E[s], eta[s], log_a0[s], log_b0[s])
+        L_hi = jnp.exp(ln_L_hi[s])
+        p = _anchored_params(d, L_hi, u_E[s] * L_hi, w[s], eta[s])
         L = forms.overtrain(p, d.C, d.M)
         numpyro.sample(f"ln_L_{s}", dist.Normal(jnp.log(L), discrepancy(sigma, tau, d.dist)), obs=np.log(d.L))
         per_set.append(p)
