@@ -99,6 +99,7 @@ class LossData(_FitPoints):
     @property
     def x(self) -> np.ndarray:
         return log_cm(self.C, self.M)
+
     @property
     def log_C0(self) -> float:
         return float(np.mean(np.log(self.C)))
@@ -106,7 +107,6 @@ class LossData(_FitPoints):
     @property
     def log_M0(self) -> float:
         return float(np.mean(np.log(self.M)))
-
 
 
 @dataclass(frozen=True)
