@@ -9,7 +9,7 @@ from scaling_jax.cli import main
 def test_posterior_on_the_testbed_writes_the_issue_shape(testbed_dir, tmp_path, capsys):
     out = tmp_path / "o"
     argv = ["posterior", "--testbed", str(testbed_dir), "--out", str(out), "--datasets", "rpj",
-            "--num-warmup", "150", "--num-samples", "150", "--chains", "2", "--bootstrap", "100", "--no-pooling"]
+            "--num-warmup", "100", "--num-samples", "100", "--chains", "2", "--bootstrap", "100", "--no-pooling"]
     assert main(argv) == 0
     body = json.loads((out / "posterior.json").read_text())
     rpj = body["datasets"]["rpj"]

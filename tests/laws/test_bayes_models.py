@@ -1,5 +1,5 @@
 """Simulated data from known parameters: the posterior covers the truth, more points narrow
-the bands, bad input fails like the point fitter. Few draws (4 × 300) keep each NUTS run at ~20 s, mostly compilation."""
+the bands, bad input fails like the point fitter. Few draws (4 × 200) keep each NUTS run at ~20 s, mostly compilation."""
 
 import numpy as np
 import pytest
@@ -14,7 +14,7 @@ TRUE = {"E": 1.8, "a": 210.0, "b": 370.0, "eta": 0.135}
 TRUE_ERR = {"epsilon": 0.86, "k": 2.2, "gamma": 0.71}
 SIZES = np.array([1.06e7, 7.9e7, 1.54e8, 4.1e8])
 TARGETS_N, TARGETS_M = np.array([1.44e9, 6.9e9, 4.1e8]), np.array([20.0, 20.0, 640.0])
-CONFIG = NutsConfig(num_warmup=300, num_samples=300, num_chains=4, seed=0)
+CONFIG = NutsConfig(num_warmup=200, num_samples=200, num_chains=4, seed=0)
 
 
 def simulate(N, M, noise=0.003, seed=0):
