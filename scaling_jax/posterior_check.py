@@ -70,7 +70,7 @@ class SetCheck:
     summary: dict  # the posterior.json block of this set
 
 
-def _bootstrap_bands(lr, heldout, n_resamples: int, seed: int) -> tuple[Bands, np.ndarray]:
+def _bootstrap_bands(lr, heldout, n_resamples: int, seed: int) -> tuple[Bands, np.ndarray, dict]:
     from scaling_jax.laws.bootstrap import bootstrap
     from scaling_jax.laws.fit import fit_law
 
@@ -82,7 +82,7 @@ def _bootstrap_bands(lr, heldout, n_resamples: int, seed: int) -> tuple[Bands, n
     draws = bs.predictions(C=C, M=M)
     b = Bands.from_draws(draws)
     # The bootstrap's centre is the LM point fit, as a user of the point fitter would report it.
-    return Bands(median=point.predict(C=C, M=M), lo=b.lo, hi=b.hi), draws
+    return Bands(median=point.predict(C=C, M=M), lo=b.lo, hi=b.hi), draws, bs.summary()
 
 
 def check_set(tb: Testbed, dataset: str, config: NutsConfig, n_bootstrap: int = 1000) -> SetCheck:
@@ -100,11 +100,11 @@ def check_set(tb: Testbed, dataset: str, config: NutsConfig, n_bootstrap: int = 
     ed_draws = chained_error_draws(ll, el, eC, eM, seed=config.seed + 7)
     y_l, y_e = np.array([r.loss(VAL) for r in lh]), np.array([r.err_17 for r in eh])
     lb, eb = Bands.from_draws(ld_draws), Bands.from_draws(ed_draws)
-    bb, b_draws = _bootstrap_bands(lr, lh, n_bootstrap, config.seed)
+    bb, b_draws, b_summary = _bootstrap_bands(lr, lh, n_bootstrap, config.seed)
     summary = {
         "loss": band_stats(lb, y_l, lM),
         "error": band_stats(eb, y_e, eM),
-        "bootstrap_loss": band_stats(bb, y_l, lM),
+        "bootstrap_loss": {**band_stats(bb, y_l, lM), "resamples": b_summary},
         "diagnostics": post.diagnostics.to_dict(),
         "targets": _target_rows(lh, lb, y_l, eh, eb, y_e),
     }

@@ -24,6 +24,8 @@ def test_posterior_on_the_testbed_writes_the_issue_shape(testbed_dir, tmp_path, 
     # 35 RedPajama models, 5 fit Eq. 4 and 6 fit Eq. 5.
     assert rpj["loss"]["n_heldout"] == 30 and rpj["error"]["n_heldout"] == 29
     assert rpj["loss"]["m_ge_10"]["n_heldout"] == 26
+    boot = rpj["bootstrap_loss"]["resamples"]  # degenerate Table-1 resamples are dropped and counted
+    assert boot["n_resamples"] == 100 and boot["n_kept"] + boot["n_underdetermined"] + boot["n_unconverged"] == 100
     assert set(rpj["diagnostics"]) == {"max_rhat", "min_ess", "divergences"}
     t = rpj["targets"][0]
     assert t["loss_quantiles"]["q2.5"] <= t["loss_quantiles"]["q50"] <= t["loss_quantiles"]["q97.5"]
