@@ -1,0 +1,118 @@
+"""The run record: one trained model and everything measured on it.
+
+Defined once, used for the paper's released runs and for runs this project trains, with a
+JSON round-trip (``to_json`` / ``from_json``) so ``scaling-jax train`` can write records that
+``fit`` and ``reproduce`` read beside the paper's.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from types import MappingProxyType
+from typing import Any, Mapping
+
+SCHEMA_VERSION = 1
+
+
+def _frozen(m: Mapping | None) -> Mapping:
+    return MappingProxyType(dict(m or {}))
+
+
+@dataclasses.dataclass(frozen=True)
+class RunRecord:
+    """One trained model.
+
+    ``losses`` maps a validation-set name (``c4_val``, ``openlm``, ``paloma_c4_en``, ...) to
+    mean next-token cross-entropy in nats; ``loss_intervals`` the 95 % interval over
+    sequences for the same sets; ``accuracies`` maps a downstream task to top-1 accuracy in
+    [0, 1]. ``err_46`` / ``err_17`` are mean top-1 errors over the 46-task set and the
+    paper's 17-task subset (None when the run has no downstream evals).
+    """
+
+    name: str
+    dataset: str
+    model: str
+    N: int
+    params_no_embed: int
+    D: float
+    losses: Mapping[str, float]
+    loss_intervals: Mapping[str, tuple[float, float]] = dataclasses.field(default_factory=dict)
+    accuracies: Mapping[str, float] = dataclasses.field(default_factory=dict)
+    err_46: float | None = None
+    err_17: float | None = None
+    hyperparameters: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    source: str = ""
+
+    def __post_init__(self):
+        where = self.source or self.name
+        for field in ("N", "params_no_embed", "D"):
+            v = getattr(self, field)
+            if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
+                raise ValueError(f"{where}: field {field!r} must be a positive finite number, got {v!r}")
+        for set_name, loss in self.losses.items():
+            if not (isinstance(loss, (int, float)) and math.isfinite(loss) and loss > 0):
+                raise ValueError(f"{where}: loss for validation set {set_name!r} must be positive and finite, got {loss!r}")
+        for task, acc in self.accuracies.items():
+            if not (isinstance(acc, (int, float)) and math.isfinite(acc) and 0.0 <= acc <= 1.0):
+                raise ValueError(f"{where}: accuracy of task {task!r} must lie in [0, 1], got {acc!r}")
+        object.__setattr__(self, "losses", _frozen(self.losses))
+        object.__setattr__(
+            self, "loss_intervals", _frozen({k: tuple(v) for k, v in self.loss_intervals.items()})
+        )
+        object.__setattr__(self, "accuracies", _frozen(self.accuracies))
+        object.__setattr__(self, "hyperparameters", _frozen(self.hyperparameters))
+
+    @property
+    def M(self) -> float:
+        """Token multiplier D/N."""
+        return self.D / self.N
+
+    @property
+    def C(self) -> float:
+        """Training compute 6·N·D FLOPs."""
+        return 6.0 * self.N * self.D
+
+    def loss(self, val_set: str) -> float:
+        if val_set not in self.losses:
+            raise KeyError(f"{self.name}: no loss on validation set {val_set!r}; it has {sorted(self.losses)}")
+        return self.losses[val_set]
+
+    def to_dict(self) -> dict[str, Any]:
+        d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        for k in ("losses", "accuracies", "hyperparameters"):
+            d[k] = dict(d[k])
+        d["loss_intervals"] = {k: list(v) for k, v in self.loss_intervals.items()}
+        d["schema_version"] = SCHEMA_VERSION
+        return d
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, allow_nan=False)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any], source: str = "") -> "RunRecord":
+        d = dict(d)
+        version = d.pop("schema_version", SCHEMA_VERSION)
+        if version != SCHEMA_VERSION:
+            raise ValueError(f"{source or 'record'}: schema_version {version} is not {SCHEMA_VERSION}")
+        fields = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - fields)
+        if unknown:
+            raise ValueError(f"{source or 'record'}: unknown field(s) {unknown}")
+        missing = sorted({"name", "dataset", "model", "N", "params_no_embed", "D", "losses"} - set(d))
+        if missing:
+            raise ValueError(f"{source or 'record'}: missing field(s) {missing}")
+        if source:
+            d["source"] = source
+        return cls(**d)
+
+    @classmethod
+    def from_json(cls, text: str, source: str = "") -> "RunRecord":
+        try:
+            d = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{source or 'record'}: not valid JSON ({e})") from e
+        if not isinstance(d, dict):
+            raise ValueError(f"{source or 'record'}: top level must be a JSON object")
+        return cls.from_dict(d, source=source)

@@ -1,0 +1,47 @@
+"""Downstream task metadata: the 17-task subset and random baselines from ``eval_metadata.csv``."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+from types import MappingProxyType
+from typing import Mapping
+
+# The paper's 17-task subset (its Table 2 / Section 4), on which 7B models beat chance.
+TASKS_17: tuple[str, ...] = (
+    "bigbench_operators", "pubmed_qa_labeled", "hellaswag_zeroshot", "boolq", "arc_easy",
+    "coqa", "bigbench_dyck_languages", "lambada_openai", "bigbench_novel_concepts", "winograd",
+    "bigbench_cs_algorithms", "commonsense_qa", "bigbench_qa_wikidata", "hellaswag", "copa",
+    "squad", "piqa",
+)
+
+
+def read_random_baselines(path: str | Path) -> Mapping[str, float]:
+    """Task name -> random-baseline accuracy in [0, 1] (the CSV holds percent)."""
+    path = Path(path)
+    try:
+        rows = list(csv.DictReader(path.open(newline="")))
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: task metadata file not found") from None
+    out = {}
+    for i, row in enumerate(rows, start=2):
+        task = (row.get("Eval Task") or "").strip()
+        raw = (row.get("Random baseline") or "").strip()
+        if not task:
+            raise ValueError(f"{path}:{i}: field 'Eval Task' is empty")
+        try:
+            pct = float(raw)
+        except ValueError:
+            raise ValueError(f"{path}:{i}: field 'Random baseline' of {task!r} is not a number: {raw!r}") from None
+        if not 0.0 <= pct <= 100.0:
+            raise ValueError(f"{path}:{i}: field 'Random baseline' of {task!r} is outside [0, 100]: {pct}")
+        out[task] = pct / 100.0
+    return MappingProxyType(out)
+
+
+def mean_error(accuracies: Mapping[str, float], tasks) -> float:
+    """Mean top-1 error (1 − accuracy) over ``tasks``; every task must be present."""
+    missing = [t for t in tasks if t not in accuracies]
+    if missing:
+        raise KeyError(f"missing task(s) {missing}")
+    return sum(1.0 - accuracies[t] for t in tasks) / len(tasks)

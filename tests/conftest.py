@@ -1,0 +1,22 @@
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def testbed_dir() -> Path:
+    """The paper's released testbed: $SCALING_JAX_TESTBED, else ../shared/testbed."""
+    path = Path(os.environ.get("SCALING_JAX_TESTBED") or REPO.parent / "shared" / "testbed")
+    if not (path / "models").is_dir():
+        pytest.fail(f"testbed not found at {path}; set SCALING_JAX_TESTBED")
+    return path
+
+
+@pytest.fixture(scope="session")
+def testbed(testbed_dir):
+    from scaling_jax.testbed import load_testbed
+
+    return load_testbed(testbed_dir)
