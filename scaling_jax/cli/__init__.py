@@ -11,7 +11,7 @@ import argparse
 import importlib
 import sys
 
-COMMANDS: tuple[str, ...] = ()
+COMMANDS: tuple[str, ...] = ("model_info",)
 
 
 def build_parser() -> argparse.ArgumentParser:

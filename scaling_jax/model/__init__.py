@@ -1,0 +1,1 @@
+"""The OpenLM transformer: config, model, loss, sharding rules and counts."""

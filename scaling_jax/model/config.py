@@ -1,0 +1,93 @@
+"""Model config: the OpenLM decoder-only transformer's sizes and numerics, from YAML.
+
+``configs/models/<name>.yaml`` holds one ``ModelConfig`` per file; the six paper sizes carry
+the testbed's names (``d=96_l=8_h=4``, ..., ``open_lm_7b``) and ``tiny_d*`` are CPU sizes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from pathlib import Path
+from typing import Sequence
+
+from scaling_jax.config import ConfigError, load_yaml
+
+CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs" / "models"
+
+DTYPES = ("float32", "bfloat16")
+REMAT = ("none", "block", "dots")
+ATTENTION = ("auto", "xla", "cudnn")
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    """Sizes and numerics of one transformer.
+
+    dtype is the compute dtype; param_dtype the master-weight dtype. remat: 'none' keeps
+    every activation, 'block' saves only each block's input, 'dots' also saves matmul
+    outputs. scan_layers stacks the blocks' parameters on a leading 'layers' axis and runs
+    them with ``jax.lax.scan`` (compile time flat in depth).
+    """
+
+    name: str
+    d_model: int
+    n_layers: int
+    n_heads: int
+    vocab_size: int
+    seq_len: int
+    qk_norm: bool = True
+    norm_eps: float = 1e-5
+    rope_theta: float = 10000.0
+    dtype: str = "float32"
+    param_dtype: str = "float32"
+    remat: str = "none"
+    scan_layers: bool = True
+    attention: str = "auto"
+
+    def __post_init__(self):
+        for field in ("d_model", "n_layers", "n_heads", "vocab_size", "seq_len"):
+            value = getattr(self, field)
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                raise ValueError(f"{field}: must be a positive integer, got {value!r}")
+        if self.d_model % self.n_heads:
+            raise ValueError(
+                f"n_heads: {self.n_heads} does not divide d_model={self.d_model}"
+            )
+        if self.head_dim % 2:
+            raise ValueError(
+                f"n_heads: head dim d_model/n_heads={self.head_dim} must be even for rotary"
+            )
+        for field in ("norm_eps", "rope_theta"):
+            value = getattr(self, field)
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+                raise ValueError(f"{field}: must be a positive number, got {value!r}")
+        for field, allowed in (("dtype", DTYPES), ("param_dtype", DTYPES),
+                               ("remat", REMAT), ("attention", ATTENTION)):
+            if getattr(self, field) not in allowed:
+                raise ValueError(f"{field}: {getattr(self, field)!r} is not one of {list(allowed)}")
+
+    @property
+    def head_dim(self) -> int:
+        return self.d_model // self.n_heads
+
+    @property
+    def ffn_dim(self) -> int:
+        """SwiGLU width f = 256·ceil(floor(8d/3)/256), as OpenLM sizes it."""
+        return 256 * math.ceil((8 * self.d_model // 3) / 256)
+
+
+def available_models() -> list[str]:
+    return sorted(p.stem for p in CONFIG_DIR.glob("*.yaml"))
+
+
+def load_model_config(name_or_path: str, overrides: Sequence[str] = ()) -> ModelConfig:
+    """Load a config by name (``configs/models/<name>.yaml``) or by YAML path."""
+    path = Path(name_or_path)
+    if not (path.suffix in (".yaml", ".yml") or path.is_file()):
+        path = CONFIG_DIR / f"{name_or_path}.yaml"
+        if not path.is_file():
+            raise ConfigError(
+                f"unknown model {name_or_path!r}; available: {', '.join(available_models())}"
+            )
+    return load_yaml(ModelConfig, path, overrides)

@@ -1,0 +1,149 @@
+"""The OpenLM decoder-only transformer the paper trained, in Flax NNX.
+
+Token embedding; per layer x += Attn(Norm(x)) and x += SwiGLU(Norm(x)); final Norm; untied
+head. Norms are gain-only LayerNorms (no bias), attention has qk-norm (a gain-only LayerNorm
+over all heads of q and of k, as OpenLM applies it) and rotary embeddings; no biases anywhere.
+Weights are kept in ``param_dtype`` (float32 master) and cast to ``dtype`` for compute.
+Every parameter names its logical axes in ``out_sharding``; sharding.py maps them to a mesh.
+
+Shape suffixes: B batch, L sequence, D model width, H heads, K head dim, F SwiGLU width,
+V vocabulary, T the 3 of q/k/v or the 2 of gate/up.
+"""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from scaling_jax.model.config import ModelConfig
+from scaling_jax.model.sharding import constrain
+
+ACT = ("batch", "seq", None)  # activations between blocks: batch split, width whole
+
+
+def _param(rngs: nnx.Rngs, shape, std, axes, dtype):
+    """Truncated-normal (±3σ) weight, as OpenLM initialises, with logical axis names."""
+    w = std * jax.random.truncated_normal(rngs.params(), -3.0, 3.0, shape, jnp.float32)
+    return nnx.Param(w.astype(dtype), out_sharding=axes, eager_sharding=False)
+
+
+def _gain(shape, axes, dtype):
+    return nnx.Param(jnp.ones(shape, dtype), out_sharding=axes, eager_sharding=False)
+
+
+def _norm(x, gain, eps, axes=(-1,)):
+    """Gain-only LayerNorm over ``axes``, computed in float32, returned in x's dtype."""
+    x32 = x.astype(jnp.float32)
+    mean = x32.mean(axes, keepdims=True)
+    var = jnp.square(x32 - mean).mean(axes, keepdims=True)
+    y = (x32 - mean) * jax.lax.rsqrt(var + eps) * gain.astype(jnp.float32)
+    return y.astype(x.dtype)
+
+
+def _rotary(x_BxLxHxK, theta):
+    """Rotary position embedding, rotate-half (GPT-NeoX) convention, in float32."""
+    L, K = x_BxLxHxK.shape[1], x_BxLxHxK.shape[3]
+    inv_freq = theta ** (-jnp.arange(0, K, 2, dtype=jnp.float32) / K)
+    angle_LxK2 = jnp.arange(L, dtype=jnp.float32)[:, None] * inv_freq[None, :]
+    cos, sin = jnp.cos(angle_LxK2)[:, None, :], jnp.sin(angle_LxK2)[:, None, :]
+    x1, x2 = jnp.split(x_BxLxHxK.astype(jnp.float32), 2, axis=-1)
+    out = jnp.concatenate([x1 * cos - x2 * sin, x2 * cos + x1 * sin], axis=-1)
+    return out.astype(x_BxLxHxK.dtype)
+
+
+class Block(nnx.Module):
+    """Pre-norm causal self-attention then pre-norm SwiGLU, each with a residual."""
+
+    def __init__(self, cfg: ModelConfig, layer_id, *, rngs: nnx.Rngs):
+        self.cfg = cfg
+        D, H, K, F, pd = cfg.d_model, cfg.n_heads, cfg.head_dim, cfg.ffn_dim, cfg.param_dtype
+        std = 1.0 / math.sqrt(D)
+        depth = jnp.sqrt(2.0 * (jnp.asarray(layer_id, jnp.float32) + 1.0))  # OpenLM's out-proj scaling
+        self.attn_norm = _gain((D,), ("norm",), pd)
+        self.wqkv_DxTxHxK = _param(rngs, (D, 3, H, K), std, ("embed", "qkv", "heads", "head_dim"), pd)
+        if cfg.qk_norm:
+            self.q_norm = _gain((H, K), ("heads", "head_dim"), pd)
+            self.k_norm = _gain((H, K), ("heads", "head_dim"), pd)
+        self.wo_HxKxD = _param(rngs, (H, K, D), std / depth, ("heads", "head_dim", "embed"), pd)
+        self.ffn_norm = _gain((D,), ("norm",), pd)
+        self.w12_DxTxF = _param(rngs, (D, 2, F), std, ("embed", "qkv", "mlp"), pd)
+        self.w3_FxD = _param(rngs, (F, D), 1.0 / math.sqrt(F) / depth, ("mlp", "embed"), pd)
+
+    def __call__(self, x_BxLxD):
+        cfg, dt = self.cfg, jnp.dtype(self.cfg.dtype)
+        h = _norm(x_BxLxD, self.attn_norm[...], cfg.norm_eps)
+        qkv = jnp.einsum("bld,dthk->tblhk", h, self.wqkv_DxTxHxK[...].astype(dt))
+        q_BxLxHxK, k_BxLxHxK, v_BxLxHxK = qkv[0], qkv[1], qkv[2]
+        if cfg.qk_norm:
+            q_BxLxHxK = _norm(q_BxLxHxK, self.q_norm[...], cfg.norm_eps, axes=(-2, -1))
+            k_BxLxHxK = _norm(k_BxLxHxK, self.k_norm[...], cfg.norm_eps, axes=(-2, -1))
+        q_BxLxHxK = _rotary(q_BxLxHxK, cfg.rope_theta)
+        k_BxLxHxK = _rotary(k_BxLxHxK, cfg.rope_theta)
+        impl = None if cfg.attention == "auto" else cfg.attention
+        o_BxLxHxK = jax.nn.dot_product_attention(
+            q_BxLxHxK, k_BxLxHxK, v_BxLxHxK, is_causal=True, implementation=impl
+        )
+        x_BxLxD = x_BxLxD + jnp.einsum("blhk,hkd->bld", o_BxLxHxK, self.wo_HxKxD[...].astype(dt))
+
+        h = _norm(x_BxLxD, self.ffn_norm[...], cfg.norm_eps)
+        gu = jnp.einsum("bld,dtf->tblf", h, self.w12_DxTxF[...].astype(dt))
+        h_BxLxF = jax.nn.silu(gu[0]) * gu[1]
+        return x_BxLxD + jnp.einsum("blf,fd->bld", h_BxLxF, self.w3_FxD[...].astype(dt))
+
+
+_REMAT_POLICY = {
+    "block": jax.checkpoint_policies.nothing_saveable,
+    "dots": jax.checkpoint_policies.dots_with_no_batch_dims_saveable,
+}
+
+
+class Transformer(nnx.Module):
+    """Decoder-only LM: ``model(tokens_BxL) -> float32 logits_BxLxV``."""
+
+    def __init__(self, cfg: ModelConfig, *, rngs: nnx.Rngs):
+        self.cfg = cfg
+        D, V, pd = cfg.d_model, cfg.vocab_size, cfg.param_dtype
+        std = 1.0 / math.sqrt(D)
+        self.embed_VxD = _param(rngs, (V, D), std, ("vocab", "embed"), pd)
+        if cfg.scan_layers:
+            @nnx.split_rngs(splits=cfg.n_layers)
+            @nnx.vmap(in_axes=(0, 0), out_axes=0, transform_metadata={nnx.PARTITION_NAME: "layers"})
+            def stacked(rngs, layer_id):
+                return Block(cfg, layer_id, rngs=rngs)
+
+            self.blocks = stacked(rngs, jnp.arange(cfg.n_layers))
+        else:
+            self.blocks = nnx.List([Block(cfg, i, rngs=rngs) for i in range(cfg.n_layers)])
+        self.final_norm = _gain((D,), ("norm",), pd)
+        self.head_DxV = _param(rngs, (D, V), std, ("embed", "vocab"), pd)
+
+    def hidden(self, tokens_BxL) -> jax.Array:
+        """Final-normed hidden states x_BxLxD in the compute dtype."""
+        cfg = self.cfg
+        x_BxLxD = constrain(self.embed_VxD[...].astype(cfg.dtype)[tokens_BxL], ACT)
+
+        def apply(state, x_BxLxD):
+            return constrain(nnx.merge(graphdef, state)(x_BxLxD), ACT)
+
+        if cfg.remat != "none":
+            apply = jax.checkpoint(apply, policy=_REMAT_POLICY[cfg.remat])
+        if cfg.scan_layers:
+            graphdef, state = nnx.split(self.blocks)
+            x_BxLxD, _ = jax.lax.scan(lambda x, s: (apply(s, x), None), x_BxLxD, state)
+        else:
+            for block in self.blocks:
+                graphdef, state = nnx.split(block)
+                x_BxLxD = apply(state, x_BxLxD)
+        return _norm(x_BxLxD, self.final_norm[...], cfg.norm_eps)
+
+    def logits(self, x_BxLxD) -> jax.Array:
+        """Untied head in the compute dtype, accumulated and returned in float32."""
+        w_DxV = self.head_DxV[...].astype(self.cfg.dtype)
+        logits = jnp.einsum("bld,dv->blv", x_BxLxD, w_DxV, preferred_element_type=jnp.float32)
+        return constrain(logits, ("batch", "seq", "vocab"))
+
+    def __call__(self, tokens_BxL) -> jax.Array:
+        return self.logits(self.hidden(tokens_BxL))
