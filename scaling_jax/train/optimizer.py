@@ -1,6 +1,7 @@
 """The paper's optimizer: AdamW, global-norm clipping, linear warm-up then cosine decay.
 
-Weight decay skips vectors (norm gains), as OpenLM does; optax decays by ``lr · wd · p``
+Weight decay skips the norm gains (parameters named ``*norm``, stacked over layers or not),
+as OpenLM skips all 1-D parameters; optax decays by ``lr · wd · p``
 like ``torch.optim.AdamW``.
 """
 
@@ -21,9 +22,15 @@ def schedule(opt: OptimizerSection, steps: int) -> optax.Schedule:
 
 
 def optimizer(opt: OptimizerSection, steps: int) -> optax.GradientTransformation:
-    decay_mask = lambda params: jax.tree.map(lambda p: p.ndim >= 2, params)  # noqa: E731
     return optax.chain(
         optax.clip_by_global_norm(opt.clip),
         optax.adamw(schedule(opt, steps), b1=opt.b1, b2=opt.b2, eps=opt.eps,
                     weight_decay=opt.weight_decay, mask=decay_mask),
     )
+
+
+def decay_mask(params):
+    """True for every parameter that gets weight decay: all but the norm gains."""
+    def decays(path, _):
+        return not str(getattr(path[-1], "key", path[-1])).endswith("norm")
+    return jax.tree_util.tree_map_with_path(decays, params)
