@@ -97,15 +97,15 @@ class _ReadBatch:
 
 
 def batches(source: WindowSource, *, global_batch: int, seed: int, shuffle: bool = True,
-            repeat: bool = True, process_index: int = 0, process_count: int = 1,
-            threads: int = 2, prefetch: int = 4) -> grain.IterDataset:
+            repeat: bool = True, limit: int | None = None, process_index: int = 0,
+            process_count: int = 1, threads: int = 2, prefetch: int = 4) -> grain.IterDataset:
     """This process's share of every global batch: int32 arrays (local_batch, seq_len + 1).
 
     ``shuffle`` reshuffles each epoch from ``seed``; without ``repeat`` it stops after the
-    last full global batch (for validation).
+    last full global batch of the first ``limit`` windows (for validation).
     """
     lb = local_batch_size(global_batch, process_count)
-    n = len(source)
+    n = len(source) if limit is None else min(limit, len(source))
     if n < global_batch and not repeat:
         raise ValueError(f"{source.name}: {n} sequences, fewer than one global batch of {global_batch}")
     order = grain.MapDataset.range(n)
