@@ -42,3 +42,26 @@ def test_decay_mask_skips_norm_gains():
     mask = decay_mask({"blocks": {"attn_norm": 0, "q_norm": 0, "w3_FxD": 0}, "final_norm": 0, "head_DxV": 0})
     assert mask == {"blocks": {"attn_norm": False, "q_norm": False, "w3_FxD": True},
                     "final_norm": False, "head_DxV": True}
+
+
+PAPER_CONFIGS = {"d96": "d=96_l=8_h=4", "d512": "d=512_l=8_h=4", "d576": "d=576_l=24_h=8",
+                 "d1024": "d=1024_l=24_h=8", "open_lm_1b": "open_lm_1b", "open_lm_7b": "open_lm_7b"}
+
+
+@pytest.mark.parametrize("config", sorted(PAPER_CONFIGS))
+def test_paper_configs_match_the_testbed(config, testbed_dir):
+    import json
+
+    from scaling_jax.model.counts import paper_params
+    from tests.train.conftest import REPO
+
+    cfg = load_train_config(REPO / "configs" / "train" / f"{config}.yaml")
+    run = json.loads((testbed_dir / "models" / f"c4_original-{PAPER_CONFIGS[config]}-1.0.json").read_text())
+    hp = run["hyperparameters"]
+    mc = model_config(cfg)
+    b = budget(cfg, paper_params(mc), mc.seq_len)
+    assert b.N == hp["params"] and b.D == pytest.approx(hp["tokens"], rel=1e-9)
+    o = cfg.optimizer
+    assert (o.lr, o.weight_decay, o.cooldown_lr, o.warmup) == (hp["lr"], hp["wd"], hp["cd"], hp["warmup"])
+    if config != "open_lm_7b":  # the testbed lists global_bs 1 for the 7B run
+        assert cfg.budget.global_batch == hp["global_bs"]

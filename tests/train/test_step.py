@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from conftest import REPO
+from tests.train.conftest import REPO
 
 SCRIPT = r"""
 import json, jax, numpy as np
