@@ -14,6 +14,11 @@ import jax.numpy as jnp
 Params = Mapping[str, jnp.ndarray]
 
 
+def _pow(x, e):
+    """x^e for x > 0 as exp(e·log x): log x is loop-invariant in a fit, so XLA hoists it."""
+    return jnp.exp(e * jnp.log(x))
+
+
 def compute(N, D):
     """C = 6·N·D FLOPs."""
     return 6.0 * N * D
@@ -26,13 +31,13 @@ def multiplier(N, D):
 
 def chinchilla(p: Params, N, D):
     """Eq. 3: L(N, D) = E + A·N^−α + B·D^−β."""
-    return p["E"] + p["A"] * N ** (-p["alpha"]) + p["B"] * D ** (-p["beta"])
+    return p["E"] + p["A"] * _pow(N, -p["alpha"]) + p["B"] * _pow(D, -p["beta"])
 
 
 def overtrain(p: Params, C, M):
     """Eq. 4: L(C, M) = E + (a·M^η + b·M^−η)·C^−η."""
     eta = p["eta"]
-    return p["E"] + (p["a"] * M**eta + p["b"] * M ** (-eta)) * C ** (-eta)
+    return p["E"] + (p["a"] * _pow(M, eta) + p["b"] * _pow(M, -eta)) * _pow(C, -eta)
 
 
 def error(p: Params, L):
@@ -42,7 +47,7 @@ def error(p: Params, L):
 
 def power(p: Params, x):
     """Power law with an irreducible term: y = c + a·x^b."""
-    return p["c"] + p["a"] * x ** p["b"]
+    return p["c"] + p["a"] * _pow(x, p["b"])
 
 
 def chinchilla_to_overtrain(p: Params) -> dict:

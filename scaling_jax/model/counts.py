@@ -27,7 +27,7 @@ QK_NORM_NAMES = ("q_norm", "k_norm")  # qk-norm gains: trainable, not in the pap
 def _param_sizes(cfg: ModelConfig) -> tuple[tuple[str, int], ...]:
     """(dotted path, size) of every parameter, from nnx.eval_shape: no memory spent."""
     abstract = nnx.eval_shape(lambda: Transformer(cfg, rngs=nnx.Rngs(0)))
-    flat = nnx.state(abstract, nnx.Param).flat_state()
+    flat = nnx.to_flat_state(nnx.state(abstract, nnx.Param))
     return tuple((".".join(map(str, path)), int(np.prod(var.shape))) for path, var in flat)
 
 

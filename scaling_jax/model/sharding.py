@@ -27,6 +27,7 @@ LOGICAL_RULES: dict[str, str | tuple[str, ...] | None] = {
     "qkv": None,
     "mlp": "tensor",
     "vocab": "tensor",
+    "embed_vocab": None,  # the input table: rows are gathered, so split only its width
     "layers": None,
     "norm": None,
 }

@@ -43,12 +43,16 @@ def _norm(x, gain, eps, axes=(-1,)):
     return y.astype(x.dtype)
 
 
-def _rotary(x_BxLxHxK, theta):
-    """Rotary position embedding, rotate-half (GPT-NeoX) convention, in float32."""
-    L, K = x_BxLxHxK.shape[1], x_BxLxHxK.shape[3]
-    inv_freq = theta ** (-jnp.arange(0, K, 2, dtype=jnp.float32) / K)
+def _rotary_angles(cfg: ModelConfig, L: int):
+    """cos, sin of the rotary angles, each L×1×K/2 in float32 (shared by all layers)."""
+    K = cfg.head_dim
+    inv_freq = cfg.rope_theta ** (-jnp.arange(0, K, 2, dtype=jnp.float32) / K)
     angle_LxK2 = jnp.arange(L, dtype=jnp.float32)[:, None] * inv_freq[None, :]
-    cos, sin = jnp.cos(angle_LxK2)[:, None, :], jnp.sin(angle_LxK2)[:, None, :]
+    return jnp.cos(angle_LxK2)[:, None, :], jnp.sin(angle_LxK2)[:, None, :]
+
+
+def _rotary(x_BxLxHxK, cos, sin):
+    """Rotary position embedding, rotate-half (GPT-NeoX) convention, in float32."""
     x1, x2 = jnp.split(x_BxLxHxK.astype(jnp.float32), 2, axis=-1)
     out = jnp.concatenate([x1 * cos - x2 * sin, x2 * cos + x1 * sin], axis=-1)
     return out.astype(x_BxLxHxK.dtype)
@@ -72,7 +76,7 @@ class Block(nnx.Module):
         self.w12_DxTxF = _param(rngs, (D, 2, F), std, ("embed", "qkv", "mlp"), pd)
         self.w3_FxD = _param(rngs, (F, D), 1.0 / math.sqrt(F) / depth, ("mlp", "embed"), pd)
 
-    def __call__(self, x_BxLxD):
+    def __call__(self, x_BxLxD, rope):
         cfg, dt = self.cfg, jnp.dtype(self.cfg.dtype)
         h = _norm(x_BxLxD, self.attn_norm[...], cfg.norm_eps)
         qkv = jnp.einsum("bld,dthk->tblhk", h, self.wqkv_DxTxHxK[...].astype(dt))
@@ -80,8 +84,8 @@ class Block(nnx.Module):
         if cfg.qk_norm:
             q_BxLxHxK = _norm(q_BxLxHxK, self.q_norm[...], cfg.norm_eps, axes=(-2, -1))
             k_BxLxHxK = _norm(k_BxLxHxK, self.k_norm[...], cfg.norm_eps, axes=(-2, -1))
-        q_BxLxHxK = _rotary(q_BxLxHxK, cfg.rope_theta)
-        k_BxLxHxK = _rotary(k_BxLxHxK, cfg.rope_theta)
+        q_BxLxHxK = _rotary(q_BxLxHxK, *rope)
+        k_BxLxHxK = _rotary(k_BxLxHxK, *rope)
         impl = None if cfg.attention == "auto" else cfg.attention
         o_BxLxHxK = jax.nn.dot_product_attention(
             q_BxLxHxK, k_BxLxHxK, v_BxLxHxK, is_causal=True, implementation=impl
@@ -107,7 +111,7 @@ class Transformer(nnx.Module):
         self.cfg = cfg
         D, V, pd = cfg.d_model, cfg.vocab_size, cfg.param_dtype
         std = 1.0 / math.sqrt(D)
-        self.embed_VxD = _param(rngs, (V, D), std, ("vocab", "embed"), pd)
+        self.embed_VxD = _param(rngs, (V, D), std, ("embed_vocab", "embed"), pd)
         if cfg.scan_layers:
             @nnx.split_rngs(splits=cfg.n_layers)
             @nnx.vmap(in_axes=(0, 0), out_axes=0, transform_metadata={nnx.PARTITION_NAME: "layers"})
@@ -123,10 +127,15 @@ class Transformer(nnx.Module):
     def hidden(self, tokens_BxL) -> jax.Array:
         """Final-normed hidden states x_BxLxD in the compute dtype."""
         cfg = self.cfg
-        x_BxLxD = constrain(self.embed_VxD[...].astype(cfg.dtype)[tokens_BxL], ACT)
+        if tokens_BxL.shape[1] > cfg.seq_len:
+            raise ValueError(f"sequence of {tokens_BxL.shape[1]} tokens exceeds seq_len={cfg.seq_len}")
+        # Gather rows from the whole table (all-gathered over fsdp, as FSDP does for weights).
+        table_VxD = constrain(self.embed_VxD[...].astype(cfg.dtype), ("embed_vocab", None))
+        x_BxLxD = constrain(table_VxD[tokens_BxL], ACT)
+        rope = _rotary_angles(cfg, tokens_BxL.shape[1])
 
         def apply(state, x_BxLxD):
-            return constrain(nnx.merge(graphdef, state)(x_BxLxD), ACT)
+            return constrain(nnx.merge(graphdef, state)(x_BxLxD, rope), ACT)
 
         if cfg.remat != "none":
             apply = jax.checkpoint(apply, policy=_REMAT_POLICY[cfg.remat])

@@ -1,0 +1,97 @@
+"""Bootstrap intervals for fitted laws: resample points with replacement, refit from every start.
+
+Resamples enter the batched fitter as integer point weights (multiplicities), so 1,000
+resamples × 128 starts is one jit-compiled call. A resample that cannot pin the law (fewer
+distinct points than parameters, or a design that confounds parameters, see
+:func:`design_problems`) is dropped and counted, never averaged in. Identical resamples
+(common with few points) are fitted once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Mapping
+
+import numpy as np
+
+from scaling_jax.laws import forms
+from scaling_jax.laws.fit import fit_batch, predict
+from scaling_jax.laws.points import as_points, design_problems
+
+
+@dataclasses.dataclass(frozen=True)
+class BootstrapResult:
+    law: str
+    params: np.ndarray  # (R_kept, P) refitted parameters of the kept, converged resamples
+    n_resamples: int
+    n_underdetermined: int  # dropped before fitting
+    n_unconverged: int  # fitted, but no start converged to a finite optimum
+    seed: int
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return forms.law(self.law)[1]
+
+    @property
+    def n_kept(self) -> int:
+        return len(self.params)
+
+    def param_intervals(self, level: float = 0.95) -> dict[str, tuple[float, float]]:
+        if self.n_kept == 0:
+            raise ValueError(f"no usable bootstrap resamples of {self.n_resamples} (all underdetermined or unconverged)")
+        lo, hi = 50 * (1 - level), 50 * (1 + level)
+        q = np.percentile(self.params, [lo, hi], axis=0)
+        return {k: (float(q[0, i]), float(q[1, i])) for i, k in enumerate(self.names)}
+
+    def predictions(self, **inputs) -> np.ndarray:
+        """(R_kept, ...) the law evaluated at ``inputs`` under every kept resample."""
+        p = {k: self.params[:, i].reshape((-1,) + (1,) * np.ndim(next(iter(inputs.values())))) for i, k in enumerate(self.names)}
+        return predict(self.law, p, **inputs)
+
+    def prediction_interval(self, level: float = 0.95, **inputs) -> tuple[np.ndarray, np.ndarray]:
+        if self.n_kept == 0:
+            raise ValueError(f"no usable bootstrap resamples of {self.n_resamples}")
+        lo, hi = 50 * (1 - level), 50 * (1 + level)
+        q = np.percentile(self.predictions(**inputs), [lo, hi], axis=0)
+        return q[0], q[1]
+
+    def summary(self) -> dict:
+        return {
+            "n_resamples": self.n_resamples,
+            "n_kept": self.n_kept,
+            "n_underdetermined": self.n_underdetermined,
+            "n_unconverged": self.n_unconverged,
+            "seed": self.seed,
+        }
+
+
+def resample_weights(n_points: int, n_resamples: int, seed: int) -> np.ndarray:
+    """(R, n) multiplicities of each point in each resample (rows sum to n)."""
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, n_points, size=(n_resamples, n_points))
+    return np.stack([np.bincount(row, minlength=n_points) for row in idx]).astype(np.float64)
+
+
+def bootstrap(law: str, inputs: Mapping[str, object], y: object, *, n_resamples: int = 1000, seed: int = 0,
+              starts: np.ndarray | None = None, max_iter: int = 400, dedupe: bool = True) -> BootstrapResult:
+    """Refit ``law`` on ``n_resamples`` resamples of the points, each from every start.
+
+    ``dedupe`` fits each distinct resample once (same answer, fewer fits when points are few).
+    """
+    xs, y = as_points(law, inputs, y)
+    W = resample_weights(y.size, n_resamples, seed)
+    ok = np.array([not design_problems(law, xs, w) for w in W])
+    n_under = int((~ok).sum())
+    params = np.empty((0, len(forms.law(law)[1])))
+    n_unconv = 0
+    if ok.any():
+        if dedupe:
+            uniq, inverse = np.unique(W[ok], axis=0, return_inverse=True)
+        else:
+            uniq, inverse = W[ok], np.arange(int(ok.sum()))
+        best, _ = fit_batch(law, xs, y, uniq, starts, max_iter)
+        good = best.converged & np.all(np.isfinite(best.params), axis=1)
+        per_resample = good[inverse.ravel()]
+        n_unconv = int((~per_resample).sum())
+        params = best.params[inverse.ravel()][per_resample]
+    return BootstrapResult(law, params, n_resamples, n_under, n_unconv, seed)

@@ -1,0 +1,46 @@
+import json
+
+import numpy as np
+
+from scaling_jax.cli import main
+from scaling_jax.laws.fit import predict
+
+
+def _csv(tmp_path):
+    N = np.repeat([1e7, 3e7, 8e7, 1.5e8], 3)
+    M = np.tile([10.0, 40.0, 320.0], 4)
+    D = N * M
+    loss = predict("chinchilla", {"E": 1.8, "A": 400.0, "B": 900.0, "alpha": 0.3, "beta": 0.28}, N=N, D=D)
+    p = tmp_path / "runs.csv"
+    p.write_text("N,D,loss\n" + "".join(f"{n},{d},{l}\n" for n, d, l in zip(N, D, loss)))
+    return p
+
+
+def test_fit_csv_writes_fit_json(tmp_path, capsys):
+    p = _csv(tmp_path)
+    assert main(["fit", "--runs", str(p), "--law", "chinchilla", "--out", str(tmp_path / "o"), "--bootstrap", "20"]) == 0
+    out = json.loads((tmp_path / "o" / "fit.json").read_text())
+    assert out["law"] == "chinchilla" and out["estimator"] == "lm"
+    assert set(out["params"]) == {"E", "A", "B", "alpha", "beta"}
+    assert abs(out["params"]["alpha"] - 0.3) < 1e-4 and out["converged"] is True
+    assert set(out["identifiability"]) >= {"condition_number", "correlations", "warnings"}
+    assert out["bootstrap"]["n_resamples"] == 20
+    assert "alpha" in capsys.readouterr().out
+
+
+def test_fit_testbed_error_law(testbed_dir, tmp_path):
+    assert main(["fit", "--runs", str(testbed_dir), "--dataset", "rpj", "--law", "error", "--bootstrap", "0",
+                 "--out", str(tmp_path)]) == 0
+    out = json.loads((tmp_path / "fit.json").read_text())
+    assert set(out["params"]) == {"epsilon", "k", "gamma"}
+
+
+def test_bad_csv_names_line_and_column(tmp_path, capsys):
+    p = tmp_path / "bad.csv"
+    p.write_text("N,D,loss\n1e7,2e8,4.0\n1e8,x,3.0\n")
+    assert main(["fit", "--runs", str(p), "--out", str(tmp_path / "o")]) == 2
+    assert "bad.csv:3: column 'D' is not a number: 'x'" in capsys.readouterr().err
+    p.write_text("N,loss\n1,2\n")
+    assert main(["fit", "--runs", str(p)]) == 2
+    assert "missing column(s) ['D']" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()

@@ -1,0 +1,38 @@
+import numpy as np
+import pytest
+
+from scaling_jax.laws.fit import fit_law, predict
+from scaling_jax.laws.huber import fit_huber
+
+SMALL_GRID = np.array([[0.0, 5.0, 5.0, 0.1], [0.5, 4.0, 6.0, 0.2], [1.0, 6.0, 4.0, 0.05]])
+
+
+def _points():
+    true = {"E": 1.9, "a": 180.0, "b": 420.0, "eta": 0.14}
+    N = np.repeat([1e7, 3e7, 8e7, 1.5e8], 3)
+    M = np.tile([10.0, 40.0, 320.0], 4)
+    C = 6 * N * N * M
+    return true, {"C": C, "M": M}, predict("overtrain", true, C=C, M=M)
+
+
+def test_recovers_noiseless_parameters():
+    true, xs, y = _points()
+    fit = fit_huber("overtrain", xs, y, starts=SMALL_GRID)
+    for k, v in true.items():
+        assert fit.params[k] == pytest.approx(v, rel=2e-3)
+    assert fit.rss < 1e-8 and fit.converged
+
+
+def test_robust_to_an_outlier_where_least_squares_is_not():
+    true, xs, y = _points()
+    y = y.copy()
+    y[5] *= 1.5
+    hub = fit_huber("overtrain", xs, y, starts=SMALL_GRID)
+    lsq = fit_law("overtrain", xs, y)
+    assert abs(hub.params["eta"] / true["eta"] - 1) < abs(lsq.params["eta"] / true["eta"] - 1)
+    assert abs(hub.params["eta"] / true["eta"] - 1) < 0.02
+
+
+def test_unsupported_law():
+    with pytest.raises(ValueError, match="supports laws"):
+        fit_huber("error", {"L": [3.0, 2.5, 2.0, 1.5]}, [0.8, 0.7, 0.6, 0.5])

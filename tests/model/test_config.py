@@ -1,0 +1,65 @@
+import dataclasses
+
+import pytest
+
+from scaling_jax.config import ConfigError
+from scaling_jax.model.config import ModelConfig, available_models, load_model_config
+
+PAPER = ["d=96_l=8_h=4", "d=512_l=8_h=4", "d=576_l=24_h=8", "d=1024_l=24_h=8", "open_lm_1b", "open_lm_7b"]
+
+
+def test_every_shipped_config_loads_and_names_itself():
+    names = available_models()
+    assert set(PAPER) <= set(names)
+    assert [n for n in names if n.startswith("tiny_")]
+    for name in names:
+        assert load_model_config(name).name == name
+
+
+def test_paper_sizes_match_their_names():
+    cfg = load_model_config("d=576_l=24_h=8")
+    assert (cfg.d_model, cfg.n_layers, cfg.n_heads, cfg.vocab_size, cfg.seq_len) == (576, 24, 8, 50432, 2048)
+    big = load_model_config("open_lm_7b")
+    assert (big.d_model, big.n_layers, big.n_heads) == (4096, 32, 32)
+
+
+@pytest.mark.parametrize("d, f", [(96, 256), (512, 1536), (576, 1536), (1024, 2816), (2048, 5632), (4096, 11008)])
+def test_ffn_dim_follows_openlm(d, f):
+    assert dataclasses.replace(load_model_config("tiny_d16"), d_model=d, n_heads=2).ffn_dim == f
+
+
+@pytest.mark.parametrize(
+    "override, match",
+    [
+        ("n_heads=3", r"n_heads: 3 does not divide d_model=16"),
+        ("d_model=0", r"d_model: must be a positive integer"),
+        ("n_layers=-2", r"n_layers: must be a positive integer"),
+        ("vocab_size=0", r"vocab_size: must be a positive integer"),
+        ("seq_len=-1", r"seq_len: must be a positive integer"),
+        ("norm_eps=0", r"norm_eps: must be a positive number"),
+        ("dtype=float16", r"dtype: 'float16' is not one of"),
+        ("remat=all", r"remat: 'all' is not one of"),
+        ("n_heads=16", r"n_heads: head dim d_model/n_heads=1 must be even"),
+        ("widht=3", r"unknown key\(s\) \['widht'\]"),
+    ],
+)
+def test_bad_config_names_the_field(override, match):
+    with pytest.raises(ConfigError, match=match) as err:
+        load_model_config("tiny_d16", [override])
+    assert "tiny_d16.yaml" in str(err.value)
+
+
+def test_direct_construction_validates():
+    with pytest.raises(ValueError, match="n_heads"):
+        ModelConfig(name="x", d_model=10, n_layers=1, n_heads=4, vocab_size=8, seq_len=4)
+
+
+def test_unknown_name_lists_available():
+    with pytest.raises(ConfigError, match=r"unknown model 'nope'; available: .*open_lm_1b"):
+        load_model_config("nope")
+
+
+def test_yaml_path_loads(tmp_path):
+    path = tmp_path / "m.yaml"
+    path.write_text("name: m\nd_model: 8\nn_layers: 1\nn_heads: 2\nvocab_size: 11\nseq_len: 4\n")
+    assert load_model_config(str(path)).ffn_dim == 256
