@@ -1,4 +1,4 @@
-"""``scaling-jax data prepare|stdlib``: build token corpora for training."""
+"""``scaling-jax data prepare|tokenizer|stdlib``: tokenizers and token corpora for training."""
 
 from __future__ import annotations
 
@@ -17,6 +17,13 @@ def add_parser(subparsers) -> None:
     pr.add_argument("--val-every", type=int, default=100, help="every n-th document goes to val")
     pr.add_argument("--chunk", type=int, default=1 << 16, help="zarr chunk length in tokens")
     pr.set_defaults(func=run_prepare)
+    tk = sub.add_parser("tokenizer", help="train a byte-level BPE on local text; write tokenizer.json")
+    tk.add_argument("inputs", nargs="+", help="text files, folders, or .jsonl files")
+    tk.add_argument("--out", required=True, help="tokenizer.json to write")
+    tk.add_argument("--vocab-size", type=int, required=True)
+    tk.add_argument("--text-field", default="text")
+    tk.add_argument("--glob", default="*")
+    tk.set_defaults(func=run_tokenizer)
     st = sub.add_parser("stdlib", help="train a BPE on Python's standard library and prepare it")
     st.add_argument("--out", required=True)
     st.add_argument("--vocab-size", type=int, default=8192)
@@ -33,6 +40,17 @@ def run_prepare(args) -> int:
     meta = prepare(docs, tok, args.out, val_every=args.val_every, chunk=args.chunk,
                    source=" ".join(map(str, args.inputs)))
     print(json.dumps(meta["splits"]))
+    return 0
+
+
+def run_tokenizer(args) -> int:
+    from scaling_jax.data.prepare import iter_documents
+    from scaling_jax.data.tokenizer import padded_vocab_size, train_bpe
+
+    tok = train_bpe(iter_documents(args.inputs, text_field=args.text_field, pattern=args.glob),
+                    args.vocab_size, args.out)
+    print(f"{args.out}: {tok.vocab_size} ids (model vocab_size {padded_vocab_size(tok.vocab_size)} "
+          "when padded to a multiple of 128)")
     return 0
 
 

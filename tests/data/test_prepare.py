@@ -67,3 +67,10 @@ def test_cli_prepare_round_trip(tmp_path, tok):
     assert meta["splits"]["train"]["documents"] == 2 and meta["vocab_size"] == tok.vocab_size
     a = store.open_array(str(tmp_path / "c" / "train")).read().result()
     assert a.dtype == np.int32
+
+
+def test_cli_tokenizer_trains_bpe_on_local_text(tmp_path, capsys):
+    (tmp_path / "a.txt").write_text("import os\nprint(os.getcwd())\n" * 50)
+    assert main(["data", "tokenizer", str(tmp_path / "a.txt"), "--out", str(tmp_path / "t.json"),
+                 "--vocab-size", "300"]) == 0
+    assert "t.json" in capsys.readouterr().out and (tmp_path / "t.json").is_file()
