@@ -3,9 +3,10 @@
 Every document (one training window of ``seq_len + 1`` tokens) comes from one of K sparse
 first-order Markov sources over V token ids, chosen with Zipf weights ``pi_k ∝ k^-s``.
 Each source has its own sparse start distribution and, for each state, ``successors``
-possible next tokens with Dirichlet-drawn probabilities. Frequent sources are learned
-first and rare ones need more parameters and more data, so the loss keeps falling with
-scale along a heavy tail instead of saturating after one easy pattern.
+possible next tokens with Dirichlet-drawn probabilities. The design aim: frequent sources
+are learned first and rare ones need more parameters and more data, so the loss keeps
+falling with scale along a heavy tail instead of saturating after one easy pattern. (That
+the fall is a power law over the paper's range of N and M has not been measured yet.)
 
 Documents are generated on the fly from ``(seed, split, index)`` with a counter-based
 seed, so any index is random access, train and val use disjoint streams, and there is no
