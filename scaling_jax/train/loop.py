@@ -85,6 +85,8 @@ def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False) -> Outcome
     train_src = open_source(cfg.data.corpus, "train", model_cfg.seq_len)
     val_sets = {cfg.data.name: open_source(cfg.data.corpus, "val", model_cfg.seq_len, cfg.data.val_sequences)}
     for v in cfg.data.extra_val:
+        if v.name in val_sets:
+            raise ConfigError(f"data.extra_val: validation set name {v.name!r} is used twice")
         val_sets[v.name] = open_source(v.corpus, "val", model_cfg.seq_len, cfg.data.val_sequences)
     for name, src in [("train", train_src), *val_sets.items()]:
         if src.vocab_size > model_cfg.vocab_size:
@@ -97,11 +99,14 @@ def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False) -> Outcome
 
     # Output folder: a fresh run never overwrites, a resumed one needs a checkpoint.
     ckpt_dir = out / "checkpoints"
-    has_ckpt = ckpt_dir.is_dir() and any(p.name.isdigit() for p in ckpt_dir.iterdir())
-    if not resume and (has_ckpt or (out / "record.json").exists()):
+    saved = [int(p.name) for p in ckpt_dir.iterdir() if p.name.isdigit()] if ckpt_dir.is_dir() else []
+    if not resume and (saved or (out / "record.json").exists()):
         raise ValueError(f"{out}: holds a previous run; pass --resume to continue it or choose a new --out")
-    if resume and not has_ckpt:
+    if resume and not saved:
         raise ValueError(f"{ckpt_dir}: no checkpoint to resume from")
+    if resume and max(saved) >= bud.steps and (out / "record.json").exists():
+        raise ValueError(f"{out}: finished ({max(saved)} of {bud.steps} steps, record.json written); "
+                         "raise the budget to train on")
 
     # Mesh, state and the data iterator, fresh or restored.
     mesh = make_mesh(cfg.mesh.data, cfg.mesh.fsdp, cfg.mesh.tensor)
@@ -156,7 +161,8 @@ def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False) -> Outcome
             while step < bud.steps:
                 if (pc == 1 or step % cfg.logging.every == 0) and stop.agreed():
                     flush()
-                    ckpts.save(step, state, data_iter, {**meta, "step": step})
+                    if ckpts.latest_step() != step:
+                        ckpts.save(step, state, data_iter, {**meta, "step": step})
                     ckpts.wait()
                     stopped = True
                     break

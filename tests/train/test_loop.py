@@ -85,7 +85,9 @@ def test_sigterm_then_resume_is_bitwise_identical_to_straight_run(tmp_path, tiny
     before = _snapshot(split)
     with pytest.raises(ValueError, match="holds a previous run"):
         loop.train(cfg, split)
-    other = load_train_config(tiny_yaml, ["model.set.d_model=32"])
+    with pytest.raises(ValueError, match=r"finished \(20 of 20 steps"):
+        loop.train(cfg, split, resume=True)
+    other = load_train_config(tiny_yaml, ["model.set.d_model=32", "budget.tokens=3840"])
     with pytest.raises(ValueError, match=r"checkpoints/20: checkpoint is of another model shape"):
         loop.train(other, split, resume=True)
     assert _snapshot(split) == before
