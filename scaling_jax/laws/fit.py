@@ -20,6 +20,9 @@ from scaling_jax.laws.points import as_points
 from scaling_jax.laws.starts import start_grid
 
 
+ROWS_PER_STEP = 2
+
+
 @dataclasses.dataclass(frozen=True)
 class FitResult:
     """A point fit: the best start's optimum and how it got there."""
@@ -57,8 +60,8 @@ def predict(law: str, params: Mapping[str, float], **inputs) -> np.ndarray:
         return np.asarray(fn(p, *(jnp.asarray(inputs[k], jnp.float64) for k in input_names)))
 
 
-@functools.partial(jax.jit, static_argnames=("law", "max_iter"))
-def _fit_batch(law: str, starts, xs, y, W, max_iter: int):
+@functools.partial(jax.jit, static_argnames=("law", "max_iter", "rows_per_step"))
+def _fit_batch(law: str, starts, xs, y, W, max_iter: int, rows_per_step: int):
     """For each weight row of ``W`` (R, n), fit from every start (S, P); return the best per row
     and per-row counts of converged starts."""
     fn, names, _ = forms.law(law)
@@ -69,13 +72,13 @@ def _fit_batch(law: str, starts, xs, y, W, max_iter: int):
         best, _ = lm.best_of(res)
         return best, jnp.sum(res.converged)
 
-    # Sequential over rows, vectorised over starts: each row's loop stops when its own starts
-    # converge, and the working set stays in cache.
-    return jax.lax.map(one_row, W)
+    # ``rows_per_step`` rows at a time, vectorised over rows and starts: enough lanes to amortise
+    # XLA:CPU's per-op cost, few enough that one slow lane doesn't hold up many finished ones.
+    return jax.lax.map(one_row, W, batch_size=rows_per_step)
 
 
 def fit_batch(law: str, xs: Mapping[str, np.ndarray], y: np.ndarray, W: np.ndarray, starts: np.ndarray | None = None,
-              max_iter: int = 400) -> tuple[lm.LMResult, np.ndarray]:
+              max_iter: int = 400, rows_per_step: int = ROWS_PER_STEP) -> tuple[lm.LMResult, np.ndarray]:
     """Best-of-starts fits for every weight row of ``W`` (R, n); float64 throughout."""
     _, _, input_names = forms.law(law)
     starts = start_grid(law) if starts is None else np.asarray(starts, np.float64)
@@ -87,6 +90,7 @@ def fit_batch(law: str, xs: Mapping[str, np.ndarray], y: np.ndarray, W: np.ndarr
             jnp.asarray(y, jnp.float64),
             jnp.asarray(W, jnp.float64),
             max_iter,
+            min(rows_per_step, len(W)),
         )
         return jax.tree.map(np.asarray, out), np.asarray(n_conv)
 

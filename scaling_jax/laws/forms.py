@@ -37,7 +37,9 @@ def chinchilla(p: Params, N, D):
 def overtrain(p: Params, C, M):
     """Eq. 4: L(C, M) = E + (a·M^η + b·M^−η)·C^−η."""
     eta = p["eta"]
-    return p["E"] + (p["a"] * _pow(M, eta) + p["b"] * _pow(M, -eta)) * _pow(C, -eta)
+    # Two exponentials, not three powers: a·exp(η(log M − log C)) + b·exp(−η(log M + log C)).
+    logC, logM = jnp.log(C), jnp.log(M)
+    return p["E"] + p["a"] * jnp.exp(eta * (logM - logC)) + p["b"] * jnp.exp(-eta * (logM + logC))
 
 
 def error(p: Params, L):

@@ -58,20 +58,21 @@ def levenberg_marquardt(
     Convergence (as MINPACK's ``lmdif``): relative reduction of the sum of squares below
     ``ftol``, relative step below ``xtol``, or scaled gradient below ``gtol``.
     """
-    jac = jax.jacfwd(residual)
+    # Residual and Jacobian from one forward-mode pass: the trial point's Jacobian is kept for
+    # the next iteration when the step is accepted, so each iteration evaluates the law once.
+    value_and_jac = jax.jacfwd(lambda p: (residual(p), residual(p)), has_aux=True)
 
     def sumsq(r):
         return jnp.sum(r * r)
 
-    r0 = residual(p0)
+    J0, r0 = value_and_jac(p0)
 
     def cond(state):
         it, done = state[-2:]
         return (it < max_iter) & ~done
 
     def body(state):
-        p, r, lam, nu, diag, it, _ = state
-        J = jac(p)
+        p, r, J, lam, nu, diag, it, _ = state
         # Elementwise products, not dot: batched tiny matmuls are slow on XLA:CPU.
         A = jnp.sum(J[:, :, None] * J[:, None, :], axis=0)
         g = jnp.sum(J * r[:, None], axis=0)
@@ -79,7 +80,7 @@ def levenberg_marquardt(
         scale = jnp.maximum(diag, 1e-300)
         step = cholesky_solve(A + lam * jnp.diag(scale), -g)
         p_new = p + step
-        r_new = residual(p_new)
+        J_new, r_new = value_and_jac(p_new)
         f, f_new = sumsq(r), sumsq(r_new)
         # Nielsen's damping update: gain ratio rho = actual / predicted reduction.
         predicted = jnp.sum(step * (lam * scale * step - g))
@@ -87,6 +88,7 @@ def levenberg_marquardt(
         ok = jnp.isfinite(f_new) & (f_new < f)
         p_next = jnp.where(ok, p_new, p)
         r_next = jnp.where(ok, r_new, r)
+        J_next = jnp.where(ok, J_new, J)
         lam_next = jnp.where(ok, lam * jnp.maximum(1.0 / 3.0, 1.0 - (2.0 * rho - 1.0) ** 3), lam * nu)
         nu_next = jnp.where(ok, 2.0, nu * 2.0)
         rel_f = jnp.where(ok, (f - f_new) / jnp.maximum(f, 1e-300), 1.0)
@@ -96,11 +98,11 @@ def levenberg_marquardt(
         # at the optimum, rounding makes every step fail, and that is convergence, not failure.
         tiny_model = predicted / jnp.maximum(f, 1e-300) < ftol
         done = (ok & ((rel_f < ftol) | (rel_x < xtol))) | tiny_model | (grad < gtol) | (f < 1e-300) | (lam > 1e16)
-        return p_next, r_next, lam_next, nu_next, diag, it + 1, done
+        return p_next, r_next, J_next, lam_next, nu_next, diag, it + 1, done
 
     dt = p0.dtype
-    init = (p0, r0, jnp.asarray(lambda0, dt), jnp.asarray(2.0, dt), jnp.zeros_like(p0), jnp.asarray(0), jnp.asarray(False))
-    p, r, lam, _, _, it, done = jax.lax.while_loop(cond, body, init)
+    init = (p0, r0, J0, jnp.asarray(lambda0, dt), jnp.asarray(2.0, dt), jnp.zeros_like(p0), jnp.asarray(0), jnp.asarray(False))
+    p, r, _, lam, _, _, it, done = jax.lax.while_loop(cond, body, init)
     rss = sumsq(r)
     converged = done & (lam <= 1e16) & jnp.all(jnp.isfinite(p)) & jnp.isfinite(rss)
     return LMResult(p, rss, it, converged)
