@@ -1,0 +1,133 @@
+"""NUTS over a NumPyro model in float64, several chains vectorised, with diagnostics.
+
+A fresh ``MCMC`` is built for every run: re-running one vectorised ``MCMC`` object on new
+arrays fails in NumPyro 0.22 (see ENVIRONMENT.md). The same seed gives the same draws.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+from typing import Callable
+
+import jax
+import numpy as np
+
+RHAT_MAX = 1.01
+
+
+@dataclass(frozen=True)
+class NutsConfig:
+    """Sampler settings; defaults are the issue's 4 chains × (1,000 warm-up + 1,000 draws)."""
+
+    num_warmup: int = 1000
+    num_samples: int = 1000
+    num_chains: int = 4
+    seed: int = 0
+    chain_method: str = "vectorized"
+    target_accept_prob: float = 0.95
+    dense_mass: bool = True  # the law's parameters stay correlated even after centring
+    max_tree_depth: int = 10
+
+    def __post_init__(self):
+        for name in ("num_warmup", "num_samples", "num_chains"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"NutsConfig.{name} must be >= 1, got {getattr(self, name)}")
+        if self.chain_method not in ("vectorized", "sequential", "parallel"):
+            raise ValueError(f"NutsConfig.chain_method must be vectorized|sequential|parallel, got {self.chain_method!r}")
+
+
+@dataclass(frozen=True)
+class Diagnostics:
+    """Split R-hat and effective sample size per parameter (worst component), divergences."""
+
+    rhat: dict[str, float]
+    ess: dict[str, float]
+    divergences: int
+    warnings: tuple[str, ...] = field(default=())
+
+    @property
+    def max_rhat(self) -> float:
+        return max(self.rhat.values())
+
+    @property
+    def min_ess(self) -> float:
+        return min(self.ess.values())
+
+    def to_dict(self) -> dict:
+        return {"max_rhat": self.max_rhat, "min_ess": self.min_ess, "divergences": self.divergences}
+
+
+@dataclass(frozen=True)
+class Posterior:
+    """Draws (chains merged, float64 numpy) of every sampled and deterministic site."""
+
+    samples: dict[str, np.ndarray]
+    diagnostics: Diagnostics
+
+    @property
+    def num_draws(self) -> int:
+        return len(next(iter(self.samples.values())))
+
+
+def diagnose(grouped: dict[str, np.ndarray], diverging_CxS: np.ndarray, num_chains: int) -> Diagnostics:
+    """R-hat/ESS of each site from ``grouped`` (chain, draw, ...) draws; warn by parameter name."""
+    from numpyro.diagnostics import effective_sample_size, split_gelman_rubin
+
+    rhat, ess = {}, {}
+    for name, x in grouped.items():
+        x = np.asarray(x, np.float64)
+        if num_chains > 1 or x.shape[1] >= 4:
+            rhat[name] = float(np.nanmax(split_gelman_rubin(x)))
+        else:
+            rhat[name] = float("nan")
+        ess[name] = float(np.nanmin(effective_sample_size(x)))
+    msgs = [f"NUTS: R-hat {v:.3f} > {RHAT_MAX} for parameter {k!r}" for k, v in rhat.items() if v > RHAT_MAX]
+    n_div = int(np.sum(diverging_CxS))
+    if n_div:
+        worst = _divergence_suspect(grouped, np.asarray(diverging_CxS, bool))
+        msgs.append(f"NUTS: {n_div} divergent transitions; they sit furthest from the bulk in parameter {worst!r}")
+    for m in msgs:
+        warnings.warn(m, RuntimeWarning, stacklevel=3)
+    return Diagnostics(rhat=rhat, ess=ess, divergences=n_div, warnings=tuple(msgs))
+
+
+def _divergence_suspect(grouped: dict[str, np.ndarray], div_CxS: np.ndarray) -> str:
+    """The parameter whose divergent draws differ most (in posterior sds) from all draws."""
+    best, best_shift = next(iter(grouped)), -1.0
+    for name, x in grouped.items():
+        flat = np.asarray(x, np.float64).reshape(div_CxS.size, -1)
+        sd = flat.std(axis=0) + 1e-300
+        shift = np.max(np.abs(flat[div_CxS.ravel()].mean(axis=0) - flat.mean(axis=0)) / sd)
+        if shift > best_shift:
+            best, best_shift = name, float(shift)
+    return best
+
+
+def run_nuts(model: Callable, *args, config: NutsConfig = NutsConfig(), **kwargs) -> Posterior:
+    """Sample ``model(*args, **kwargs)`` with NUTS in float64; diagnostics on every site
+    (sampled and deterministic, so warnings use the paper's names E, a, b, η too)."""
+    from numpyro.infer import MCMC, NUTS, init_to_median
+
+    with jax.enable_x64(True):
+        kernel = NUTS(
+            model,
+            target_accept_prob=config.target_accept_prob,
+            max_tree_depth=config.max_tree_depth,
+            dense_mass=config.dense_mass,
+            init_strategy=init_to_median(num_samples=15),
+        )
+        mcmc = MCMC(
+            kernel,
+            num_warmup=config.num_warmup,
+            num_samples=config.num_samples,
+            num_chains=config.num_chains,
+            chain_method=config.chain_method,
+            progress_bar=False,
+        )
+        mcmc.run(jax.random.PRNGKey(config.seed), *args, extra_fields=("diverging",), **kwargs)
+        grouped = {k: np.asarray(v) for k, v in mcmc.get_samples(group_by_chain=True).items()}
+        diverging = np.asarray(mcmc.get_extra_fields(group_by_chain=True)["diverging"])
+    diag = diagnose(grouped, diverging, config.num_chains)
+    flat = {k: v.reshape((-1,) + v.shape[2:]) for k, v in grouped.items()}
+    return Posterior(samples=flat, diagnostics=diag)

@@ -1,0 +1,161 @@
+"""Check Bayesian bands on a testbed: fit each training set on the paper's Table-1 points,
+then ask whether every other model's measured loss and 17-task error lie inside the bands.
+
+The LM bootstrap of the point fitter is scored on the same held-out models, and the
+hierarchical fit (η pooled across sets) against the independent fits, with the full
+Table-1 design and with one fit point fewer per set.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from scaling_jax import paper
+from scaling_jax.laws.bayes import (
+    Bands, ErrorData, ErrorLaw, LossData, LossLaw, NutsConfig, PooledLossData, Posterior,
+    chained_error_draws, chained_model, hierarchical_loss_model, loss_draws, loss_model, run_nuts,
+)  # fmt: skip
+from scaling_jax.laws.bayes.predict import LEVELS
+from scaling_jax.testbed import RunRecord, Testbed
+
+VAL = paper.LOSS_VAL_SET
+M_MIN_RELIABLE = 10.0  # the paper finds Eq. 4 breaks at M = 5; coverage is also reported without it
+# "Fewer points" design for the pooling comparison: Table 1 without its largest-compute run.
+DROPPED_FOR_FEWER = ("d=1024_l=24_h=8", 20.0)
+
+
+def loss_data(runs) -> LossData:
+    return LossData(C=[r.C for r in runs], M=[r.M for r in runs], L=[r.loss(VAL) for r in runs])
+
+
+def error_data(runs) -> ErrorData:
+    return ErrorData(L=[r.loss(VAL) for r in runs], Err=[r.err_17 for r in runs])
+
+
+
+def band_stats(bands: Bands, y: np.ndarray, M: np.ndarray) -> dict:
+    """Coverage per level, median 95 % width and median |error| (relative to the measured y),
+    on all held-out models and on those with M >= 10."""
+
+    def stats(sel):
+        w = (bands.hi[95] - bands.lo[95])[sel] / y[sel]
+        return {
+            "coverage": {str(lv): float(np.mean(bands.covers(y, lv)[sel])) for lv in LEVELS},
+            "median_width_95": float(np.median(w)),
+            "median_abs_err": float(np.median(np.abs(bands.median - y)[sel] / y[sel])),
+            "n_heldout": int(np.sum(sel)),
+        }
+
+    out = stats(np.ones(len(y), bool))
+    out["m_ge_10"] = stats(M >= M_MIN_RELIABLE * (1 - 1e-6))
+    return out
+
+
+@dataclass(frozen=True)
+class SetCheck:
+    """One training set: the posterior, its laws, and held-out draws for plots and JSON."""
+
+    dataset: str
+    posterior: Posterior
+    loss_law: LossLaw
+    error_law: ErrorLaw
+    loss_heldout: tuple[RunRecord, ...]
+    loss_draws: np.ndarray  # (draws, len(loss_heldout))
+    error_heldout: tuple[RunRecord, ...]
+    error_draws: np.ndarray
+    bootstrap_draws: np.ndarray  # (kept resamples, len(loss_heldout))
+    summary: dict  # the posterior.json block of this set
+
+
+def _bootstrap_bands(lr, heldout, n_resamples: int, seed: int) -> tuple[Bands, np.ndarray]:
+    from scaling_jax.laws.bootstrap import bootstrap
+    from scaling_jax.laws.fit import fit_law
+
+    inputs = {"C": [r.C for r in lr], "M": [r.M for r in lr]}
+    y = [r.loss(VAL) for r in lr]
+    point = fit_law("overtrain", inputs, y)
+    bs = bootstrap("overtrain", inputs, y, n_resamples=n_resamples, seed=seed)
+    C, M = np.array([r.C for r in heldout]), np.array([r.M for r in heldout])
+    draws = bs.predictions(C=C, M=M)
+    b = Bands.from_draws(draws)
+    # The bootstrap's centre is the LM point fit, as a user of the point fitter would report it.
+    return Bands(median=point.predict(C=C, M=M), lo=b.lo, hi=b.hi), draws
+
+
+def check_set(tb: Testbed, dataset: str, config: NutsConfig, n_bootstrap: int = 1000) -> SetCheck:
+    lr, er = paper.loss_fit_runs(tb, dataset), paper.error_fit_runs(tb, dataset)
+    ld, ed = loss_data(lr), error_data(er)
+    post = run_nuts(chained_model, ld, ed, config=config)
+    ll, el = LossLaw.from_samples(post.samples, ld.box), ErrorLaw.from_samples(post.samples, ed.box)
+    fit_l, fit_e = {r.name for r in lr}, {r.name for r in er}
+    runs = sorted(tb.select(dataset=dataset).runs, key=lambda r: (r.N, r.M))
+    lh = tuple(r for r in runs if r.name not in fit_l)
+    eh = tuple(r for r in runs if r.name not in fit_e and r.err_17 is not None)
+    lC, lM = np.array([r.C for r in lh]), np.array([r.M for r in lh])
+    eC, eM = np.array([r.C for r in eh]), np.array([r.M for r in eh])
+    ld_draws = loss_draws(ll, lC, lM, seed=config.seed)
+    ed_draws = chained_error_draws(ll, el, eC, eM, seed=config.seed + 7)
+    y_l, y_e = np.array([r.loss(VAL) for r in lh]), np.array([r.err_17 for r in eh])
+    lb, eb = Bands.from_draws(ld_draws), Bands.from_draws(ed_draws)
+    bb, b_draws = _bootstrap_bands(lr, lh, n_bootstrap, config.seed)
+    summary = {
+        "loss": band_stats(lb, y_l, lM),
+        "error": band_stats(eb, y_e, eM),
+        "bootstrap_loss": band_stats(bb, y_l, lM),
+        "diagnostics": post.diagnostics.to_dict(),
+        "targets": _target_rows(lh, lb, y_l, eh, eb, y_e),
+    }
+    return SetCheck(dataset, post, ll, el, lh, ld_draws, eh, ed_draws, b_draws, summary)
+
+
+def _target_rows(lh, lb: Bands, y_l, eh, eb: Bands, y_e) -> list[dict]:
+    err_index = {r.name: i for i, r in enumerate(eh)}
+    rows = []
+    for i, r in enumerate(lh):
+        row = {"model": r.model, "N": r.N, "M": round(r.M, 6), "loss_true": float(y_l[i]),
+               "loss_quantiles": {k: v[i] for k, v in lb.to_dict().items()}}
+        j = err_index.get(r.name)
+        if j is not None:
+            row["error_true"] = float(y_e[j])
+            row["error_quantiles"] = {k: v[j] for k, v in eb.to_dict().items()}
+        rows.append(row)
+    return rows
+
+
+def pooling_comparison(tb: Testbed, datasets, config: NutsConfig, table1: dict[str, LossLaw] | None = None) -> dict:
+    """Hierarchical (η pooled) vs independent Eq. 4 fits, scored on the same held-out models
+    (those outside Table 1), with the full Table-1 design and with DROPPED_FOR_FEWER removed.
+
+    ``table1`` reuses independent Table-1 loss posteriors already sampled (e.g. by check_set).
+    """
+    datasets = list(datasets)
+    designs = {
+        "table1": {ds: paper.loss_fit_runs(tb, ds) for ds in datasets},
+        "fewer": {ds: tuple(r for r in paper.loss_fit_runs(tb, ds)
+                            if (r.model, round(r.M)) != DROPPED_FOR_FEWER) for ds in datasets},
+    }  # fmt: skip
+    out = {}
+    for design, fit_runs in designs.items():
+        data = {ds: loss_data(fit_runs[ds]) for ds in datasets}
+        pooled = run_nuts(hierarchical_loss_model, PooledLossData(tuple(data[ds] for ds in datasets)), config=config)
+        out[design] = {"n_fit_points_per_set": len(next(iter(fit_runs.values()))), "hierarchical": {}, "independent": {},
+                       "hierarchical_diagnostics": pooled.diagnostics.to_dict(), "independent_diagnostics": {}}
+        for s, ds in enumerate(datasets):
+            held = [r for r in tb.select(dataset=ds).runs if r.name not in {x.name for x in paper.loss_fit_runs(tb, ds)}]
+            C, M = np.array([r.C for r in held]), np.array([r.M for r in held])
+            y = np.array([r.loss(VAL) for r in held])
+            if design == "table1" and table1 and ds in table1:
+                indep = table1[ds]
+            else:
+                post = run_nuts(loss_model, data[ds], config=config)
+                out[design]["independent_diagnostics"][ds] = post.diagnostics.to_dict()
+                indep = LossLaw.from_samples(post.samples, data[ds].box)
+            hier = LossLaw.from_samples(pooled.samples, data[ds].box, index=s)
+            for name, law in (("hierarchical", hier), ("independent", indep)):
+                out[design][name][ds] = band_stats(Bands.from_draws(loss_draws(law, C, M, seed=config.seed)), y, M)
+        eta = pooled.samples["eta"]
+        out[design]["hierarchical_eta"] = {ds: [float(np.percentile(eta[:, s], q)) for q in (2.5, 50, 97.5)]
+                                           for s, ds in enumerate(datasets)}
+    return out

@@ -1,0 +1,37 @@
+import json
+
+import pytest
+
+from scaling_jax.cli import main
+
+
+@pytest.mark.slow
+def test_posterior_on_the_testbed_writes_the_issue_shape(testbed_dir, tmp_path, capsys):
+    out = tmp_path / "o"
+    argv = ["posterior", "--testbed", str(testbed_dir), "--out", str(out), "--datasets", "rpj",
+            "--num-warmup", "150", "--num-samples", "150", "--chains", "2", "--bootstrap", "100", "--no-pooling"]
+    assert main(argv) == 0
+    body = json.loads((out / "posterior.json").read_text())
+    rpj = body["datasets"]["rpj"]
+    assert set(rpj) >= {"loss", "error", "bootstrap_loss", "diagnostics"}
+    for key in ("loss", "error", "bootstrap_loss"):
+        block = rpj[key]
+        assert set(block) >= {"coverage", "median_width_95", "median_abs_err", "n_heldout"}
+        assert set(block["coverage"]) == {"50", "90", "95"}
+        c = block["coverage"]
+        assert 0 <= c["50"] <= c["90"] <= c["95"] <= 1
+        assert block["median_width_95"] > 0 and block["median_abs_err"] > 0
+    # 35 RedPajama models, 5 fit Eq. 4 and 6 fit Eq. 5.
+    assert rpj["loss"]["n_heldout"] == 30 and rpj["error"]["n_heldout"] == 29
+    assert rpj["loss"]["m_ge_10"]["n_heldout"] == 26
+    assert set(rpj["diagnostics"]) == {"max_rhat", "min_ess", "divergences"}
+    t = rpj["targets"][0]
+    assert t["loss_quantiles"]["q2.5"] <= t["loss_quantiles"]["q50"] <= t["loss_quantiles"]["q97.5"]
+    assert (out / "figure1_bands.png").stat().st_size > 10_000 and (out / "calibration.png").stat().st_size > 10_000
+    assert "bayes loss" in capsys.readouterr().out
+
+
+def test_unknown_dataset_is_a_one_line_error(testbed_dir, tmp_path, capsys):
+    argv = ["posterior", "--testbed", str(testbed_dir), "--out", str(tmp_path), "--datasets", "pile"]
+    assert main(argv) == 2
+    assert "pile" in capsys.readouterr().err
