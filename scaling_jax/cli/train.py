@@ -1,0 +1,39 @@
+"""``scaling-jax train CONFIG [key=value ...] --out DIR [--resume]``."""
+
+from __future__ import annotations
+
+import sys
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser("train", help="train a model for a token budget; write DIR/record.json")
+    p.add_argument("config", help="YAML train config (configs/train/*.yaml)")
+    p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. budget.multiplier=40")
+    p.add_argument("--out", required=True, help="run folder: record.json, metrics.jsonl, tensorboard/, checkpoints/")
+    p.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in --out")
+    p.add_argument("--coordinator", help="multi-host: coordinator host:port (else from the environment)")
+    p.add_argument("--num-processes", type=int, help="multi-host: number of processes")
+    p.add_argument("--process-id", type=int, help="multi-host: this process's id")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from scaling_jax.train import distributed
+    from scaling_jax.train.config import load_train_config
+
+    cfg = load_train_config(args.config, args.overrides)
+    distributed.initialize(args.coordinator, args.num_processes, args.process_id)
+    from scaling_jax.train.loop import NonFiniteLoss, train
+
+    try:
+        outcome = train(cfg, args.out, resume=args.resume)
+    except NonFiniteLoss as e:
+        print(f"scaling-jax train: {e}", file=sys.stderr)
+        return 1
+    if distributed.is_writer():
+        if outcome.stopped_early:
+            print(f"stopped by SIGTERM at step {outcome.step}; checkpoint saved, continue with --resume")
+        else:
+            print(f"done: {outcome.step} steps; losses {dict(outcome.record.losses)}; "
+                  f"record {args.out}/record.json")
+    return 0

@@ -1,0 +1,136 @@
+"""A synthetic language whose true loss is known exactly.
+
+Every document (one training window of ``seq_len + 1`` tokens) comes from one of K sparse
+first-order Markov sources over V token ids, chosen with Zipf weights ``pi_k ∝ k^-s``.
+Each source has its own sparse start distribution and, for each state, ``successors``
+possible next tokens with Dirichlet-drawn probabilities. The design aim: frequent sources
+are learned first and rare ones need more parameters and more data, so the loss keeps
+falling with scale along a heavy tail instead of saturating after one easy pattern. (That
+the fall is a power law over the paper's range of N and M has not been measured yet.)
+
+Documents are generated on the fly from ``(seed, split, index)`` with a counter-based
+seed, so any index is random access, train and val use disjoint streams, and there is no
+end to the unique tokens (an M = 640 run never repeats a document).
+
+True loss. A model reading x_0..x_{t-1} of a window and predicting x_t can do no better
+than the mixture's posterior predictive p(x_t | x_<t) = Σ_k p(k | x_<t) P_k(x_t | x_{t-1}).
+By the chain rule its summed log loss over a window is exactly
+-log p(x_1..x_L | x_0) = -log Σ_k π_k s_k(x_0) Π_t P_k(x_t|x_{t-1}) + log Σ_k π_k s_k(x_0).
+``bayes_loss`` returns that divided by L, per sequence: the Bayes-optimal validation loss
+(nats per predicted token) on the very sequences the model is scored on. A fitted
+irreducible term E is to be compared with its mean (as L grows the posterior concentrates,
+so it approaches the source-known conditional entropy rate).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+from scipy.special import logsumexp
+
+SPLIT_IDS = {"train": 0, "val": 1}
+UNLIMITED = 1 << 62
+
+
+@dataclasses.dataclass(frozen=True)
+class SyntheticConfig:
+    vocab_size: int = 512
+    n_sources: int = 256
+    successors: int = 8
+    zipf_exponent: float = 1.1
+    concentration: float = 0.5
+    seed: int = 0
+
+    def __post_init__(self):
+        for name in ("vocab_size", "n_sources", "successors"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.concentration <= 0 or self.zipf_exponent < 0:
+            raise ValueError("concentration must be > 0 and zipf_exponent >= 0")
+
+
+def _cdf(p: np.ndarray) -> np.ndarray:
+    c = np.cumsum(p, axis=-1)
+    c[..., -1] = 1.0
+    return c
+
+
+class MarkovMixture:
+    """The sources' tables, drawn once from the config's seed."""
+
+    def __init__(self, cfg: SyntheticConfig):
+        self.cfg = cfg
+        K, V, S = cfg.n_sources, cfg.vocab_size, cfg.successors
+        rng = np.random.default_rng([cfg.seed, 0x5EED])
+        w = np.arange(1, K + 1, dtype=np.float64) ** -cfg.zipf_exponent
+        self.prior_K = w / w.sum()
+        self.succ_KxVxS = rng.integers(0, V, (K, V, S), dtype=np.int32)
+        self.prob_KxVxS = _dirichlet(rng, cfg.concentration, (K, V, S))
+        self.start_KxS = rng.integers(0, V, (K, S), dtype=np.int32)
+        self.start_prob_KxS = _dirichlet(rng, cfg.concentration, (K, S))
+        self._prior_cdf = _cdf(self.prior_K)
+        self._cdf_KxVxS = _cdf(self.prob_KxVxS)
+        self._start_cdf_KxS = _cdf(self.start_prob_KxS)
+
+    def generate(self, split: str, idx_B: np.ndarray, length: int) -> np.ndarray:
+        """Documents ``idx_B`` of ``split``, each ``length`` tokens: int32 (B, length)."""
+        if split not in SPLIT_IDS:
+            raise ValueError(f"split {split!r}: expected one of {list(SPLIT_IDS)}")
+        S = self.cfg.successors
+        u_BxT = np.stack([np.random.default_rng([self.cfg.seed, SPLIT_IDS[split], int(i)]).random(length + 1)
+                          for i in idx_B])
+        k_B = np.minimum(np.searchsorted(self._prior_cdf, u_BxT[:, 0], side="right"), len(self.prior_K) - 1)
+        out = np.empty((len(idx_B), length), np.int32)
+        j_B = np.minimum((u_BxT[:, 1, None] >= self._start_cdf_KxS[k_B]).sum(-1), S - 1)
+        x_B = self.start_KxS[k_B, j_B]
+        out[:, 0] = x_B
+        for t in range(1, length):
+            j_B = np.minimum((u_BxT[:, t + 1, None] >= self._cdf_KxVxS[k_B, x_B]).sum(-1), S - 1)
+            x_B = self.succ_KxVxS[k_B, x_B, j_B]
+            out[:, t] = x_B
+        return out
+
+    def bayes_loss(self, tokens_BxT: np.ndarray) -> np.ndarray:
+        """Bayes-optimal mean loss (nats/token) of predicting x_1..x_L from the prefix, per row."""
+        tokens_BxT = np.asarray(tokens_BxT)
+        out = np.empty(len(tokens_BxT))
+        log_prior_K = np.log(self.prior_K)
+        for b, x_T in enumerate(tokens_BxT):
+            prev, nxt = x_T[:-1], x_T[1:]
+            hit_KxLxS = self.succ_KxVxS[:, prev] == nxt[None, :, None]
+            with np.errstate(divide="ignore"):  # log 0 = -inf: source k cannot emit this
+                start_K = np.log((self.start_prob_KxS * (self.start_KxS == x_T[0])).sum(-1))
+                step_KxL = np.log((self.prob_KxVxS[:, prev] * hit_KxLxS).sum(-1))
+            joint = logsumexp(log_prior_K + start_K + step_KxL.sum(-1))
+            marginal0 = logsumexp(log_prior_K + start_K)
+            out[b] = -(joint - marginal0) / len(nxt)
+        return out
+
+
+def _dirichlet(rng: np.random.Generator, alpha: float, shape: tuple[int, ...]) -> np.ndarray:
+    g = rng.gamma(alpha, size=shape) + 1e-12
+    return g / g.sum(-1, keepdims=True)
+
+
+def unigram_entropy(tokens: np.ndarray) -> float:
+    """Entropy (nats) of the empirical unigram distribution: a model of no context's loss."""
+    counts = np.bincount(np.asarray(tokens).ravel())
+    p = counts[counts > 0] / counts.sum()
+    return float(-(p * np.log(p)).sum())
+
+
+class SyntheticWindows:
+    """Random-access windows of ``seq_len + 1`` tokens, one synthetic document each."""
+
+    def __init__(self, cfg: SyntheticConfig, seq_len: int, split: str, n_windows: int = UNLIMITED):
+        self.mixture = MarkovMixture(cfg)
+        self.seq_len, self.split, self.n = seq_len, split, n_windows
+        self.vocab_size = cfg.vocab_size
+        self.name = f"synthetic(seed={cfg.seed})/{split}"
+
+    def __len__(self) -> int:
+        return self.n
+
+    def read_batch(self, idx_B) -> np.ndarray:
+        return self.mixture.generate(self.split, np.asarray(idx_B), self.seq_len + 1)

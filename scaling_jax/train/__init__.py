@@ -1,0 +1,1 @@
+"""Training: typed run config, the AdamW recipe, the sharded step, checkpoints and the loop."""

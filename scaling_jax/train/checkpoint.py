@@ -1,0 +1,72 @@
+"""Checkpoints with orbax: parameters, optimizer state, step, the data iterator's state and a
+JSON note of the model's shapes and the run config (the seed: the run's only randomness
+besides the data order). Saves are async and atomic; the last ``keep`` are kept.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import grain
+import jax
+import numpy as np
+import orbax.checkpoint as ocp
+
+
+def param_shapes(abstract_params) -> dict[str, list[int]]:
+    return {jax.tree_util.keystr(p): list(np.shape(x))
+            for p, x in jax.tree_util.tree_leaves_with_path(abstract_params)}
+
+
+class Checkpoints:
+    """One run's ``checkpoints/`` folder."""
+
+    def __init__(self, directory: str | Path, *, keep: int, async_save: bool = True):
+        self.directory = Path(directory).resolve()
+        self.manager = ocp.CheckpointManager(
+            self.directory,
+            options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True,
+                                                 enable_async_checkpointing=async_save),
+            item_names=("state", "data", "meta"),
+        )
+
+    def latest_step(self) -> int | None:
+        return self.manager.latest_step()
+
+    def save(self, step: int, state, data_iter, meta: dict[str, Any]) -> None:
+        self.manager.save(step, args=ocp.args.Composite(
+            state=ocp.args.StandardSave(state),
+            data=grain.checkpoint.CheckpointSave(data_iter),
+            meta=ocp.args.JsonSave(meta),
+        ), force=True)
+
+    def wait(self) -> None:
+        self.manager.wait_until_finished()
+
+    def restore(self, step: int, abstract_state, state_shardings, data_iter, shapes: dict) -> tuple[Any, dict]:
+        """Restore into ``data_iter`` and return (state, meta); a checkpoint of another model
+        shape is an error naming its folder and the first differing parameter."""
+        where = self.directory / str(step)
+        meta = self.manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
+        saved = meta.get("param_shapes", {})
+        if saved != shapes:
+            diff = sorted(set(saved) ^ set(shapes)) or [k for k in shapes if saved[k] != shapes[k]]
+            k = diff[0]
+            raise ValueError(
+                f"{where}: checkpoint is of another model shape (saved model "
+                f"{meta.get('model', {}).get('name')!r}); parameter {k}: saved "
+                f"{saved.get(k, 'absent')}, this run {shapes.get(k, 'absent')}. "
+                "Use the model config it was trained with, or a new --out.")
+        target = jax.tree.map(lambda s, a: jax.tree.map(
+            lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s), a), state_shardings, abstract_state)
+        out = self.manager.restore(step, args=ocp.args.Composite(
+            state=ocp.args.StandardRestore(target),
+            data=grain.checkpoint.CheckpointRestore(data_iter),
+        ))
+        return out["state"], meta
+
+    def close(self) -> None:
+        self.manager.wait_until_finished()
+        self.manager.close()
+

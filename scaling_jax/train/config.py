@@ -1,0 +1,166 @@
+"""The training run's typed config, one section per concern, loaded from YAML + overrides.
+
+The budget is tokens D or a multiplier M (D = M·N, N counted as the paper counts it);
+``steps`` turns it into optimizer steps of ``global_batch × seq_len`` tokens.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from pathlib import Path
+from typing import Any, Sequence
+
+from scaling_jax.config import ConfigError, load_yaml
+from scaling_jax.data.pipeline import CorpusConfig
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelSection:
+    """A model preset (``configs/models/<name>.yaml`` or a path) and field overrides."""
+
+    name: str = "tiny_d64"
+    set: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass(frozen=True)
+class ValSet:
+    """An extra validation set: the ``val`` split of another corpus."""
+
+    name: str
+    corpus: CorpusConfig
+
+
+@dataclasses.dataclass(frozen=True)
+class DataSection:
+    """Training corpus (its ``val`` split is the validation set named ``name``) and loader."""
+
+    name: str = "synthetic"
+    corpus: CorpusConfig = CorpusConfig()
+    extra_val: tuple[ValSet, ...] = ()
+    val_sequences: int = 256
+    seed: int = 0
+    threads: int = 2
+    prefetch: int = 4
+
+
+@dataclasses.dataclass(frozen=True)
+class OptimizerSection:
+    """AdamW with linear warm-up and cosine decay to ``cooldown_lr`` (the paper's recipe)."""
+
+    lr: float = 3e-3
+    cooldown_lr: float = 3e-5
+    warmup: int = 400
+    b1: float = 0.9
+    b2: float = 0.95
+    eps: float = 1e-8
+    weight_decay: float = 0.033
+    clip: float = 1.0
+    z_loss: float = 1e-4
+
+    def __post_init__(self):
+        if self.lr <= 0 or self.cooldown_lr < 0 or self.warmup < 0 or self.clip <= 0:
+            raise ValueError("lr and clip must be > 0, cooldown_lr and warmup >= 0")
+
+
+@dataclasses.dataclass(frozen=True)
+class MeshSection:
+    """Mesh axis sizes; one may be -1 to take the remaining devices."""
+
+    data: int = -1
+    fsdp: int = 1
+    tensor: int = 1
+
+
+@dataclasses.dataclass(frozen=True)
+class BudgetSection:
+    """Tokens D, or multiplier M (D = M·N); global batch in sequences; micro-batches per step."""
+
+    tokens: float | None = None
+    multiplier: float | None = None
+    global_batch: int = 256
+    grad_accum: int = 1
+
+    def __post_init__(self):
+        if (self.tokens is None) == (self.multiplier is None):
+            raise ValueError("set exactly one of budget.tokens and budget.multiplier")
+        for field in ("tokens", "multiplier"):
+            v = getattr(self, field)
+            if v is not None and not (math.isfinite(v) and v > 0):
+                raise ValueError(f"{field}: must be a positive number, got {v!r}")
+        if self.global_batch < 1 or self.grad_accum < 1 or self.global_batch % self.grad_accum:
+            raise ValueError(f"global_batch {self.global_batch} must be a positive multiple of "
+                             f"grad_accum {self.grad_accum}")
+
+
+@dataclasses.dataclass(frozen=True)
+class CheckpointSection:
+    every: int = 1000
+    keep: int = 3
+    async_save: bool = True
+
+
+@dataclasses.dataclass(frozen=True)
+class LoggingSection:
+    """Train metrics every ``every`` steps; validation every ``val_every`` (0: only at the end)."""
+
+    every: int = 10
+    val_every: int = 0
+    progress: bool = True
+    tensorboard: bool = True
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    name: str = ""
+    seed: int = 0
+    vocab_chunk: int | None = None
+    model: ModelSection = ModelSection()
+    data: DataSection = DataSection()
+    optimizer: OptimizerSection = OptimizerSection()
+    mesh: MeshSection = MeshSection()
+    budget: BudgetSection = BudgetSection(multiplier=20.0)
+    checkpoint: CheckpointSection = CheckpointSection()
+    logging: LoggingSection = LoggingSection()
+
+
+def load_train_config(path: str | Path, overrides: Sequence[str] = ()) -> TrainConfig:
+    return load_yaml(TrainConfig, path, overrides)
+
+
+def model_config(cfg: TrainConfig):
+    """The ModelConfig of the run: the preset with ``model.set`` applied."""
+    from scaling_jax.model.config import load_model_config
+
+    overrides = [f"{k}={v}" for k, v in cfg.model.set.items()]
+    try:
+        return load_model_config(cfg.model.name, overrides)
+    except ConfigError as e:
+        raise ConfigError(f"model (name={cfg.model.name!r}, set={cfg.model.set}): {e}") from e
+
+
+@dataclasses.dataclass(frozen=True)
+class Budget:
+    N: int
+    D: float
+    M: float
+    steps: int
+    tokens_per_step: int
+
+    @property
+    def tokens_trained(self) -> int:
+        return self.steps * self.tokens_per_step
+
+
+def budget(cfg: TrainConfig, N: int, seq_len: int) -> Budget:
+    """Steps of ``global_batch × seq_len`` tokens nearest the budget D; an error if under one."""
+    b = cfg.budget
+    D = float(b.tokens) if b.tokens is not None else b.multiplier * N
+    per_step = b.global_batch * seq_len
+    steps = round(D / per_step)
+    if steps < 1:
+        raise ConfigError(
+            f"budget: D = {D:.4g} tokens is less than one step of global_batch × seq_len = "
+            f"{b.global_batch} × {seq_len} = {per_step} tokens; raise budget.tokens/multiplier "
+            "or lower budget.global_batch")
+    return Budget(N=N, D=D, M=D / N, steps=steps, tokens_per_step=per_step)

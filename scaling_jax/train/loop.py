@@ -1,0 +1,233 @@
+"""``scaling-jax train``: the training run, top to bottom.
+
+Config → model size N and budget → data → output folder checks → mesh, state (fresh or
+resumed) → steps with logging, validation and checkpoints → final validation → run record.
+Every check that can fail on bad input runs before anything is written.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import signal
+import time
+from pathlib import Path
+
+import jax
+import numpy as np
+from tqdm import tqdm
+
+from scaling_jax import atomic
+from scaling_jax.config import ConfigError, to_dict
+from scaling_jax.data.pipeline import batches, open_source
+from scaling_jax.model.counts import paper_params, params_no_embed
+from scaling_jax.model.sharding import make_mesh
+from scaling_jax.testbed.schema import RunRecord
+from scaling_jax.train import distributed, evaluate
+from scaling_jax.train.checkpoint import Checkpoints, param_shapes
+from scaling_jax.train.config import TrainConfig, budget, model_config
+from scaling_jax.train.metrics import MetricsLog
+from scaling_jax.train.optimizer import optimizer, schedule
+from scaling_jax.train.step import global_batch, setup
+
+
+class NonFiniteLoss(RuntimeError):
+    """The loss became NaN or infinite; the run stopped and kept its last good checkpoint."""
+
+
+@dataclasses.dataclass
+class Outcome:
+    step: int
+    stopped_early: bool
+    record: RunRecord | None
+
+
+class _StopFlag:
+    """SIGTERM (a preemption) sets a flag the loop reads at the next step boundary."""
+
+    def __init__(self):
+        self.set = False
+        self._old = signal.signal(signal.SIGTERM, self._handle)
+
+    def _handle(self, signum, frame):
+        self.set = True
+
+    def agreed(self) -> bool:
+        """Every process stops at the same step: any process's flag stops them all."""
+        if jax.process_count() == 1:
+            return self.set
+        from jax.experimental import multihost_utils
+
+        return bool(multihost_utils.process_allgather(np.int32(self.set)).any())
+
+    def restore(self) -> None:
+        signal.signal(signal.SIGTERM, self._old)
+
+
+def run_name(cfg: TrainConfig, model_name: str, M: float) -> str:
+    """The testbed's naming: dataset-model-chinchilla multiplier (M / 20)."""
+    return cfg.name or f"{cfg.data.name}-{model_name}-{M / 20:g}"
+
+
+def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False) -> Outcome:
+    out = Path(out)
+    pi, pc = jax.process_index(), jax.process_count()
+    writer = distributed.is_writer()
+
+    # Model size and budget.
+    model_cfg = model_config(cfg)
+    N = paper_params(model_cfg)
+    bud = budget(cfg, N, model_cfg.seq_len)
+    lr = schedule(cfg.optimizer, bud.steps)
+    tx = optimizer(cfg.optimizer, bud.steps)
+    gb = cfg.budget.global_batch
+
+    # Data: the training stream and every validation set.
+    train_src = open_source(cfg.data.corpus, "train", model_cfg.seq_len)
+    val_sets = {cfg.data.name: open_source(cfg.data.corpus, "val", model_cfg.seq_len, cfg.data.val_sequences)}
+    for v in cfg.data.extra_val:
+        if v.name in val_sets:
+            raise ConfigError(f"data.extra_val: validation set name {v.name!r} is used twice")
+        val_sets[v.name] = open_source(v.corpus, "val", model_cfg.seq_len, cfg.data.val_sequences)
+    for name, src in [("train", train_src), *val_sets.items()]:
+        if src.vocab_size > model_cfg.vocab_size:
+            raise ConfigError(f"model.set.vocab_size: {model_cfg.vocab_size} rows cannot embed the "
+                              f"{src.vocab_size} token ids of {src.name}")
+    eval_gb = gb // cfg.budget.grad_accum
+    if cfg.data.val_sequences < eval_gb:
+        raise ConfigError(f"data.val_sequences: {cfg.data.val_sequences} is less than one "
+                          f"evaluation batch of {eval_gb} sequences")
+
+    # Output folder: a fresh run never overwrites, a resumed one needs a checkpoint.
+    ckpt_dir = out / "checkpoints"
+    saved = [int(p.name) for p in ckpt_dir.iterdir() if p.name.isdigit()] if ckpt_dir.is_dir() else []
+    if not resume and (saved or (out / "record.json").exists()):
+        raise ValueError(f"{out}: holds a previous run; pass --resume to continue it or choose a new --out")
+    if resume and not saved:
+        raise ValueError(f"{ckpt_dir}: no checkpoint to resume from")
+    if resume and max(saved) >= bud.steps and (out / "record.json").exists():
+        raise ValueError(f"{out}: finished ({max(saved)} of {bud.steps} steps, record.json written); "
+                         "raise the budget to train on")
+
+    # Mesh, state and the data iterator, fresh or restored.
+    mesh = make_mesh(cfg.mesh.data, cfg.mesh.fsdp, cfg.mesh.tensor)
+    s = setup(model_cfg, tx, mesh, seed=cfg.seed, grad_accum=cfg.budget.grad_accum,
+              z_loss=cfg.optimizer.z_loss, vocab_chunk=cfg.vocab_chunk, lr_schedule=lr)
+    shapes = param_shapes(s.abstract_state["params"])
+    data_iter = iter(batches(train_src, global_batch=gb, seed=cfg.data.seed,
+                             shuffle=cfg.data.corpus.kind == "tokens", process_index=pi,
+                             process_count=pc, threads=cfg.data.threads, prefetch=cfg.data.prefetch))
+    ckpts = Checkpoints(ckpt_dir, keep=cfg.checkpoint.keep, async_save=cfg.checkpoint.async_save)
+    meta = {"model": dataclasses.asdict(model_cfg), "param_shapes": shapes, "config": to_dict(cfg)}
+    with jax.set_mesh(mesh):
+        if resume:
+            start = ckpts.latest_step()
+            state, _ = ckpts.restore(start, s.abstract_state, s.state_shardings, data_iter, shapes)
+        else:
+            start, state = 0, s.init()
+    log = MetricsLog(out, enabled=writer, tensorboard=cfg.logging.tensorboard,
+                     resume_step=start if resume else None)
+    if writer:
+        atomic.write_json(out / "config.json", to_dict(cfg))
+
+    def validate(step: int) -> dict[str, evaluate.ValResult]:
+        results = {}
+        for name, src in val_sets.items():
+            per_seq = evaluate.per_sequence_losses(
+                s, state["params"], src, n_sequences=cfg.data.val_sequences,
+                global_batch_size=eval_gb, process_index=pi, process_count=pc)
+            results[name] = evaluate.summarize(per_seq)
+            log.write(step, f"val/{name}", results[name].record())
+        return results
+
+    pending: list[tuple[int, dict]] = []
+    last_good = start if resume else None
+
+    def flush() -> dict | None:
+        """Fetch the steps' metrics; stop on a non-finite loss, keeping the last good checkpoint."""
+        rows = [(st, {k: float(v) for k, v in jax.device_get(m).items()}) for st, m in pending]
+        pending.clear()
+        for st, m in rows:
+            if not (np.isfinite(m["loss"]) and np.isfinite(m["grad_norm"])):
+                kept = f"{ckpt_dir / str(last_good)}" if last_good is not None else "none (no checkpoint was saved yet)"
+                raise NonFiniteLoss(f"loss {m['loss']}, gradient norm {m['grad_norm']} at step {st}: stopping. Last good checkpoint: {kept}")
+        return rows[-1][1] if rows else None
+
+    stop = _StopFlag()
+    bar = tqdm(total=bud.steps, initial=start, unit="step", dynamic_ncols=True,
+               disable=not (writer and cfg.logging.progress))
+    step, t0, stopped = start, time.perf_counter(), False
+    try:
+        with jax.set_mesh(mesh):
+            while step < bud.steps:
+                if (pc == 1 or step % cfg.logging.every == 0) and stop.agreed():
+                    flush()
+                    if ckpts.latest_step() != step:
+                        ckpts.save(step, state, data_iter, {**meta, "step": step})
+                    ckpts.wait()
+                    stopped = True
+                    break
+                tokens_BxT = global_batch(next(data_iter), s.batch_sharding, gb)
+                state, metrics = s.train_step(state, tokens_BxT)
+                step += 1
+                pending.append((step, metrics))
+                if step % cfg.logging.every == 0 or step == bud.steps:
+                    n = len(pending)
+                    m = flush()
+                    dt, t0 = time.perf_counter() - t0, time.perf_counter()
+                    m["tokens_per_s"] = n * bud.tokens_per_step / dt
+                    m["tokens"] = step * bud.tokens_per_step
+                    log.write(step, "train", m)
+                    bar.set_postfix(loss=f"{m['loss']:.4f}", tok_s=f"{m['tokens_per_s']:.3g}")
+                    bar.update(step - bar.n)
+                if cfg.logging.val_every and step % cfg.logging.val_every == 0 and step < bud.steps:
+                    validate(step)
+                if step % cfg.checkpoint.every == 0 or step == bud.steps:
+                    flush()
+                    ckpts.save(step, state, data_iter, {**meta, "step": step})
+                    last_good = step
+            if stopped:
+                return Outcome(step=step, stopped_early=True, record=None)
+            results = validate(step)
+    finally:
+        bar.close()
+        stop.restore()
+        ckpts.close()
+        log.close()
+
+    record = RunRecord(
+        name=run_name(cfg, model_cfg.name, bud.M),
+        dataset=cfg.data.name,
+        model=model_cfg.name,
+        N=N,
+        params_no_embed=params_no_embed(model_cfg),
+        D=bud.tokens_trained,
+        losses={k: r.loss for k, r in results.items()},
+        loss_intervals={k: (r.lower_95, r.upper_95) for k, r in results.items()},
+        hyperparameters=_hyperparameters(cfg, model_cfg, bud, val_sets),
+    )
+    if writer:
+        atomic.write_text(out / "record.json", record.to_json() + "\n")
+    return Outcome(step=step, stopped_early=False, record=record)
+
+
+def _hyperparameters(cfg: TrainConfig, model_cfg, bud, val_sets) -> dict:
+    o = cfg.optimizer
+    hp = {
+        "params": bud.N, "params_no_embed": params_no_embed(model_cfg), "tokens": bud.D,
+        "tokens_trained": bud.tokens_trained, "chinchilla_multiplier": bud.M / 20, "M": bud.M,
+        "steps": bud.steps, "lr": o.lr, "wd": o.weight_decay, "cd": o.cooldown_lr,
+        "warmup": o.warmup, "global_bs": cfg.budget.global_batch, "acc": cfg.budget.grad_accum,
+        "z_loss": o.z_loss, "qk_norm": model_cfg.qk_norm, "seq_len": model_cfg.seq_len,
+        "dtype": model_cfg.dtype, "seed": cfg.seed,
+        "val_data": {name: [f"{src.name}"] for name, src in val_sets.items()},
+    }
+    bayes = {name: float(src.mixture.bayes_loss(src.read_batch(np.arange(_n_eval(cfg, len(src))))).mean())
+             for name, src in val_sets.items() if hasattr(src, "mixture")}
+    if bayes:
+        hp["bayes_loss"] = bayes  # the synthetic language's true (Bayes-optimal) loss per set
+    return hp
+
+
+def _n_eval(cfg: TrainConfig, n: int) -> int:
+    eval_gb = cfg.budget.global_batch // cfg.budget.grad_accum
+    return (min(n, cfg.data.val_sequences) // eval_gb) * eval_gb

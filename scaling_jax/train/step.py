@@ -1,0 +1,136 @@
+"""The train step: one ``jit`` with explicit input/output shardings and a donated state.
+
+The state is a pytree ``{'params', 'opt_state', 'step'}``. A step splits the global batch
+into ``grad_accum`` micro-batches (row i goes to micro-batch i mod A, so each device's rows
+stay on it), sums their gradients in float32, clips, and applies AdamW.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import nnx
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+
+from scaling_jax.model.config import ModelConfig
+from scaling_jax.model.loss import lm_loss
+from scaling_jax.model.sharding import LOGICAL_RULES, batch_sharding, state_shardings
+from scaling_jax.model.transformer import Transformer
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainSetup:
+    """What the loop needs from the model: its graph, the state's layout and the jitted steps."""
+
+    graphdef: Any
+    state_shardings: Any
+    abstract_state: Any
+    init: Callable[[], Any]
+    train_step: Callable[[Any, jax.Array], tuple[Any, dict]]
+    eval_step: Callable[[Any, jax.Array], jax.Array]
+    batch_sharding: NamedSharding
+
+
+def _path_key(path) -> tuple[str, ...]:
+    return tuple(str(getattr(k, "key", getattr(k, "idx", getattr(k, "name", k)))) for k in path)
+
+
+def _opt_shardings(abstract_opt, param_sh, mesh: Mesh):
+    """Each optimizer leaf takes the sharding of the parameter whose path ends its own."""
+    by_path = {_path_key(p): s for p, s in jax.tree_util.tree_leaves_with_path(param_sh)}
+    replicated = NamedSharding(mesh, P())
+
+    def one(path, leaf):
+        key = _path_key(path)
+        if key and key[-1] == "value":  # an nnx.Variable's payload
+            key = key[:-1]
+        for i in range(len(key)):
+            if key[i:] in by_path and len(by_path[key[i:]].spec) <= leaf.ndim:
+                return by_path[key[i:]]
+        return replicated
+
+    return jax.tree_util.tree_map_with_path(one, abstract_opt)
+
+
+def setup(cfg: ModelConfig, tx: optax.GradientTransformation, mesh: Mesh, *, seed: int,
+          grad_accum: int = 1, z_loss: float = 1e-4, vocab_chunk: int | None = None,
+          lr_schedule: Callable | None = None) -> TrainSetup:
+    abstract_model = nnx.eval_shape(lambda: Transformer(cfg, rngs=nnx.Rngs(seed)))
+    graphdef, abstract_params = nnx.split(abstract_model)
+    param_sh = state_shardings(abstract_params, mesh)
+
+    def init():
+        params = nnx.state(Transformer(cfg, rngs=nnx.Rngs(seed)))
+        return {"params": params, "opt_state": tx.init(params), "step": jnp.zeros((), jnp.int32)}
+
+    abstract_state = jax.eval_shape(init)
+    replicated = NamedSharding(mesh, P())
+    state_sh = {"params": param_sh,
+                "opt_state": _opt_shardings(abstract_state["opt_state"], param_sh, mesh),
+                "step": replicated}
+    batch_sh = batch_sharding(mesh)
+    micro_sh = NamedSharding(mesh, P(None, LOGICAL_RULES["batch"], None))
+
+    def loss_fn(params, tokens_BxT):
+        model = nnx.merge(graphdef, params)
+        return lm_loss(model, tokens_BxT[:, :-1], tokens_BxT[:, 1:], z_loss_weight=z_loss,
+                       vocab_chunk=vocab_chunk)
+
+    grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
+
+    def train_step(state, tokens_BxT):
+        B, T = tokens_BxT.shape
+        A = grad_accum
+        micro_AxBxT = jax.lax.with_sharding_constraint(
+            tokens_BxT.reshape(B // A, A, T).swapaxes(0, 1), micro_sh)
+
+        def micro(carry, tokens_bxT):
+            (loss, aux), grads = grad_fn(state["params"], tokens_bxT)
+            sums = (loss, aux["ce"], aux["z_loss"])
+            return jax.tree.map(jnp.add, carry, (grads, sums)), None
+
+        zeros = (jax.tree.map(lambda p: jnp.zeros(p.shape, jnp.float32), state["params"]),
+                 (jnp.float32(0),) * 3)
+        (grads, sums), _ = jax.lax.scan(micro, zeros, micro_AxBxT)
+        grads = jax.tree.map(lambda g: g / A, grads)
+        loss, ce, zl = (s / A for s in sums)
+        updates, opt_state = tx.update(grads, state["opt_state"], state["params"])
+        params = optax.apply_updates(state["params"], updates)
+        metrics = {"loss": loss, "ce": ce, "z_loss": zl, "grad_norm": optax.global_norm(grads)}
+        if lr_schedule is not None:
+            metrics["lr"] = lr_schedule(state["step"])
+        return {"params": params, "opt_state": opt_state, "step": state["step"] + 1}, metrics
+
+    def eval_step(params, tokens_BxT):
+        return loss_fn(params, tokens_BxT)[1]["ce_per_seq_B"]
+
+    return TrainSetup(
+        graphdef=graphdef,
+        state_shardings=state_sh,
+        abstract_state=abstract_state,
+        init=jax.jit(init, out_shardings=state_sh),
+        train_step=jax.jit(train_step, in_shardings=(state_sh, batch_sh),
+                           out_shardings=(state_sh, replicated), donate_argnums=0),
+        eval_step=jax.jit(eval_step, in_shardings=(param_sh, batch_sh),
+                          out_shardings=NamedSharding(mesh, P(LOGICAL_RULES["batch"]))),
+        batch_sharding=batch_sh,
+    )
+
+
+def global_batch(local_BxT: np.ndarray, sharding: NamedSharding, global_rows: int) -> jax.Array:
+    """This process's rows -> the global (rows, T) array laid out by ``sharding``."""
+    return jax.make_array_from_process_local_data(sharding, local_BxT, (global_rows, local_BxT.shape[1]))
+
+
+def to_host(x: jax.Array) -> np.ndarray:
+    """A global array, gathered whole onto every process."""
+    if x.is_fully_addressable:
+        return np.asarray(x)
+    from jax.experimental import multihost_utils
+
+    return np.asarray(multihost_utils.process_allgather(x, tiled=True))

@@ -1,0 +1,51 @@
+import numpy as np
+import pytest
+from scipy.special import logsumexp
+
+from scaling_jax.data.synthetic import MarkovMixture, SyntheticConfig, SyntheticWindows, unigram_entropy
+
+CFG = SyntheticConfig(vocab_size=32, n_sources=5, successors=3, seed=3)
+
+
+def test_generation_is_random_access_and_splits_differ():
+    m = MarkovMixture(CFG)
+    batch = m.generate("train", np.array([4, 9, 1 << 40]), 20)
+    assert np.array_equal(batch[1], m.generate("train", np.array([9]), 20)[0])
+    assert np.array_equal(batch, MarkovMixture(CFG).generate("train", np.array([4, 9, 1 << 40]), 20))
+    assert not np.array_equal(batch, m.generate("val", np.array([4, 9, 1 << 40]), 20))
+    assert batch.dtype == np.int32 and batch.min() >= 0 and batch.max() < 32
+
+
+def _posterior_predictive_loss(m, x):
+    """Step by step: p(x_t | x_<t) = sum_k p(k | x_<t) P_k(x_t | x_t-1)."""
+    def p_next(k, prev, nxt):
+        return m.prob_KxVxS[k, prev][m.succ_KxVxS[k, prev] == nxt].sum()
+
+    log_w = np.log(m.prior_K) + np.log([m.start_prob_KxS[k][m.start_KxS[k] == x[0]].sum() + 0.0
+                                        for k in range(len(m.prior_K))])
+    total = 0.0
+    for t in range(1, len(x)):
+        p_k = np.array([p_next(k, x[t - 1], x[t]) for k in range(len(m.prior_K))])
+        w = np.exp(log_w - logsumexp(log_w))
+        total -= np.log((w * p_k).sum())
+        with np.errstate(divide="ignore"):
+            log_w = log_w + np.log(p_k)
+    return total / (len(x) - 1)
+
+
+def test_bayes_loss_is_the_posterior_predictive_log_loss():
+    m = MarkovMixture(CFG)
+    x = m.generate("val", np.arange(4), 12)
+    expected = [_posterior_predictive_loss(m, row) for row in x]
+    np.testing.assert_allclose(m.bayes_loss(x), expected, rtol=1e-10)
+
+
+def test_bayes_loss_is_far_below_unigram_entropy():
+    src = SyntheticWindows(SyntheticConfig(), 64, "val", 32)
+    x = src.read_batch(np.arange(32))
+    assert src.mixture.bayes_loss(x).mean() < unigram_entropy(x[:, 1:]) - 2.0
+
+
+def test_bad_config_is_rejected():
+    with pytest.raises(ValueError, match="vocab_size"):
+        SyntheticConfig(vocab_size=0)
