@@ -25,7 +25,9 @@ class NutsConfig:
     num_chains: int = 4
     seed: int = 0
     chain_method: str = "vectorized"
-    target_accept_prob: float = 0.95
+    # Small steps: the posteriors have a mild funnel in the discrepancy scales. At 0.95 the
+    # chained Table-1 fits had 10-61 divergences of 4,000; at 0.99, 0-1, for about the same time.
+    target_accept_prob: float = 0.99
     dense_mass: bool = True  # the law's parameters stay correlated even after centring
     max_tree_depth: int = 10
 
