@@ -30,3 +30,12 @@ def test_nan_is_refused(tmp_path):
     with pytest.raises(ValueError):
         atomic.write_json(tmp_path / "x.json", {"a": float("nan")})
     assert not (tmp_path / "x.json").exists()
+
+
+def test_permissions_follow_umask(tmp_path):
+    old = os.umask(0o022)
+    try:
+        p = atomic.write_text(tmp_path / "x.txt", "hi")
+    finally:
+        os.umask(old)
+    assert (p.stat().st_mode & 0o777) == 0o644
