@@ -20,7 +20,7 @@ from scaling_jax.laws.points import as_points
 from scaling_jax.laws.starts import start_grid
 
 
-ROWS_PER_STEP = 2
+ROWS_PER_STEP = 1
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,15 +66,22 @@ def _fit_batch(law: str, starts, xs, y, W, max_iter: int, rows_per_step: int):
     and per-row counts of converged starts."""
     fn, names, _ = forms.law(law)
     model = lambda p, x: fn(dict(zip(names, p)), *x)
+    S, k = starts.shape[0], rows_per_step
 
-    def one_row(w):
-        res = lm.fit_starts(model, starts, xs, y, w, max_iter=max_iter)
-        best, _ = lm.best_of(res)
-        return best, jnp.sum(res.converged)
+    def chunk(Wc):
+        # k rows × S starts as one batch of lanes: per-lane weights, one LM loop.
+        res = lm.fit_starts(model, jnp.tile(starts, (k, 1)), xs, y, jnp.repeat(Wc, S, axis=0).T, max_iter=max_iter)
+        res = jax.tree.map(lambda a: a.reshape((k, S) + a.shape[1:]), res)
+        best, _ = jax.vmap(lm.best_of)(res)
+        return best, jnp.sum(res.converged, axis=1)
 
-    # ``rows_per_step`` rows at a time, vectorised over rows and starts: enough lanes to amortise
-    # XLA:CPU's per-op cost, few enough that one slow lane doesn't hold up many finished ones.
-    return jax.lax.map(one_row, W, batch_size=rows_per_step)
+    # Chunks run one after another: each loop stops when its own lanes converge, and the
+    # working set stays in cache. Pad W to whole chunks with copies of its first row.
+    R = W.shape[0]
+    pad = -R % k
+    Wp = jnp.concatenate([W, jnp.broadcast_to(W[:1], (pad, W.shape[1]))]) if pad else W
+    best, n_conv = jax.lax.map(chunk, Wp.reshape(-1, k, W.shape[1]))
+    return jax.tree.map(lambda a: a.reshape((-1,) + a.shape[2:])[:R], (best, n_conv))
 
 
 def fit_batch(law: str, xs: Mapping[str, np.ndarray], y: np.ndarray, W: np.ndarray, starts: np.ndarray | None = None,

@@ -50,5 +50,17 @@ def test_max_iter_reports_not_converged():
     t = np.linspace(0, 5, 12)
     with jax.enable_x64(True):
         y = _exp_model(jnp.array([0.5, 2.0, 1.3]), (jnp.asarray(t),))
-        res = lm.levenberg_marquardt(lambda p: _exp_model(p, (jnp.asarray(t),)) - y, jnp.array([5.0, 0.1, 0.01]), max_iter=2)
-    assert int(res.iterations) == 2 and not bool(res.converged)
+        res = lm.fit_starts(_exp_model, jnp.array([[5.0, 0.1, 0.01]]), (jnp.asarray(t),), y, max_iter=2)
+    assert int(res.iterations[0]) == 2 and not bool(res.converged[0])
+
+
+def test_lanes_are_independent():
+    """A start's answer doesn't depend on which other starts share its batch."""
+    t = np.linspace(0, 5, 12)
+    with jax.enable_x64(True):
+        y = _exp_model(jnp.array([0.5, 2.0, 1.3]), (jnp.asarray(t),))
+        starts = jnp.array([[0.0, 1.0, 0.5], [1.0, 0.5, 3.0], [0.2, 5.0, 0.1]])
+        together = lm.fit_starts(_exp_model, starts, (jnp.asarray(t),), y)
+        alone = lm.fit_starts(_exp_model, starts[1:2], (jnp.asarray(t),), y)
+    np.testing.assert_array_equal(np.asarray(together.params[1]), np.asarray(alone.params[0]))
+    assert int(together.iterations[1]) == int(alone.iterations[0])
