@@ -24,7 +24,6 @@ LOGICAL_RULES: dict[str, str | tuple[str, ...] | None] = {
     "embed": "fsdp",
     "heads": "tensor",
     "head_dim": None,
-    "qkv": None,
     "mlp": "tensor",
     "vocab": "tensor",
     "embed_vocab": None,  # the input table: rows are gathered, so split only its width
