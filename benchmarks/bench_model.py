@@ -41,8 +41,8 @@ def parse_args(argv=None):
     p.add_argument("--torch-python", default=os.environ.get("TORCH_PYTHON"),
                    help="python with torch installed (default $TORCH_PYTHON)")
     p.add_argument("--mfu", action="store_true", help="GPU MFU mode for the 0.154B and 0.411B configs")
-    p.add_argument("--mfu-configs", default="d=576_l=24_h=8:16,d=1024_l=24_h=8:8",
-                   help="comma list of CONFIG:BATCH for --mfu (seq 2048, bf16)")
+    p.add_argument("--mfu-configs", default="d=576_l=24_h=8:16:none,d=1024_l=24_h=8:8:dots",
+                   help="comma list of CONFIG:BATCH:REMAT for --mfu (seq 2048, bf16)")
     p.add_argument("--json", help="also write results to this JSON file")
     return p.parse_args(argv)
 
@@ -134,8 +134,8 @@ def mfu_mode(args):
         raise SystemExit(f"no bf16 peak known for device {kind!r}; known: {sorted(PEAK_BF16)}")
     rows = []
     for item in args.mfu_configs.split(","):
-        name, batch = item.rsplit(":", 1)
-        cfg = load_model_config(name, ["dtype=bfloat16", "seq_len=2048"])
+        name, batch, remat = item.rsplit(":", 2)
+        cfg = load_model_config(name, ["dtype=bfloat16", "seq_len=2048", f"remat={remat}"])
         seconds = jax_step_seconds(cfg, int(batch), args.steps, args.warmup)
         tok_s = int(batch) * cfg.seq_len / seconds
         rows.append({"config": name, "batch": int(batch), "remat": cfg.remat, "tok_s": tok_s,
