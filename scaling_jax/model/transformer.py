@@ -46,7 +46,7 @@ def _norm(x, gain, eps, axes=(-1,)):
 def _dense(x, w, n_in: int = 1):
     """x's last ``n_in`` axes contracted with w's first ``n_in``, as one 2-D matmul.
 
-    XLA:CPU runs 2-D GEMMs (and the transposes their gradients need) much faster than the
+    XLA:CPU runs 2-D GEMMs (and the transposes their gradients need) faster than the
     same contraction written on 3-D/4-D operands; on GPU the reshapes are free bitcasts.
     """
     lead, k = x.shape[: x.ndim - n_in], math.prod(w.shape[:n_in])
@@ -150,18 +150,22 @@ class Transformer(nnx.Module):
         x_BxLxD = constrain(table_VxD[tokens_BxL], ACT)
         rope = _rotary_angles(cfg, tokens_BxL.shape[1])
 
-        def apply(state, x_BxLxD):
-            return constrain(nnx.merge(graphdef, state)(x_BxLxD, rope), ACT)
+        def block_fn(graphdef):
+            """(block state, x) -> x, rematerialised per cfg.remat."""
+            def apply(state, x_BxLxD):
+                return constrain(nnx.merge(graphdef, state)(x_BxLxD, rope), ACT)
+            if cfg.remat == "none":
+                return apply
+            return jax.checkpoint(apply, policy=_REMAT_POLICY[cfg.remat])
 
-        if cfg.remat != "none":
-            apply = jax.checkpoint(apply, policy=_REMAT_POLICY[cfg.remat])
         if cfg.scan_layers:
             graphdef, state = nnx.split(self.blocks)
+            apply = block_fn(graphdef)
             x_BxLxD, _ = jax.lax.scan(lambda x, s: (apply(s, x), None), x_BxLxD, state)
         else:
             for block in self.blocks:
                 graphdef, state = nnx.split(block)
-                x_BxLxD = apply(state, x_BxLxD)
+                x_BxLxD = block_fn(graphdef)(state, x_BxLxD)
         return _norm(x_BxLxD, self.final_norm[...], cfg.norm_eps)
 
     def logits(self, x_BxLxD) -> jax.Array:
