@@ -43,6 +43,8 @@ def parse_args(argv=None):
     p.add_argument("--mfu", action="store_true", help="GPU MFU mode for the 0.154B and 0.411B configs")
     p.add_argument("--mfu-configs", default="d=576_l=24_h=8:16:none,d=1024_l=24_h=8:8:dots",
                    help="comma list of CONFIG:BATCH:REMAT for --mfu (seq 2048, bf16)")
+    p.add_argument("--peak-tflops", type=float,
+                   help="--mfu: peak bf16 TFLOP/s of the device, for devices not in PEAK_BF16")
     p.add_argument("--json", help="also write results to this JSON file")
     return p.parse_args(argv)
 
@@ -130,8 +132,11 @@ def mfu_mode(args):
 
     kind = jax.devices()[0].device_kind
     peak = next((v for k, v in PEAK_BF16.items() if k in kind), None)
+    if args.peak_tflops:
+        peak = args.peak_tflops * 1e12
     if peak is None:
-        raise SystemExit(f"no bf16 peak known for device {kind!r}; known: {sorted(PEAK_BF16)}")
+        raise SystemExit(f"no bf16 peak known for device {kind!r} (known: {sorted(PEAK_BF16)}); "
+                         "pass --peak-tflops")
     rows = []
     for item in args.mfu_configs.split(","):
         name, batch, remat = item.rsplit(":", 2)
@@ -141,7 +146,7 @@ def mfu_mode(args):
         rows.append({"config": name, "batch": int(batch), "remat": cfg.remat, "tok_s": tok_s,
                      "mfu": counts.flops_per_token(cfg, exact=True) * tok_s / peak,
                      "mfu_6N": counts.flops_per_token(cfg) * tok_s / peak})
-    print(f"\nforward+backward, bf16, seq 2048 on {kind} (peak {peak / 1e12:.0f} TFLOP/s)")
+    print(f"\nforward+backward, bf16, seq 2048 on {kind} (peak {peak / 1e12:g} TFLOP/s)")
     print(f"{'config':<16} {'batch':>5} {'remat':>6} {'tok/s':>10} {'MFU':>6} {'MFU(6N)':>8}")
     for r in rows:
         print(f"{r['config']:<16} {r['batch']:>5} {r['remat']:>6} {r['tok_s']:10.0f} {r['mfu']:6.1%} {r['mfu_6N']:8.1%}")
