@@ -31,7 +31,8 @@ def _lse_and_target_chunked(model, x_BxLxD, targets_BxL, chunk: int):
     def step(carry, inp):
         m_BxL, s_BxL, tgt_BxL = carry
         i, w_DxC = inp
-        logits_BxLxC = jnp.einsum("bld,dc->blc", x_BxLxD, w_DxC, preferred_element_type=jnp.float32)
+        logits_BxLxC = jnp.dot(x_BxLxD.reshape(B * L, D), w_DxC, preferred_element_type=jnp.float32)
+        logits_BxLxC = logits_BxLxC.reshape(B, L, chunk)
         col_C = i * chunk + jnp.arange(chunk)
         logits_BxLxC = jnp.where(col_C < V, logits_BxLxC, -jnp.inf)
         new_m = jnp.maximum(m_BxL, jax.lax.stop_gradient(logits_BxLxC.max(-1)))

@@ -4,6 +4,10 @@ Parameters carry logical axis names in their ``out_sharding`` metadata (see tran
 ``LOGICAL_RULES`` maps each name to mesh axes of a ('data', 'fsdp', 'tensor') mesh. Batch is
 split over data and fsdp; fsdp also splits the 'embed' axis of the weights (ZeRO-3 style);
 tensor splits heads, the SwiGLU width and the vocabulary (Megatron style).
+
+Use: ``mesh = make_mesh(data=-1, fsdp=2, tensor=2)``; ``shard_model(model, mesh)``; put the
+batch on ``batch_sharding(mesh)``; run the jitted step inside ``with jax.set_mesh(mesh):`` so
+the activation constraints (``constrain``) apply. Without a mesh they are no-ops.
 """
 
 from __future__ import annotations
@@ -24,7 +28,6 @@ LOGICAL_RULES: dict[str, str | tuple[str, ...] | None] = {
     "embed": "fsdp",
     "heads": "tensor",
     "head_dim": None,
-    "qkv": None,
     "mlp": "tensor",
     "vocab": "tensor",
     "embed_vocab": None,  # the input table: rows are gathered, so split only its width

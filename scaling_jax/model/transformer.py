@@ -7,7 +7,7 @@ Weights are kept in ``param_dtype`` (float32 master) and cast to ``dtype`` for c
 Every parameter names its logical axes in ``out_sharding``; sharding.py maps them to a mesh.
 
 Shape suffixes: B batch, L sequence, D model width, H heads, K head dim, F SwiGLU width,
-V vocabulary, T the 3 of q/k/v or the 2 of gate/up.
+V vocabulary.
 """
 
 from __future__ import annotations
@@ -43,6 +43,17 @@ def _norm(x, gain, eps, axes=(-1,)):
     return y.astype(x.dtype)
 
 
+def _dense(x, w, n_in: int = 1):
+    """x's last ``n_in`` axes contracted with w's first ``n_in``, as one 2-D matmul.
+
+    XLA:CPU runs 2-D GEMMs (and the transposes their gradients need) faster than the
+    same contraction written on 3-D/4-D operands; on GPU the reshapes are free bitcasts.
+    """
+    lead, k = x.shape[: x.ndim - n_in], math.prod(w.shape[:n_in])
+    y = x.reshape(-1, k) @ w.reshape(k, -1).astype(x.dtype)
+    return y.reshape(*lead, *w.shape[n_in:])
+
+
 def _rotary_angles(cfg: ModelConfig, L: int):
     """cos, sin of the rotary angles, each L×1×K/2 in float32 (shared by all layers)."""
     K = cfg.head_dim
@@ -67,20 +78,24 @@ class Block(nnx.Module):
         std = 1.0 / math.sqrt(D)
         depth = jnp.sqrt(2.0 * (jnp.asarray(layer_id, jnp.float32) + 1.0))  # OpenLM's out-proj scaling
         self.attn_norm = _gain((D,), ("norm",), pd)
-        self.wqkv_DxTxHxK = _param(rngs, (D, 3, H, K), std, ("embed", "qkv", "heads", "head_dim"), pd)
+        self.wq_DxHxK = _param(rngs, (D, H, K), std, ("embed", "heads", "head_dim"), pd)
+        self.wk_DxHxK = _param(rngs, (D, H, K), std, ("embed", "heads", "head_dim"), pd)
+        self.wv_DxHxK = _param(rngs, (D, H, K), std, ("embed", "heads", "head_dim"), pd)
         if cfg.qk_norm:
             self.q_norm = _gain((H, K), ("heads", "head_dim"), pd)
             self.k_norm = _gain((H, K), ("heads", "head_dim"), pd)
         self.wo_HxKxD = _param(rngs, (H, K, D), std / depth, ("heads", "head_dim", "embed"), pd)
         self.ffn_norm = _gain((D,), ("norm",), pd)
-        self.w12_DxTxF = _param(rngs, (D, 2, F), std, ("embed", "qkv", "mlp"), pd)
+        self.w1_DxF = _param(rngs, (D, F), std, ("embed", "mlp"), pd)  # gate
+        self.w2_DxF = _param(rngs, (D, F), std, ("embed", "mlp"), pd)  # up
         self.w3_FxD = _param(rngs, (F, D), 1.0 / math.sqrt(F) / depth, ("mlp", "embed"), pd)
 
     def __call__(self, x_BxLxD, rope):
-        cfg, dt = self.cfg, jnp.dtype(self.cfg.dtype)
-        h = _norm(x_BxLxD, self.attn_norm[...], cfg.norm_eps)
-        qkv = jnp.einsum("bld,dthk->tblhk", h, self.wqkv_DxTxHxK[...].astype(dt))
-        q_BxLxHxK, k_BxLxHxK, v_BxLxHxK = qkv[0], qkv[1], qkv[2]
+        cfg = self.cfg
+        h_BxLxD = _norm(x_BxLxD, self.attn_norm[...], cfg.norm_eps)
+        q_BxLxHxK = _dense(h_BxLxD, self.wq_DxHxK[...])
+        k_BxLxHxK = _dense(h_BxLxD, self.wk_DxHxK[...])
+        v_BxLxHxK = _dense(h_BxLxD, self.wv_DxHxK[...])
         if cfg.qk_norm:
             q_BxLxHxK = _norm(q_BxLxHxK, self.q_norm[...], cfg.norm_eps, axes=(-2, -1))
             k_BxLxHxK = _norm(k_BxLxHxK, self.k_norm[...], cfg.norm_eps, axes=(-2, -1))
@@ -90,12 +105,13 @@ class Block(nnx.Module):
         o_BxLxHxK = jax.nn.dot_product_attention(
             q_BxLxHxK, k_BxLxHxK, v_BxLxHxK, is_causal=True, implementation=impl
         )
-        x_BxLxD = x_BxLxD + jnp.einsum("blhk,hkd->bld", o_BxLxHxK, self.wo_HxKxD[...].astype(dt))
+        x_BxLxD = x_BxLxD + _dense(o_BxLxHxK, self.wo_HxKxD[...], n_in=2)
 
-        h = _norm(x_BxLxD, self.ffn_norm[...], cfg.norm_eps)
-        gu = jnp.einsum("bld,dtf->tblf", h, self.w12_DxTxF[...].astype(dt))
-        h_BxLxF = jax.nn.silu(gu[0]) * gu[1]
-        return x_BxLxD + jnp.einsum("blf,fd->bld", h_BxLxF, self.w3_FxD[...].astype(dt))
+        h_BxLxD = _norm(x_BxLxD, self.ffn_norm[...], cfg.norm_eps)
+        gate_BxLxF = _dense(h_BxLxD, self.w1_DxF[...])
+        up_BxLxF = _dense(h_BxLxD, self.w2_DxF[...])
+        h_BxLxF = jax.nn.silu(gate_BxLxF) * up_BxLxF
+        return x_BxLxD + _dense(h_BxLxF, self.w3_FxD[...])
 
 
 _REMAT_POLICY = {
@@ -134,25 +150,30 @@ class Transformer(nnx.Module):
         x_BxLxD = constrain(table_VxD[tokens_BxL], ACT)
         rope = _rotary_angles(cfg, tokens_BxL.shape[1])
 
-        def apply(state, x_BxLxD):
-            return constrain(nnx.merge(graphdef, state)(x_BxLxD, rope), ACT)
+        def block_fn(graphdef):
+            """(block state, x) -> x, rematerialised per cfg.remat."""
+            def apply(state, x_BxLxD):
+                return constrain(nnx.merge(graphdef, state)(x_BxLxD, rope), ACT)
+            if cfg.remat == "none":
+                return apply
+            return jax.checkpoint(apply, policy=_REMAT_POLICY[cfg.remat])
 
-        if cfg.remat != "none":
-            apply = jax.checkpoint(apply, policy=_REMAT_POLICY[cfg.remat])
         if cfg.scan_layers:
             graphdef, state = nnx.split(self.blocks)
+            apply = block_fn(graphdef)
             x_BxLxD, _ = jax.lax.scan(lambda x, s: (apply(s, x), None), x_BxLxD, state)
         else:
             for block in self.blocks:
                 graphdef, state = nnx.split(block)
-                x_BxLxD = apply(state, x_BxLxD)
+                x_BxLxD = block_fn(graphdef)(state, x_BxLxD)
         return _norm(x_BxLxD, self.final_norm[...], cfg.norm_eps)
 
     def logits(self, x_BxLxD) -> jax.Array:
         """Untied head in the compute dtype, accumulated and returned in float32."""
+        B, L, D = x_BxLxD.shape
         w_DxV = self.head_DxV[...].astype(self.cfg.dtype)
-        logits = jnp.einsum("bld,dv->blv", x_BxLxD, w_DxV, preferred_element_type=jnp.float32)
-        return constrain(logits, ("batch", "seq", "vocab"))
+        logits = jnp.dot(x_BxLxD.reshape(B * L, D), w_DxV, preferred_element_type=jnp.float32)
+        return constrain(logits.reshape(B, L, -1), ("batch", "seq", "vocab"))
 
     def __call__(self, tokens_BxL) -> jax.Array:
         return self.logits(self.hidden(tokens_BxL))

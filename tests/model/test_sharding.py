@@ -72,10 +72,12 @@ def test_sharded_model_matches_unsharded(sharded):
 @pytest.mark.slow
 def test_params_are_really_split(sharded):
     specs, shapes, shards = sharded["specs"], sharded["shapes"], sharded["shard_shapes"]
-    assert specs["blocks.wqkv_DxTxHxK"][:4] == [None, "fsdp", None, "tensor"]
+    assert specs["blocks.wq_DxHxK"][:3] == [None, "fsdp", "tensor"]
     assert specs["head_DxV"] == ["fsdp", "tensor"]
-    assert shapes["blocks.wqkv_DxTxHxK"] == [2, 32, 3, 4, 8]
-    assert shards["blocks.wqkv_DxTxHxK"] == [2, 16, 3, 2, 8]
+    assert shapes["blocks.wq_DxHxK"] == [2, 32, 4, 8]
+    assert shards["blocks.wq_DxHxK"] == [2, 16, 2, 8]
+    assert shards["blocks.wo_HxKxD"] == [2, 2, 8, 16]
+    assert shards["blocks.w1_DxF"] == [2, 16, 128]
     assert shards["blocks.w3_FxD"] == [2, 128, 16]
     assert shards["head_DxV"] == [16, 48]
     assert shards["embed_VxD"] == [96, 16]

@@ -65,7 +65,8 @@ def test_every_param_names_its_axes(model):
 
 def test_initial_loss_is_near_uniform(model, tokens):
     loss, _ = loss_and_grads(model, tokens)
-    assert abs(float(loss) - np.log(model.cfg.vocab_size)) < 0.5
+    # logits start with std ~1 (head std 1/sqrt(d) on unit-variance features): CE ~ log V + 1/2
+    assert 0 < float(loss) - np.log(model.cfg.vocab_size) < 1.5
 
 
 def test_bf16_close_to_f32(model, tokens):
