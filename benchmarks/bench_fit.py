@@ -4,13 +4,27 @@ paper's reference procedure), in the same run, on the same points and start grid
 Measures one 128-start fit and a bootstrap (each resample refitted from all 128 starts) on
 the paper's Table-1 points and on a larger set (every RedPajama run with M ≤ 80). Both sides
 skip the same underdetermined resamples. JAX times exclude compilation, which is reported
-separately. Run: ``python benchmarks/bench_fit.py [--testbed DIR] [--resamples 1000]``.
+separately. JAX spreads resamples over ``--devices`` CPU devices (default: one per core; the
+SciPy loop is the paper's single-process loop). Run:
+``python benchmarks/bench_fit.py [--testbed DIR] [--resamples 1000] [--devices N]``.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import sys
+
+
+def _devices_from_argv() -> int:
+    """--devices must take effect before JAX is imported."""
+    if "--devices" in sys.argv:
+        return int(sys.argv[sys.argv.index("--devices") + 1])
+    return os.cpu_count() or 1
+
+
+os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + f" --xla_force_host_platform_device_count={_devices_from_argv()}").strip()
+
 import time
 import warnings
 from pathlib import Path
@@ -86,6 +100,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--testbed", default=os.environ.get("SCALING_JAX_TESTBED", str(Path(__file__).resolve().parents[2] / "shared" / "testbed")))
     ap.add_argument("--resamples", type=int, default=1000)
+    ap.add_argument("--devices", type=int, default=os.cpu_count() or 1, help="CPU devices for JAX")
     args = ap.parse_args()
     tb = load_testbed(args.testbed)
     sets = [("Table-1 (5 pts)", paper.loss_fit_runs(tb, "rpj")),
@@ -98,7 +113,9 @@ def main():
     for case, comp, tj, ts in rows:
         ratio = f"{ts / tj:9.1f}" if ts is not None else f"{'':>9}"
         print(f"{case:<78} {comp:13.2f} {tj:10.3f} {ts:9.2f} {ratio}")
-    print(f"cores: {os.cpu_count()}; goal: bootstrap SciPy/JAX >= 50")
+    import jax
+
+    print(f"cores: {os.cpu_count()}; JAX devices: {len(jax.devices())}; goal: bootstrap SciPy/JAX >= 50")
 
 
 if __name__ == "__main__":

@@ -86,20 +86,25 @@ def _fit_batch(law: str, starts, xs, y, W, max_iter: int, rows_per_step: int):
 
 def fit_batch(law: str, xs: Mapping[str, np.ndarray], y: np.ndarray, W: np.ndarray, starts: np.ndarray | None = None,
               max_iter: int = 400, rows_per_step: int = ROWS_PER_STEP) -> tuple[lm.LMResult, np.ndarray]:
-    """Best-of-starts fits for every weight row of ``W`` (R, n); float64 throughout."""
+    """Best-of-starts fits for every weight row of ``W`` (R, n); float64 throughout.
+
+    Rows are split across the local devices (e.g. CPU cores exposed with
+    ``XLA_FLAGS=--xla_force_host_platform_device_count=N``); JAX's asynchronous dispatch runs
+    the parts concurrently.
+    """
     _, _, input_names = forms.law(law)
     starts = start_grid(law) if starts is None else np.asarray(starts, np.float64)
+    W = np.asarray(W, np.float64)
+    devices = jax.local_devices()[: max(1, len(W))]
+    parts = [idx for idx in np.array_split(np.arange(len(W)), len(devices)) if len(idx)]
     with jax.enable_x64(True):
-        out, n_conv = _fit_batch(
-            law,
-            jnp.asarray(starts, jnp.float64),
-            tuple(jnp.asarray(xs[k], jnp.float64) for k in input_names),
-            jnp.asarray(y, jnp.float64),
-            jnp.asarray(W, jnp.float64),
-            max_iter,
-            min(rows_per_step, len(W)),
-        )
-        return jax.tree.map(np.asarray, out), np.asarray(n_conv)
+        pending = []
+        for idx, device in zip(parts, devices):
+            args = jax.device_put((starts, tuple(xs[k] for k in input_names), y, W[idx]), device)
+            pending.append(_fit_batch(law, *args, max_iter, min(rows_per_step, len(idx))))
+        outs = [jax.tree.map(np.asarray, o) for o in pending]
+    best = jax.tree.map(lambda *a: np.concatenate(a), *[o[0] for o in outs])
+    return best, np.concatenate([o[1] for o in outs])
 
 
 def fit_law(law: str, inputs: Mapping[str, object], y: object, *, starts: np.ndarray | None = None,
