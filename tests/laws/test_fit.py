@@ -4,8 +4,7 @@ import pytest
 from scipy.optimize import curve_fit
 
 from scaling_jax import paper
-from scaling_jax.laws import forms
-from scaling_jax.laws.fit import fit_law
+from scaling_jax.laws.fit import fit_law, predict
 from scaling_jax.laws.starts import start_grid
 
 
@@ -52,8 +51,6 @@ def test_recovers_known_overtrain_parameters():
     N = np.array([1e7, 8e7, 1.5e8, 4e8, 1e7, 8e7, 1.5e8, 1e7])
     M = np.array([20, 20, 20, 20, 320, 80, 5, 640.0])
     C = 6 * N * N * M
-    from scaling_jax.laws.fit import predict
-
     y = predict("overtrain", true, C=C, M=M)
     fit = fit_law("overtrain", {"C": C, "M": M}, y)
     for k, v in true.items():
