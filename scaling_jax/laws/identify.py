@@ -41,9 +41,11 @@ def identifiability(law: str, params: np.ndarray, xs: Mapping[str, np.ndarray], 
     scaled = A / np.outer(d, d)
     cond_scaled = float(np.linalg.cond(scaled))
     try:
-        cov = np.linalg.inv(scaled)
-        s = np.sqrt(np.clip(np.diag(cov), 1e-300, None))
-        corr = cov / np.outer(s, s)
+        # A singular design overflows here; the non-finite entries are reported as None.
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            cov = np.linalg.inv(scaled)
+            s = np.sqrt(np.clip(np.diag(cov), 1e-300, None))
+            corr = cov / np.outer(s, s)
     except np.linalg.LinAlgError:
         corr = np.full_like(A, np.nan)
     if not np.isfinite(cond_scaled) or cond_scaled > SCALED_CONDITION_WARN:
