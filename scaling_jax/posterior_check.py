@@ -143,7 +143,8 @@ def pooling_comparison(tb: Testbed, datasets, config: NutsConfig, table1: dict[s
         out[design] = {"n_fit_points_per_set": len(next(iter(fit_runs.values()))), "hierarchical": {}, "independent": {},
                        "hierarchical_diagnostics": pooled.diagnostics.to_dict(), "independent_diagnostics": {}}
         for s, ds in enumerate(datasets):
-            held = [r for r in tb.select(dataset=ds).runs if r.name not in {x.name for x in paper.loss_fit_runs(tb, ds)}]
+            fit_names = {x.name for x in designs["table1"][ds]}
+            held = [r for r in tb.select(dataset=ds).runs if r.name not in fit_names]
             C, M = np.array([r.C for r in held]), np.array([r.M for r in held])
             y = np.array([r.loss(VAL) for r in held])
             if design == "table1" and table1 and ds in table1:

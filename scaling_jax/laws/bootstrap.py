@@ -36,11 +36,14 @@ class BootstrapResult:
     def n_kept(self) -> int:
         return len(self.params)
 
-    def param_intervals(self, level: float = 0.95) -> dict[str, tuple[float, float]]:
+    def _interval(self, draws, level: float) -> np.ndarray:
+        """Percentile interval over the resample axis of ``draws()``: array of (lower, upper)."""
         if self.n_kept == 0:
             raise ValueError(f"no usable bootstrap resamples of {self.n_resamples} (all underdetermined or unconverged)")
-        lo, hi = 50 * (1 - level), 50 * (1 + level)
-        q = np.percentile(self.params, [lo, hi], axis=0)
+        return np.percentile(draws(), [50 * (1 - level), 50 * (1 + level)], axis=0)
+
+    def param_intervals(self, level: float = 0.95) -> dict[str, tuple[float, float]]:
+        q = self._interval(lambda: self.params, level)
         return {k: (float(q[0, i]), float(q[1, i])) for i, k in enumerate(self.names)}
 
     def predictions(self, **inputs) -> np.ndarray:
@@ -49,10 +52,7 @@ class BootstrapResult:
         return predict(self.law, p, **inputs)
 
     def prediction_interval(self, level: float = 0.95, **inputs) -> tuple[np.ndarray, np.ndarray]:
-        if self.n_kept == 0:
-            raise ValueError(f"no usable bootstrap resamples of {self.n_resamples}")
-        lo, hi = 50 * (1 - level), 50 * (1 + level)
-        q = np.percentile(self.predictions(**inputs), [lo, hi], axis=0)
+        q = self._interval(lambda: self.predictions(**inputs), level)
         return q[0], q[1]
 
     def summary(self) -> dict:
