@@ -1,6 +1,11 @@
 """Check Bayesian bands on a testbed: fit each training set on the paper's Table-1 points,
 then ask whether every other model's measured loss and 17-task error lie inside the bands.
 
+The bands' discrepancy (the law's misfit beyond its fit points) is either its prior or
+calibrated on the held-out runs of the *other* training sets (leave one set out): a user
+with a past sweep and five cheap runs of a new one is in the second situation. Both are
+scored.
+
 The LM bootstrap of the point fitter is scored on the same held-out models, and the
 hierarchical fit (η pooled across sets) against the independent fits, with the full
 Table-1 design and with one fit point fewer per set.
@@ -14,9 +19,10 @@ import numpy as np
 
 from scaling_jax import paper
 from scaling_jax.laws.bayes import (
-    Bands, ErrorData, ErrorLaw, LossData, LossLaw, NutsConfig, PooledLossData, Posterior,
-    chained_error_draws, chained_model, hierarchical_loss_model, loss_draws, loss_model, run_nuts,
+    Bands, Discrepancy, ErrorData, ErrorLaw, LossData, LossLaw, NutsConfig, PooledLossData, Posterior, Residuals,
+    calibrate, chained_error_draws, chained_model, hierarchical_loss_model, loss_draws, loss_model, run_nuts,
 )  # fmt: skip
+from scaling_jax.laws.bayes.design import error_distance, loss_distance
 from scaling_jax.laws.bayes.predict import LEVELS
 from scaling_jax.testbed import RunRecord, Testbed
 
@@ -54,19 +60,74 @@ def band_stats(bands: Bands, y: np.ndarray, M: np.ndarray) -> dict:
 
 
 @dataclass(frozen=True)
-class SetCheck:
-    """One training set: the posterior, its laws, and held-out draws for plots and JSON."""
+class SetFit:
+    """One training set's chained posterior on its Table-1 points and its held-out runs."""
 
     dataset: str
     posterior: Posterior
+    loss_data: LossData
+    error_data: ErrorData
+    loss_heldout: tuple[RunRecord, ...]
+    error_heldout: tuple[RunRecord, ...]
+
+    def laws(self, loss_disc: Discrepancy | None = None, error_disc: Discrepancy | None = None):
+        """Eq. 4 and Eq. 5 with the given discrepancies (the priors' where None)."""
+        s = self.posterior.samples
+        return (LossLaw.from_samples(s, self.loss_data.support, loss_disc),
+                ErrorLaw.from_samples(s, self.error_data.support, error_disc))  # fmt: skip
+
+    def residuals(self) -> tuple[Residuals, Residuals]:
+        """Held-out loss and error residuals of this set, for calibrating other sets' bands.
+        The error law is scored at each held-out run's measured loss."""
+        ll, el = self.laws()
+        C, M = np.array([r.C for r in self.loss_heldout]), np.array([r.M for r in self.loss_heldout])
+        loss = Residuals.from_draws(ll.log_law(C, M), ll.sigma, [r.loss(VAL) for r in self.loss_heldout],
+                                    loss_distance(ll.support, C, M))
+        L = np.array([r.loss(VAL) for r in self.error_heldout])
+        error = Residuals.from_draws(el.log_law(np.broadcast_to(L, (len(el.sigma), len(L)))), el.sigma,
+                                     [r.err_17 for r in self.error_heldout], error_distance(el.support, L))
+        return loss, error
+
+
+def fit_set(tb: Testbed, dataset: str, config: NutsConfig) -> SetFit:
+    lr, er = paper.loss_fit_runs(tb, dataset), paper.error_fit_runs(tb, dataset)
+    ld, ed = loss_data(lr), error_data(er)
+    post = run_nuts(chained_model, ld, ed, config=config)
+    fit_l, fit_e = {r.name for r in lr}, {r.name for r in er}
+    runs = sorted(tb.select(dataset=dataset).runs, key=lambda r: (r.N, r.M))
+    lh = tuple(r for r in runs if r.name not in fit_l)
+    eh = tuple(r for r in runs if r.name not in fit_e and r.err_17 is not None)
+    return SetFit(dataset, post, ld, ed, lh, eh)
+
+
+def calibrate_from(fits: dict[str, SetFit], target: str, config: NutsConfig) -> tuple[Discrepancy, Discrepancy] | None:
+    """Loss and error discrepancies learned from the held-out runs of every set but
+    ``target`` (leave one set out, so the target's own held-out runs never inform its bands);
+    None when there is no other set."""
+    sources = sorted(ds for ds in fits if ds != target)
+    if not sources:
+        return None
+    parts = [fits[ds].residuals() for ds in sources]
+    label = "held-out runs of " + ", ".join(sources)
+    return (calibrate(Residuals.concat(p[0] for p in parts), "loss", source=label, config=config),
+            calibrate(Residuals.concat(p[1] for p in parts), "error", source=label, config=config))  # fmt: skip
+
+
+@dataclass(frozen=True)
+class SetCheck:
+    """One training set: its fit, its laws, and held-out draws for plots and JSON."""
+
+    fit: SetFit
     loss_law: LossLaw
     error_law: ErrorLaw
-    loss_heldout: tuple[RunRecord, ...]
-    loss_draws: np.ndarray  # (draws, len(loss_heldout))
-    error_heldout: tuple[RunRecord, ...]
+    loss_draws: np.ndarray  # (draws, len(fit.loss_heldout))
     error_draws: np.ndarray
-    bootstrap_draws: np.ndarray  # (kept resamples, len(loss_heldout))
+    bootstrap_draws: np.ndarray  # (kept resamples, len(fit.loss_heldout))
     summary: dict  # the posterior.json block of this set
+
+    @property
+    def dataset(self) -> str:
+        return self.fit.dataset
 
 
 def _bootstrap_bands(lr, heldout, n_resamples: int, seed: int) -> tuple[Bands, np.ndarray, dict]:
@@ -84,30 +145,35 @@ def _bootstrap_bands(lr, heldout, n_resamples: int, seed: int) -> tuple[Bands, n
     return Bands(median=point.predict(C=C, M=M), lo=b.lo, hi=b.hi), draws, bs.summary()
 
 
-def check_set(tb: Testbed, dataset: str, config: NutsConfig, n_bootstrap: int = 1000) -> SetCheck:
-    lr, er = paper.loss_fit_runs(tb, dataset), paper.error_fit_runs(tb, dataset)
-    ld, ed = loss_data(lr), error_data(er)
-    post = run_nuts(chained_model, ld, ed, config=config)
-    ll, el = LossLaw.from_samples(post.samples, ld.box), ErrorLaw.from_samples(post.samples, ed.box)
-    fit_l, fit_e = {r.name for r in lr}, {r.name for r in er}
-    runs = sorted(tb.select(dataset=dataset).runs, key=lambda r: (r.N, r.M))
-    lh = tuple(r for r in runs if r.name not in fit_l)
-    eh = tuple(r for r in runs if r.name not in fit_e and r.err_17 is not None)
+def check_set(tb: Testbed, fit: SetFit, config: NutsConfig, n_bootstrap: int = 1000,
+              calibrated: tuple[Discrepancy, Discrepancy] | None = None) -> SetCheck:
+    """Score the bands of ``fit`` on its held-out runs: with ``calibrated`` discrepancies
+    (the headline "loss"/"error" blocks) when given, and always with the priors' ones."""
+    lh, eh = fit.loss_heldout, fit.error_heldout
     lC, lM = np.array([r.C for r in lh]), np.array([r.M for r in lh])
     eC, eM = np.array([r.C for r in eh]), np.array([r.M for r in eh])
-    ld_draws = loss_draws(ll, lC, lM, seed=config.seed)
-    ed_draws = chained_error_draws(ll, el, eC, eM, seed=config.seed + 7)
     y_l, y_e = np.array([r.loss(VAL) for r in lh]), np.array([r.err_17 for r in eh])
-    lb, eb = Bands.from_draws(ld_draws), Bands.from_draws(ed_draws)
-    bb, b_draws, b_summary = _bootstrap_bands(lr, lh, n_bootstrap, config.seed)
-    summary = {
-        "loss": band_stats(lb, y_l, lM),
-        "error": band_stats(eb, y_e, eM),
+
+    def score(ll, el):
+        ld_draws = loss_draws(ll, lC, lM, seed=config.seed)
+        ed_draws = chained_error_draws(ll, el, eC, eM, seed=config.seed + 7)
+        return ld_draws, ed_draws, Bands.from_draws(ld_draws), Bands.from_draws(ed_draws)
+
+    prior_laws = fit.laws()
+    ll, el = fit.laws(*calibrated) if calibrated else prior_laws
+    ld_draws, ed_draws, lb, eb = score(ll, el)
+    summary = {"loss": band_stats(lb, y_l, lM), "error": band_stats(eb, y_e, eM)}
+    if calibrated:
+        _, _, plb, peb = score(*prior_laws)
+        summary |= {"loss_prior_discrepancy": band_stats(plb, y_l, lM), "error_prior_discrepancy": band_stats(peb, y_e, eM)}
+    bb, b_draws, b_summary = _bootstrap_bands(paper.loss_fit_runs(tb, fit.dataset), lh, n_bootstrap, config.seed)
+    summary |= {
         "bootstrap_loss": {**band_stats(bb, y_l, lM), "resamples": b_summary},
-        "diagnostics": post.diagnostics.to_dict(),
+        "discrepancy": {"loss": ll.discrepancy.summary(), "error": el.discrepancy.summary()},
+        "diagnostics": fit.posterior.diagnostics.to_dict(),
         "targets": _target_rows(lh, lb, y_l, eh, eb, y_e),
     }
-    return SetCheck(dataset, post, ll, el, lh, ld_draws, eh, ed_draws, b_draws, summary)
+    return SetCheck(fit, ll, el, ld_draws, ed_draws, b_draws, summary)
 
 
 def _target_rows(lh, lb: Bands, y_l, eh, eb: Bands, y_e) -> list[dict]:
@@ -124,12 +190,15 @@ def _target_rows(lh, lb: Bands, y_l, eh, eb: Bands, y_e) -> list[dict]:
     return rows
 
 
-def pooling_comparison(tb: Testbed, datasets, config: NutsConfig, table1: dict[str, LossLaw] | None = None) -> dict:
+def pooling_comparison(tb: Testbed, datasets, config: NutsConfig, table1: dict[str, LossLaw] | None = None,
+                       discrepancy: dict[str, Discrepancy] | None = None) -> dict:
     """Hierarchical (η pooled) vs independent Eq. 4 fits, scored on the same held-out models
     (those outside Table 1), with the full Table-1 design and with DROPPED_FOR_FEWER removed.
 
-    ``table1`` reuses independent Table-1 loss posteriors already sampled (e.g. by check_set).
+    ``table1`` reuses independent Table-1 loss posteriors already sampled (e.g. by check_set);
+    ``discrepancy`` (per set; the prior's where missing) is applied to both fits alike.
     """
+    discrepancy = discrepancy or {}
     datasets = list(datasets)
     designs = {
         "table1": {ds: paper.loss_fit_runs(tb, ds) for ds in datasets},
@@ -152,8 +221,8 @@ def pooling_comparison(tb: Testbed, datasets, config: NutsConfig, table1: dict[s
             else:
                 post = run_nuts(loss_model, data[ds], config=config)
                 out[design]["independent_diagnostics"][ds] = post.diagnostics.to_dict()
-                indep = LossLaw.from_samples(post.samples, data[ds].box)
-            hier = LossLaw.from_samples(pooled.samples, data[ds].box, index=s)
+                indep = LossLaw.from_samples(post.samples, data[ds].support, discrepancy.get(ds))
+            hier = LossLaw.from_samples(pooled.samples, data[ds].support, discrepancy.get(ds), index=s)
             for name, law in (("hierarchical", hier), ("independent", indep)):
                 out[design][name][ds] = band_stats(Bands.from_draws(loss_draws(law, C, M, seed=config.seed)), y, M)
         eta = pooled.samples["eta"]

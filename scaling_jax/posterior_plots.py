@@ -75,8 +75,8 @@ def calibration(checks: dict, path: Path) -> Path:
     for col, ds in enumerate(datasets):
         c = checks[ds]
         ax = axes[0, col]
-        y_l = np.array([r.loss(VAL) for r in c.loss_heldout])
-        y_e = np.array([r.err_17 for r in c.error_heldout])
+        y_l = np.array([r.loss(VAL) for r in c.fit.loss_heldout])
+        y_e = np.array([r.err_17 for r in c.fit.error_heldout])
         ax.plot(levels, _observed(c.loss_draws, y_l, levels), label="Bayes loss")
         ax.plot(levels, _observed(c.error_draws, y_e, levels), label="Bayes error (chained)")
         if len(c.bootstrap_draws):

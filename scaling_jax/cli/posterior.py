@@ -16,6 +16,9 @@ def add_parser(sub) -> None:
     p.add_argument("--chains", type=int, default=4)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--bootstrap", type=int, default=1000, help="LM bootstrap resamples for the comparison")
+    p.add_argument("--calibrate", choices=("others", "none"), default="others",
+                   help="discrepancy of each set's bands: learned from the other sets' held-out runs (default) "
+                        "or the prior's only")
     p.add_argument("--no-pooling", action="store_true", help="skip the hierarchical vs independent comparison")
     p.add_argument("--no-plots", action="store_true", help="skip the PNG figures")
     p.set_defaults(func=run)
@@ -32,7 +35,7 @@ def _row(name: str, s: dict) -> str:
 def run(args: argparse.Namespace) -> int:
     from scaling_jax import atomic, posterior_plots
     from scaling_jax.laws.bayes import NutsConfig
-    from scaling_jax.posterior_check import check_set, pooling_comparison
+    from scaling_jax.posterior_check import calibrate_from, check_set, fit_set, pooling_comparison
     from scaling_jax.testbed import load_testbed
 
     tb = load_testbed(args.testbed)
@@ -41,23 +44,33 @@ def run(args: argparse.Namespace) -> int:
     if unknown:
         raise ValueError(f"--datasets: {unknown} not in the testbed (it has {list(tb.datasets)})")
     config = NutsConfig(num_warmup=args.num_warmup, num_samples=args.num_samples, num_chains=args.chains, seed=args.seed)
+    # Calibration needs every set's fit; the checked sets are among them.
+    fitted = list(tb.datasets) if args.calibrate == "others" else datasets
+    fits = {ds: fit_set(tb, ds, config) for ds in fitted}
     checks = {}
     print(f"{'':17} {'n':>3} {'cov50':>6} {'cov90':>6} {'cov95':>6} {'medw95':>8} {'mederr':>8} {'w/err':>6}"
           f"   | {'n':>9} {'cov95':>5} {'w/err':>5}")
+    rows = (("loss", "bayes loss"), ("loss_prior_discrepancy", "  prior-only Δ"), ("bootstrap_loss", "LM boot loss"),
+            ("error", "bayes error"), ("error_prior_discrepancy", "  prior-only Δ"))
     for ds in datasets:
-        checks[ds] = c = check_set(tb, ds, config, n_bootstrap=args.bootstrap)
+        calibrated = calibrate_from(fits, ds, config) if args.calibrate == "others" else None
+        checks[ds] = c = check_set(tb, fits[ds], config, n_bootstrap=args.bootstrap, calibrated=calibrated)
         d = c.summary["diagnostics"]
-        print(f"{ds}: R-hat max {d['max_rhat']:.4f}, ESS min {d['min_ess']:.0f}, divergences {d['divergences']}")
-        for key, name in (("loss", "bayes loss"), ("bootstrap_loss", "LM boot loss"), ("error", "bayes error")):
-            print(_row(name, c.summary[key]))
+        print(f"{ds}: R-hat max {d['max_rhat']:.4f}, ESS min {d['min_ess']:.0f}, divergences {d['divergences']}; "
+              f"discrepancy: {c.loss_law.discrepancy.source}")
+        for key, name in rows:
+            if key in c.summary:
+                print(_row(name, c.summary[key]))
     summary = {"datasets": {ds: c.summary for ds, c in checks.items()},
                "config": {"num_warmup": config.num_warmup, "num_samples": config.num_samples,
-                          "num_chains": config.num_chains, "seed": config.seed, "bootstrap": args.bootstrap}}
+                          "num_chains": config.num_chains, "seed": config.seed, "bootstrap": args.bootstrap,
+                          "calibrate": args.calibrate}}
     atomic.write_json(args.out / "posterior.json", summary)
     written = ["posterior.json"]
     if not args.no_pooling and len(datasets) > 1:
         table1 = {ds: c.loss_law for ds, c in checks.items()}
-        pooling = pooling_comparison(tb, datasets, config, table1=table1)
+        disc = {ds: c.loss_law.discrepancy for ds, c in checks.items()}
+        pooling = pooling_comparison(tb, datasets, config, table1=table1, discrepancy=disc)
         print("pooling eta (hierarchical) vs independent fits, same held-out models (loss):")
         for design, block in pooling.items():
             print(f" design {design} ({block['n_fit_points_per_set']} fit points per set)")

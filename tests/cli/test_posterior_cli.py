@@ -13,8 +13,12 @@ def test_posterior_on_the_testbed_writes_the_issue_shape(testbed_dir, tmp_path, 
     assert main(argv) == 0
     body = json.loads((out / "posterior.json").read_text())
     rpj = body["datasets"]["rpj"]
-    assert set(rpj) >= {"loss", "error", "bootstrap_loss", "diagnostics"}
-    for key in ("loss", "error", "bootstrap_loss"):
+    assert set(rpj) >= {"loss", "error", "bootstrap_loss", "diagnostics", "loss_prior_discrepancy", "error_prior_discrepancy"}
+    # rpj's bands take their discrepancy from the other two sets' held-out runs, never its own.
+    disc = rpj["discrepancy"]["loss"]
+    assert disc["source"] == "held-out runs of c4_original, rw_original"
+    assert set(disc["tau"]) == {"C", "M_below", "M_above"} and disc["floor"][0] <= disc["floor"][1] <= disc["floor"][2]
+    for key in ("loss", "error", "bootstrap_loss", "loss_prior_discrepancy", "error_prior_discrepancy"):
         block = rpj[key]
         assert set(block) >= {"coverage", "median_width_95", "median_abs_err", "n_heldout"}
         assert set(block["coverage"]) == {"50", "90", "95"}

@@ -1,14 +1,17 @@
 """Simulated data from known parameters: the posterior covers the truth, more points narrow
 the bands, bad input fails like the point fitter. Few draws (4 × 200) keep each NUTS run at ~20 s, mostly compilation."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 
 from scaling_jax.laws import forms
 from scaling_jax.laws.bayes import (
-    Bands, ErrorData, ErrorLaw, LossData, LossLaw, NutsConfig, PooledLossData, chained_error_draws,
+    Bands, Discrepancy, ErrorData, ErrorLaw, LossData, LossLaw, NutsConfig, PooledLossData, chained_error_draws,
     chained_model, error_draws, predictive, hierarchical_loss_model, loss_draws, loss_model, run_nuts, to_CM,
 )  # fmt: skip
+from scaling_jax.laws.bayes.design import LOSS_AXES
 
 TRUE = {"E": 1.8, "a": 210.0, "b": 370.0, "eta": 0.135}
 TRUE_ERR = {"epsilon": 0.86, "k": 2.2, "gamma": 0.71}
@@ -35,7 +38,7 @@ def many():
     loss = simulate(N.ravel(), M.ravel())
     L_fit = np.r_[loss.L, true_loss(1.44e9, 20.0)]
     err = ErrorData(L=L_fit, Err=np.asarray(forms.error(TRUE_ERR, L_fit)) * np.exp(0.003 * np.random.default_rng(1).normal(size=L_fit.size)))
-    post = run_nuts(chained_model, loss, err, config=CONFIG)
+    post = run_nuts(chained_model, loss, err, config=dataclasses.replace(CONFIG, num_warmup=400))
     return loss, err, post
 
 
@@ -57,7 +60,7 @@ def test_posterior_covers_the_true_parameters(many):
 
 def test_predictive_bands_cover_the_true_law_off_the_fit_points(many):
     loss, err, post = many
-    law = LossLaw.from_samples(post.samples, loss.box)
+    law = LossLaw.from_samples(post.samples, loss.support)
     b = Bands.from_draws(loss_draws(law, *to_CM(N=TARGETS_N, M=TARGETS_M)))
     assert np.all(b.covers(true_loss(TARGETS_N, TARGETS_M), 95))
     assert np.all((b.lo[95] <= b.lo[90]) & (b.lo[90] <= b.lo[50]) & (b.hi[50] <= b.hi[90]) & (b.hi[90] <= b.hi[95]))
@@ -65,7 +68,7 @@ def test_predictive_bands_cover_the_true_law_off_the_fit_points(many):
 
 def test_chained_error_band_covers_truth_and_carries_both_laws(many):
     loss, err, post = many
-    ll, el = LossLaw.from_samples(post.samples, loss.box), ErrorLaw.from_samples(post.samples, err.box)
+    ll, el = LossLaw.from_samples(post.samples, loss.support), ErrorLaw.from_samples(post.samples, err.support)
     C, M = to_CM(N=TARGETS_N, M=TARGETS_M)
     chained = Bands.from_draws(chained_error_draws(ll, el, C, M))
     truth = np.asarray(forms.error(TRUE_ERR, true_loss(TARGETS_N, TARGETS_M)))
@@ -83,7 +86,7 @@ def test_more_points_give_narrower_bands(many, few):
     C, M = to_CM(N=TARGETS_N, M=TARGETS_M)
 
     def width(data, post):
-        b = Bands.from_draws(loss_draws(LossLaw.from_samples(post.samples, data.box), C, M))
+        b = Bands.from_draws(loss_draws(LossLaw.from_samples(post.samples, data.support), C, M))
         return np.median((b.hi[95] - b.lo[95]) / b.median)
 
     assert width(many[0], many[2]) < 0.8 * width(*few)
@@ -93,10 +96,28 @@ def test_same_seed_same_draws(few):
     data, post = few
     again = run_nuts(loss_model, data, config=CONFIG)
     np.testing.assert_array_equal(post.samples["eta"], again.samples["eta"])
-    law = LossLaw.from_samples(post.samples, data.box)
+    law = LossLaw.from_samples(post.samples, data.support)
     C, M = to_CM(N=TARGETS_N, M=TARGETS_M)
     np.testing.assert_array_equal(loss_draws(law, C, M, seed=3), loss_draws(law, C, M, seed=3))
     assert not np.array_equal(loss_draws(law, C, M, seed=3), loss_draws(law, C, M, seed=4))
+
+
+def test_discrepancy_widens_bands_only_along_its_axes(few):
+    data, post = few
+    n = post.num_draws
+    flat = Discrepancy(np.zeros(n), np.zeros((n, 3)), LOSS_AXES, "none")
+    steep = Discrepancy(np.zeros(n), np.tile([0.0, 0.05, 0.0], (n, 1)), LOSS_AXES, "under-training only")
+    C, M = to_CM(N=[4.1e8, 4.1e8], M=[5.0, 40.0])  # below the fit multipliers; inside them
+
+    def width(disc):
+        b = Bands.from_draws(loss_draws(LossLaw.from_samples(post.samples, data.support, disc), C, M, seed=5))
+        return (b.hi[95] - b.lo[95]) / b.median
+
+    w_flat, w_steep = width(flat), width(steep)
+    assert w_steep[0] > 1.5 * w_flat[0]
+    np.testing.assert_allclose(w_steep[1], w_flat[1])
+    # Without one, a law gets draws from the discrepancy's prior, paired one-to-one with its draws.
+    assert LossLaw.from_samples(post.samples, data.support).discrepancy.source == "prior"
 
 
 @pytest.mark.slow
@@ -113,7 +134,7 @@ def test_hierarchical_fit_pools_eta_across_sets():
     for s in range(2):
         lo, hi = np.percentile(post.samples["eta"][:, s], [2.5, 97.5])
         assert lo <= TRUE["eta"] <= hi
-    law = LossLaw.from_samples(post.samples, sets[1].box, index=1)
+    law = LossLaw.from_samples(post.samples, sets[1].support, index=1)
     assert law.E.shape == law.sigma.shape
 
 

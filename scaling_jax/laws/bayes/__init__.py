@@ -1,10 +1,12 @@
 """Bayesian scaling laws: NumPyro models of Eq. 4 and Eq. 5, NUTS, posterior predictive bands.
 
-``models`` holds the priors, likelihoods and discrepancy; ``design`` the extrapolation
-distance; ``infer`` NUTS and its diagnostics; ``predict`` predictive draws and intervals.
+``models`` holds the priors and likelihoods; ``design`` the extrapolation distance;
+``discrepancy`` the law's misfit beyond its fit points (prior, or calibrated on past sweeps);
+``infer`` NUTS and its diagnostics; ``predict`` predictive draws and intervals.
 """
 
-from scaling_jax.laws.bayes.design import Box
+from scaling_jax.laws.bayes.design import Support
+from scaling_jax.laws.bayes.discrepancy import Discrepancy, Residuals, calibrate, prior_discrepancy
 from scaling_jax.laws.bayes.infer import Diagnostics, NutsConfig, Posterior, run_nuts
 from scaling_jax.laws.bayes.models import (
     ErrorData, LossData, PooledLossData, chained_model, error_model, hierarchical_loss_model, loss_model,
@@ -14,7 +16,7 @@ from scaling_jax.laws.bayes.predict import (
 )  # fmt: skip
 
 __all__ = [
-    "Bands", "Box", "Diagnostics", "ErrorData", "ErrorLaw", "LossData", "LossLaw", "NutsConfig",
-    "PooledLossData", "Posterior", "chained_error_draws", "chained_model", "error_draws", "error_model",
-    "hierarchical_loss_model", "loss_draws", "loss_model", "predictive", "run_nuts", "to_CM",
+    "Bands", "Support", "Diagnostics", "Discrepancy", "ErrorData", "ErrorLaw", "LossData", "LossLaw", "NutsConfig",
+    "PooledLossData", "Posterior", "Residuals", "calibrate", "chained_error_draws", "chained_model", "error_draws", "error_model",
+    "hierarchical_loss_model", "loss_draws", "loss_model", "predictive", "prior_discrepancy", "run_nuts", "to_CM",
 ]  # fmt: skip

@@ -1,15 +1,17 @@
 """Where a prediction sits relative to the fit points: extrapolation distance in log space.
 
 Eq. 4 is fitted on a handful of runs; every other run is an extrapolation of some distance
-from them. The distance used by the discrepancy model (see ``models``) is how far a point
-lies outside the box spanned by the fit points, separately along ln C and ln M (natural-log
-units, so 1.0 means "e times beyond the largest or below the smallest fit value"). Points
-inside the box get 0 along that axis: interpolation is where the law is best supported.
+from them. The distance used by the discrepancy model (see ``discrepancy``) is the offset
+from the *nearest* fit point (Euclidean in the log inputs), per axis, in natural-log units
+(1.0 means a factor e). Nearest point rather than the box the fit points span: Table 1's
+box reaches M = 320 only through its smallest model, so a 0.15B model at M = 160 lies
+inside the box yet three doublings in M from any fit run of its size, and such runs miss
+the law by 2-3 % on the testbed. A fit point itself is at distance 0.
 
-For the fit points themselves the distance is taken leave-one-out, to the box of the *other*
-fit points. That makes the edge points (smallest and largest C, the lone M = 320 run) count
-as extrapolations of the rest, which is what lets the data inform how fast the discrepancy
-grows instead of leaving it to the prior alone.
+Along ln M the two sides are kept apart: fewer tokens per parameter than the nearest fit run
+is toward under-training, more is toward over-training, different regimes for the law, so
+the discrepancy may grow at a different rate on each side. Along ln C (and ln L for Eq. 5)
+one distance serves both sides.
 """
 
 from __future__ import annotations
@@ -18,35 +20,43 @@ from dataclasses import dataclass
 
 import numpy as np
 
+LOSS_AXES = ("C", "M_below", "M_above")
+ERROR_AXES = ("L",)
+
 
 @dataclass(frozen=True)
-class Box:
-    """Bounds of the fit points along each log axis: ``lo[j] <= x[:, j] <= hi[j]``."""
+class Support:
+    """The fit points' log inputs ``x_FxK``, from which prediction distances are measured."""
 
-    lo: np.ndarray
-    hi: np.ndarray
+    x_FxK: np.ndarray
 
-    @classmethod
-    def around(cls, x_PxK: np.ndarray) -> "Box":
-        x_PxK = np.asarray(x_PxK, dtype=np.float64)
-        return cls(lo=x_PxK.min(axis=0), hi=x_PxK.max(axis=0))
+    def __post_init__(self):
+        x = np.asarray(self.x_FxK, np.float64)
+        if x.ndim != 2 or len(x) == 0:
+            raise ValueError(f"support needs a (points, axes) array of fit points, got shape {x.shape}")
+        object.__setattr__(self, "x_FxK", x)
 
-    def distance(self, x_PxK: np.ndarray) -> np.ndarray:
-        """Per-axis distance outside the box (0 inside), shape like ``x_PxK``."""
-        x_PxK = np.asarray(x_PxK, dtype=np.float64)
-        return np.maximum(0.0, np.maximum(self.lo - x_PxK, x_PxK - self.hi))
-
-
-def leave_one_out_distance(x_PxK: np.ndarray) -> np.ndarray:
-    """Distance of each fit point to the box of the other fit points, shape ``(P, K)``."""
-    x_PxK = np.asarray(x_PxK, dtype=np.float64)
-    out = np.zeros_like(x_PxK)
-    for i in range(len(x_PxK)):
-        rest = np.delete(x_PxK, i, axis=0)
-        out[i] = Box.around(rest).distance(x_PxK[i : i + 1])[0]
-    return out
+    def offset(self, x_PxK) -> np.ndarray:
+        """Signed offset of each point from its nearest fit point, shape like ``x_PxK``
+        (any leading axes)."""
+        x = np.asarray(x_PxK, np.float64)
+        diff = x[..., None, :] - self.x_FxK  # (..., F, K)
+        nearest = np.argmin(np.sum(diff**2, axis=-1), axis=-1)
+        return np.take_along_axis(diff, nearest[..., None, None], axis=-2)[..., 0, :]
 
 
 def log_cm(C, M) -> np.ndarray:
     """Stack (ln C, ln M) as a ``(P, 2)`` float64 array."""
     return np.stack([np.log(np.asarray(C, np.float64)), np.log(np.asarray(M, np.float64))], axis=-1)
+
+
+def loss_distance(support: Support, C, M) -> np.ndarray:
+    """Eq. 4 distances along ``LOSS_AXES`` from the nearest fit point: |Δ ln C|, Δ ln M
+    toward fewer tokens per parameter, Δ ln M toward more; shape ``(P, 3)``."""
+    off = support.offset(log_cm(np.atleast_1d(C), np.atleast_1d(M)))
+    return np.stack([np.abs(off[:, 0]), np.maximum(0.0, -off[:, 1]), np.maximum(0.0, off[:, 1])], axis=-1)
+
+
+def error_distance(support: Support, L) -> np.ndarray:
+    """Eq. 5 distance |Δ ln L| from the nearest fit loss; shape ``L.shape + (1,)``."""
+    return np.abs(support.offset(np.log(np.asarray(L, np.float64))[..., None]))

@@ -1,10 +1,11 @@
 """Posterior predictive draws of loss (Eq. 4) and chained error (Eq. 4 → Eq. 5), and their
 central intervals.
 
-A predictive draw is the law at one posterior draw of its parameters plus one draw of its
-discrepancy at the target's extrapolation distance, so bands carry both the parameter
-uncertainty and the law's misfit, which grows outside the fit box. The chained error feeds
-each loss draw (discrepancy included) through a matching draw of Eq. 5 and adds Eq. 5's own
+A predictive draw is the law at one posterior draw of its parameters plus noise of sd
+sqrt(σ_fit² + sd(Δ)²): its fit noise and one draw of its discrepancy at the target's
+extrapolation distance Δ (see ``discrepancy``), so bands carry the parameter uncertainty,
+the scatter of runs and the law's misfit, which grows away from the fit points. The chained
+error feeds each loss draw through a matching draw of Eq. 5 and adds Eq. 5's own noise and
 discrepancy, so the error band includes both laws' uncertainty.
 """
 
@@ -17,51 +18,82 @@ import jax.numpy as jnp
 import numpy as np
 
 from scaling_jax.laws import forms
-from scaling_jax.laws.bayes.design import Box, log_cm
-from scaling_jax.laws.bayes.models import discrepancy
+from scaling_jax.laws.bayes.design import Support, error_distance, loss_distance
+from scaling_jax.laws.bayes.discrepancy import Discrepancy, prior_discrepancy
 
 LEVELS = (50, 90, 95)
 
 
+def _paired(disc: Discrepancy | None, kind: str, n: int) -> Discrepancy:
+    """``disc`` (or the prior's) with exactly ``n`` draws, to pair with ``n`` posterior draws."""
+    return (disc or prior_discrepancy(kind, n, seed=("loss", "error").index(kind))).take(n)
+
+
 @dataclass(frozen=True)
 class LossLaw:
-    """Posterior draws of Eq. 4 (shape ``(draws,)`` each) and the box of its fit points."""
+    """Posterior draws of Eq. 4 (shape ``(draws,)`` each), its fit noise σ_fit, the support of
+    its fit points and the discrepancy applied beyond them."""
 
     E: np.ndarray
     a: np.ndarray
     b: np.ndarray
     eta: np.ndarray
     sigma: np.ndarray
-    tau_Kx: np.ndarray  # (draws, 2): growth per e-fold along ln C, ln M
-    box: Box
+    support: Support
+    discrepancy: Discrepancy
 
     @classmethod
-    def from_samples(cls, samples: dict, box: Box, index: int | None = None) -> "LossLaw":
-        """From ``Posterior.samples``; ``index`` picks one set of a hierarchical fit."""
+    def from_samples(cls, samples: dict, support: Support, discrepancy: Discrepancy | None = None,
+                     index: int | None = None) -> "LossLaw":
+        """From ``Posterior.samples``; ``index`` picks one set of a hierarchical fit;
+        ``discrepancy`` defaults to draws from its weakly informative prior."""
         pick = (lambda x: x) if index is None else (lambda x: x[:, index])
+        n = len(samples["sigma_loss"])
         return cls(
             E=pick(samples["E"]), a=pick(samples["a"]), b=pick(samples["b"]), eta=pick(samples["eta"]),
-            sigma=samples["sigma_loss"], tau_Kx=samples["tau_loss"], box=box,
+            sigma=samples["sigma_loss"], support=support, discrepancy=_paired(discrepancy, "loss", n),
         )  # fmt: skip
+
+    def log_law(self, C, M) -> np.ndarray:
+        """ln L of the law per draw, no noise: shape ``(draws, P)``."""
+        with jax.enable_x64(True):
+            p = {k: jnp.asarray(getattr(self, k))[:, None] for k in ("E", "a", "b", "eta")}
+            return np.asarray(jnp.log(forms.overtrain(p, np.asarray(C)[None], np.asarray(M)[None])))
 
 
 @dataclass(frozen=True)
 class ErrorLaw:
-    """Posterior draws of Eq. 5 and the box (in ln L) of its fit points."""
+    """Posterior draws of Eq. 5, its fit noise, the support (in ln L) of its fit points and the
+    discrepancy applied beyond them."""
 
     epsilon: np.ndarray
     k: np.ndarray
     gamma: np.ndarray
     sigma: np.ndarray
-    tau_Kx: np.ndarray  # (draws, 1): growth per e-fold of loss outside the fit range
-    box: Box
+    support: Support
+    discrepancy: Discrepancy
 
     @classmethod
-    def from_samples(cls, samples: dict, box: Box) -> "ErrorLaw":
+    def from_samples(cls, samples: dict, support: Support, discrepancy: Discrepancy | None = None) -> "ErrorLaw":
+        n = len(samples["sigma_error"])
         return cls(
             epsilon=samples["epsilon"], k=samples["k"], gamma=samples["gamma"],
-            sigma=samples["sigma_error"], tau_Kx=samples["tau_error"], box=box,
+            sigma=samples["sigma_error"], support=support, discrepancy=_paired(discrepancy, "error", n),
         )  # fmt: skip
+
+    def log_law(self, L_DxP) -> np.ndarray:
+        """ln Err of the law per draw at losses ``L_DxP`` (one row per draw), no noise."""
+        with jax.enable_x64(True):
+            p = {k: jnp.asarray(getattr(self, k))[:, None] for k in ("epsilon", "k", "gamma")}
+            return np.asarray(jnp.log(jnp.clip(forms.error(p, jnp.asarray(L_DxP)), 1e-6, None)))
+
+
+def _noisy(log_mean_DxP, sigma_D, disc: Discrepancy, dist, seed: int) -> np.ndarray:
+    """exp(ln mean + sqrt(σ_fit² + sd(Δ)²)·z), one standard normal z per draw and target."""
+    with jax.enable_x64(True):
+        sd = jnp.sqrt(jnp.asarray(sigma_D)[:, None] ** 2 + jnp.asarray(disc.sd(dist)) ** 2)
+        z = jax.random.normal(jax.random.PRNGKey(seed), log_mean_DxP.shape, jnp.float64)
+        return np.asarray(jnp.exp(log_mean_DxP + sd * z))
 
 
 def to_CM(*, N=None, M=None, C=None, D=None):
@@ -80,25 +112,13 @@ def to_CM(*, N=None, M=None, C=None, D=None):
 def loss_draws(law: LossLaw, C, M, *, seed: int = 0) -> np.ndarray:
     """Predictive loss draws, shape ``(draws, P)`` for ``P`` targets."""
     C, M = np.atleast_1d(C).astype(np.float64), np.atleast_1d(M).astype(np.float64)
-    dist_PxK = law.box.distance(log_cm(C, M))
-    with jax.enable_x64(True):
-        p = {k: jnp.asarray(getattr(law, k))[:, None] for k in ("E", "a", "b", "eta")}
-        mean = jnp.log(forms.overtrain(p, C[None], M[None]))
-        sd = discrepancy(law.sigma[:, None], law.tau_Kx[:, None, :], dist_PxK[None])
-        z = jax.random.normal(jax.random.PRNGKey(seed), mean.shape, jnp.float64)
-        return np.asarray(jnp.exp(mean + sd * z))
+    return _noisy(law.log_law(C, M), law.sigma, law.discrepancy, loss_distance(law.support, C, M), seed)
 
 
 def error_draws(law: ErrorLaw, L_DxP, *, seed: int = 1) -> np.ndarray:
     """Predictive error draws at losses ``L_DxP`` (one row per posterior draw, or ``(P,)``)."""
     L_DxP = np.broadcast_to(np.asarray(L_DxP, np.float64), (len(law.epsilon), np.shape(L_DxP)[-1]))
-    dist_DxPxK = law.box.distance(np.log(L_DxP)[..., None])
-    with jax.enable_x64(True):
-        p = {k: jnp.asarray(getattr(law, k))[:, None] for k in ("epsilon", "k", "gamma")}
-        mean = jnp.log(jnp.clip(forms.error(p, L_DxP), 1e-6, None))
-        sd = discrepancy(law.sigma[:, None], law.tau_Kx[:, None, :], dist_DxPxK)
-        z = jax.random.normal(jax.random.PRNGKey(seed), mean.shape, jnp.float64)
-        return np.asarray(jnp.exp(mean + sd * z))
+    return _noisy(law.log_law(L_DxP), law.sigma, law.discrepancy, error_distance(law.support, L_DxP), seed)
 
 
 def chained_error_draws(loss: LossLaw, error: ErrorLaw, C, M, *, seed: int = 0) -> np.ndarray:
