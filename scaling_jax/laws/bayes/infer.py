@@ -25,8 +25,10 @@ class NutsConfig:
     num_chains: int = 4
     seed: int = 0
     chain_method: str = "vectorized"
-    # Small steps: the posteriors have a mild funnel in the discrepancy scales. At 0.95 the
-    # chained Table-1 fits had 10-61 divergences of 4,000; at 0.99, 0-1, for about the same time.
+    # Small steps: the posteriors have a mild funnel in their scales (σ_fit; s_η when pooled).
+    # With an earlier model that sampled discrepancy scales in the fit, 0.95 gave the chained
+    # Table-1 fits 10-61 divergences of 4,000 and 0.99 gave 0-1, for about the same time; the
+    # pooled fit still has 10-15 at 0.99 (BENCHMARKS.md).
     target_accept_prob: float = 0.99
     dense_mass: bool = True  # the law's parameters stay correlated even after centring
     max_tree_depth: int = 10
