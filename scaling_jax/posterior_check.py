@@ -14,6 +14,7 @@ Table-1 design and with one fit point fewer per set.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -76,6 +77,7 @@ class SetFit:
         return (LossLaw.from_samples(s, self.loss_data.support, loss_disc),
                 ErrorLaw.from_samples(s, self.error_data.support, error_disc))  # fmt: skip
 
+    @cached_property  # each set is a calibration source for every other set
     def residuals(self) -> tuple[Residuals, Residuals]:
         """Held-out loss and error residuals of this set, for calibrating other sets' bands.
         The error law is scored at each held-out run's measured loss."""
@@ -84,7 +86,7 @@ class SetFit:
         loss = Residuals.from_draws(ll.log_law(C, M), ll.sigma, [r.loss(VAL) for r in self.loss_heldout],
                                     loss_distance(ll.support, C, M))
         L = np.array([r.loss(VAL) for r in self.error_heldout])
-        error = Residuals.from_draws(el.log_law(np.broadcast_to(L, (len(el.sigma), len(L)))), el.sigma,
+        error = Residuals.from_draws(el.log_law(L), el.sigma,
                                      [r.err_17 for r in self.error_heldout], error_distance(el.support, L))
         return loss, error
 
@@ -107,7 +109,7 @@ def calibrate_from(fits: dict[str, SetFit], target: str, config: NutsConfig) -> 
     sources = sorted(ds for ds in fits if ds != target)
     if not sources:
         return None
-    parts = [fits[ds].residuals() for ds in sources]
+    parts = [fits[ds].residuals for ds in sources]
     label = "held-out runs of " + ", ".join(sources)
     return (calibrate(Residuals.concat(p[0] for p in parts), "loss", source=label, config=config),
             calibrate(Residuals.concat(p[1] for p in parts), "error", source=label, config=config))  # fmt: skip

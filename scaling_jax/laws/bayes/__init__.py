@@ -16,7 +16,8 @@ from scaling_jax.laws.bayes.predict import (
 )  # fmt: skip
 
 __all__ = [
-    "Bands", "Support", "Diagnostics", "Discrepancy", "ErrorData", "ErrorLaw", "LossData", "LossLaw", "NutsConfig",
-    "PooledLossData", "Posterior", "Residuals", "calibrate", "chained_error_draws", "chained_model", "error_draws", "error_model",
-    "hierarchical_loss_model", "loss_draws", "loss_model", "predictive", "prior_discrepancy", "run_nuts", "to_CM",
+    "Bands", "Diagnostics", "Discrepancy", "ErrorData", "ErrorLaw", "LossData", "LossLaw", "NutsConfig",
+    "PooledLossData", "Posterior", "Residuals", "Support", "calibrate", "chained_error_draws", "chained_model",
+    "error_draws", "error_model", "hierarchical_loss_model", "loss_draws", "loss_model", "predictive",
+    "prior_discrepancy", "run_nuts", "to_CM",
 ]  # fmt: skip

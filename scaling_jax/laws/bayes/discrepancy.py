@@ -21,8 +21,7 @@ through them, and a residual of a fit point is not a prediction error. Two sourc
   run adds misfit of order 1 %. For Eq. 5, τ_L ~ HalfNormal(0.1) per e-fold of loss (ln L
   spans ~10× fewer e-folds than ln C).
 * :func:`calibrate`: weak hyperpriors (the priors ×10 in scale) updated by held-out runs
-  of past sweeps, e.g. other
-  training sets of the testbed fitted with the same recipe. Each held-out run contributes
+  of past sweeps, e.g. other training sets of the testbed fitted with the same recipe. Each held-out run contributes
   ln y ~ Normal(μ, sqrt(s² + sd(Δ)²)), μ and s the mean and spread of the law's posterior
   prediction there (s includes σ_fit), so parameter uncertainty is not counted as
   discrepancy. This is empirical Bayes across sweeps: the misfit a recipe showed when
@@ -39,6 +38,7 @@ import numpyro
 import numpyro.distributions as dist
 
 from scaling_jax.laws.bayes.design import ERROR_AXES, LOSS_AXES
+from scaling_jax.laws.bayes.infer import NutsConfig, run_nuts
 
 # HalfNormal scales of (δ₀, τ per axis) on ln L and ln Err; see the module docstring.
 PRIOR_SCALES = {
@@ -91,14 +91,20 @@ def _axes(kind: str) -> tuple[str, ...]:
     return tuple(PRIOR_SCALES[kind][1])
 
 
-def prior_discrepancy(kind: str, n: int, seed: int = 0) -> Discrepancy:
-    """``n`` draws from the weakly informative prior of ``kind`` ("loss" or "error")."""
+def _scales(kind: str) -> tuple[float, np.ndarray]:
+    """Prior HalfNormal scales of ``kind``: δ₀'s, and τ's in the order of its axes."""
     axes = _axes(kind)
     floor_scale, tau_scales = PRIOR_SCALES[kind]
+    return floor_scale, np.array([tau_scales[a] for a in axes])
+
+
+def prior_discrepancy(kind: str, n: int, seed: int = 0) -> Discrepancy:
+    """``n`` draws from the weakly informative prior of ``kind`` ("loss" or "error")."""
+    floor_scale, tau_K = _scales(kind)
     rng = np.random.default_rng(seed)
     floor = np.abs(rng.normal(0.0, floor_scale, n))
-    tau = np.abs(rng.normal(0.0, [tau_scales[a] for a in axes], (n, len(axes))))
-    return Discrepancy(floor, tau, axes, "prior")
+    tau = np.abs(rng.normal(0.0, tau_K, (n, len(tau_K))))
+    return Discrepancy(floor, tau, _axes(kind), "prior")
 
 
 @dataclass(frozen=True)
@@ -132,18 +138,15 @@ class Residuals:
 def residual_model(res: Residuals, kind: str):
     """ln y ~ Normal(μ, sqrt(s² + δ₀² + Σ(τ_k·Δ_k)²)), HalfNormal hyperpriors of ``kind``'s
     prior scales × ``CALIBRATION_WIDEN``."""
-    floor_scale, tau_scales = PRIOR_SCALES[kind]
+    floor_scale, tau_K = _scales(kind)
     floor = numpyro.sample("floor", dist.HalfNormal(CALIBRATION_WIDEN * floor_scale))
-    tau_scale = CALIBRATION_WIDEN * jnp.asarray([tau_scales[a] for a in _axes(kind)])
-    tau = numpyro.sample("tau", dist.HalfNormal(tau_scale).to_event(1))
+    tau = numpyro.sample("tau", dist.HalfNormal(CALIBRATION_WIDEN * tau_K).to_event(1))
     sd2 = res.s**2 + floor**2 + jnp.sum((tau * res.dist_PxK) ** 2, axis=-1)
     numpyro.sample("log_y", dist.Normal(res.mu, jnp.sqrt(sd2)), obs=res.log_y)
 
 
 def calibrate(res: Residuals, kind: str, *, source: str, config=None) -> Discrepancy:
     """Posterior draws of (δ₀, τ) given held-out residuals of past sweeps (NUTS)."""
-    from scaling_jax.laws.bayes.infer import NutsConfig, run_nuts
-
     axes = _axes(kind)
     if res.dist_PxK.shape[-1] != len(axes):
         raise ValueError(f"{kind} residuals need distances along {axes}, got {res.dist_PxK.shape[-1]} axes")

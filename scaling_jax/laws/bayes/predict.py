@@ -82,7 +82,8 @@ class ErrorLaw:
         )  # fmt: skip
 
     def log_law(self, L_DxP) -> np.ndarray:
-        """ln Err of the law per draw at losses ``L_DxP`` (one row per draw), no noise."""
+        """ln Err of the law per draw at losses ``L_DxP`` (one row per draw, or ``(P,)`` for
+        the same losses under every draw), no noise: shape ``(draws, P)``."""
         with jax.enable_x64(True):
             p = {k: jnp.asarray(getattr(self, k))[:, None] for k in ("epsilon", "k", "gamma")}
             return np.asarray(jnp.log(jnp.clip(forms.error(p, jnp.asarray(L_DxP)), 1e-6, None)))
