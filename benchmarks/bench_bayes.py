@@ -12,9 +12,9 @@ import argparse
 import time
 import warnings
 
-from scaling_jax import paper
 from scaling_jax.laws.bayes import NutsConfig, loss_model, run_nuts
-from scaling_jax.posterior_check import loss_data
+from scaling_jax.paper import recipe
+from scaling_jax.paper.posterior_check import loss_data
 from scaling_jax.testbed import load_testbed
 
 GOAL_S = 60.0
@@ -28,7 +28,7 @@ def main() -> None:
     ap.add_argument("--num-samples", type=int, default=1000)
     ap.add_argument("--chains", type=int, default=4)
     args = ap.parse_args()
-    data = loss_data(paper.loss_fit_runs(load_testbed(args.testbed), args.dataset))
+    data = loss_data(recipe.loss_fit_runs(load_testbed(args.testbed), args.dataset))
     rows = []
     for method in ("vectorized", "sequential"):
         cfg = NutsConfig(num_warmup=args.num_warmup, num_samples=args.num_samples, num_chains=args.chains,

@@ -32,11 +32,11 @@ from pathlib import Path
 import numpy as np
 from scipy.optimize import OptimizeWarning, curve_fit
 
-from scaling_jax import paper
 from scaling_jax.laws.bootstrap import bootstrap, resample_weights
 from scaling_jax.laws.fit import fit_law
 from scaling_jax.laws.points import design_problems
 from scaling_jax.laws.starts import start_grid
+from scaling_jax.paper import recipe
 from scaling_jax.testbed import load_testbed
 
 
@@ -103,7 +103,7 @@ def main():
     ap.add_argument("--devices", type=int, default=os.cpu_count() or 1, help="CPU devices for JAX")
     args = ap.parse_args()
     tb = load_testbed(args.testbed)
-    sets = [("Table-1 (5 pts)", paper.loss_fit_runs(tb, "rpj")),
+    sets = [("Table-1 (5 pts)", recipe.loss_fit_runs(tb, "rpj")),
             ("RPJ M<=80 (%d pts)", [r for r in tb.select(dataset="rpj") if r.M <= 80.5])]
     sets[1] = (sets[1][0] % len(sets[1][1]), sets[1][1])
     rows = []

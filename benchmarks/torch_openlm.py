@@ -8,7 +8,6 @@ and it prints one JSON line with the best seconds per forward+backward step.
 """
 
 import json
-import math
 import sys
 import time
 

@@ -11,6 +11,21 @@ import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
+from scaling_jax.errors import UserError
+
+
+def check_out_dir(path: str | os.PathLike, flag: str = "--out") -> Path:
+    """An output folder may exist or not, but must not be a file: checked before any work."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise UserError(f"{flag} {path}: exists and is not a folder")
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise UserError(f"{flag} {path}: {parent} is a file, not a folder")
+            break
+    return path
+
 
 def write_atomic(path: str | os.PathLike, write: Callable[[Any], None], mode: str = "w") -> Path:
     """Call ``write(fileobj)`` on a temp file beside ``path``, then rename it over ``path``."""

@@ -14,10 +14,12 @@ from typing import Any, Mapping, Sequence, TypeVar
 
 import yaml
 
+from scaling_jax.errors import UserError
+
 T = TypeVar("T")
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError):
     """A config value or key is wrong; the message names the source and the field."""
 
 

@@ -34,10 +34,12 @@ def main(argv: list[str] | None = None) -> int:
         args.overrides = [*(args.overrides or []), *extra]
     elif extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    from scaling_jax.errors import UserError
+
     try:
         return int(args.func(args) or 0)
-    except (ValueError, FileNotFoundError) as e:
-        # User errors (bad file, field or value) end with one clear line, not a traceback.
+    except UserError as e:
+        # Bad input ends with one line naming it; anything else is a bug and keeps its traceback.
         print(f"scaling-jax {args.command}: error: {e}", file=sys.stderr)
         return 2
 

@@ -32,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
     from scaling_jax.laws.bootstrap import bootstrap
     from scaling_jax.laws.fit import fit_law
     from scaling_jax.laws.huber import fit_huber
-    from scaling_jax.points_io import read_points
+    from scaling_jax.testbed.points_io import read_points
 
     make_inputs, target = LAW_INPUTS[args.law]
     pts = read_points(args.runs, val_set=args.val_set, metric=args.metric, dataset=args.dataset,

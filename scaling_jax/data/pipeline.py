@@ -16,6 +16,7 @@ import numpy as np
 
 from scaling_jax.data import store
 from scaling_jax.data.synthetic import SyntheticConfig, SyntheticWindows
+from scaling_jax.errors import UserError
 
 
 class WindowSource(Protocol):
@@ -38,7 +39,7 @@ class CorpusConfig:
 
     def __post_init__(self):
         if self.kind == "tokens" and not self.path:
-            raise ValueError("kind 'tokens' needs path: a corpus made by `scaling-jax data prepare`")
+            raise UserError("kind 'tokens' needs path: a corpus made by `scaling-jax data prepare`")
 
 
 class TokenWindows:
@@ -53,7 +54,7 @@ class TokenWindows:
         self.name = f"{root}/{split}"
         self.n = (n_tokens - 1) // seq_len if n_tokens > seq_len else 0
         if self.n == 0:
-            raise ValueError(f"{self.path}: {n_tokens} tokens, fewer than one sequence of "
+            raise UserError(f"{self.path}: {n_tokens} tokens, fewer than one sequence of "
                              f"seq_len + 1 = {seq_len + 1}")
 
     def __len__(self) -> int:
@@ -73,7 +74,7 @@ def open_source(corpus: CorpusConfig, split: str, seq_len: int, n_windows: int |
 
 def local_batch_size(global_batch: int, process_count: int) -> int:
     if global_batch % process_count:
-        raise ValueError(f"global batch {global_batch} is not divisible by {process_count} processes")
+        raise UserError(f"global batch {global_batch} is not divisible by {process_count} processes")
     return global_batch // process_count
 
 
@@ -107,7 +108,7 @@ def batches(source: WindowSource, *, global_batch: int, seed: int, shuffle: bool
     lb = local_batch_size(global_batch, process_count)
     n = len(source) if limit is None else min(limit, len(source))
     if n < global_batch and not repeat:
-        raise ValueError(f"{source.name}: {n} sequences, fewer than one global batch of {global_batch}")
+        raise UserError(f"{source.name}: {n} sequences, fewer than one global batch of {global_batch}")
     order = grain.MapDataset.range(n)
     if shuffle:
         order = order.shuffle(seed=seed)

@@ -18,6 +18,7 @@ import numpy as np
 
 from scaling_jax.data import store
 from scaling_jax.data.tokenizer import Tokenizer
+from scaling_jax.errors import InputNotFound, UserError
 
 
 def iter_documents(inputs: Sequence[str | Path], text_field: str = "text",
@@ -28,11 +29,11 @@ def iter_documents(inputs: Sequence[str | Path], text_field: str = "text",
         if p.is_dir():
             files = sorted(f for f in p.rglob(pattern) if f.is_file())
             if not files:
-                raise FileNotFoundError(f"{p}: no files match {pattern!r}")
+                raise InputNotFound(f"{p}: no files match {pattern!r}")
         elif p.is_file():
             files = [p]
         else:
-            raise FileNotFoundError(f"input not found: {p}")
+            raise InputNotFound(f"input not found: {p}")
         for f in files:
             yield from _file_documents(f, text_field)
 
@@ -46,9 +47,9 @@ def _file_documents(path: Path, text_field: str) -> Iterator[str]:
                 try:
                     row = json.loads(line)
                 except json.JSONDecodeError as e:
-                    raise ValueError(f"{path}:{i}: not valid JSON: {e}") from e
+                    raise UserError(f"{path}:{i}: not valid JSON: {e}") from e
                 if not isinstance(row, dict) or not isinstance(row.get(text_field), str):
-                    raise ValueError(f"{path}:{i}: no string field {text_field!r}")
+                    raise UserError(f"{path}:{i}: no string field {text_field!r}")
                 yield row[text_field]
     else:
         yield path.read_text(encoding="utf-8", errors="replace")
@@ -65,9 +66,9 @@ def prepare(documents: Iterable[str], tokenizer: Tokenizer, out: str, *, val_eve
     Refuses to write where a corpus (or part of one) exists: nothing is ever overwritten.
     """
     if val_every < 2:
-        raise ValueError(f"val_every {val_every}: must be at least 2 (one val document in val_every)")
+        raise UserError(f"val_every {val_every}: must be at least 2 (one val document in val_every)")
     if parts := store.existing_parts(out):
-        raise ValueError(f"{out}: already holds {parts}; choose a new output path")
+        raise UserError(f"{out}: already holds {parts}; choose a new output path")
     writers = {s: store.TokenWriter(store.join(out, s), chunk) for s in store.SPLITS}
     docs = {s: 0 for s in store.SPLITS}
     index = 0

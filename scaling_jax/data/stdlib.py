@@ -12,6 +12,7 @@ from pathlib import Path
 
 from scaling_jax.data import prepare as prep
 from scaling_jax.data.tokenizer import train_bpe
+from scaling_jax.errors import InputNotFound, UserError
 
 
 def stdlib_files() -> list[Path]:
@@ -25,10 +26,10 @@ def build(out: str | Path, vocab_size: int = 8192, val_every: int = 20,
     """Tokenizer at ``out/tokenizer.json`` and the corpus under ``out``; returns metadata."""
     out = Path(out)
     if parts := prep.store.existing_parts(str(out)):
-        raise ValueError(f"{out}: already holds {parts}; choose a new output path")
+        raise UserError(f"{out}: already holds {parts}; choose a new output path")
     files = stdlib_files()[:max_files]
     if not files:
-        raise FileNotFoundError(f"no .py files under {sysconfig.get_paths()['stdlib']}")
+        raise InputNotFound(f"no .py files under {sysconfig.get_paths()['stdlib']}")
     texts = lambda: (f.read_text(encoding="utf-8", errors="replace") for f in files)  # noqa: E731
     tok = train_bpe(texts(), vocab_size, out / "tokenizer.json")
     return prep.prepare(texts(), tok, str(out), val_every=val_every,

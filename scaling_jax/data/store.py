@@ -14,6 +14,7 @@ import numpy as np
 import tensorstore as ts
 
 from scaling_jax import atomic
+from scaling_jax.errors import InputNotFound, UserError
 
 METADATA = "metadata.json"
 FORMAT = "scaling_jax.tokens/1"
@@ -53,7 +54,7 @@ def open_array(path: str) -> ts.TensorStore:
     try:
         return ts.open(_spec(path), open=True, read=True).result()
     except ValueError as e:
-        raise FileNotFoundError(f"token array not found or unreadable: {path} ({e})") from e
+        raise InputNotFound(f"token array not found or unreadable: {path} ({e})") from e
 
 
 def existing_parts(root: str) -> list[str]:
@@ -79,16 +80,16 @@ def read_metadata(root: str) -> dict[str, Any]:
         store = ts.KvStore.open(kvstore(root)).result()
         raw = store.read(METADATA).result()
         if raw.state != "value":
-            raise FileNotFoundError(f"{join(root, METADATA)}: not found (corpus not prepared?)")
+            raise InputNotFound(f"{join(root, METADATA)}: not found (corpus not prepared?)")
         text = bytes(raw.value).decode()
     else:
         path = Path(root) / METADATA
         if not path.is_file():
-            raise FileNotFoundError(f"{path}: not found (corpus not prepared?)")
+            raise InputNotFound(f"{path}: not found (corpus not prepared?)")
         text = path.read_text()
     meta = json.loads(text)
     if meta.get("format") != FORMAT:
-        raise ValueError(f"{join(root, METADATA)}: format {meta.get('format')!r}, expected {FORMAT!r}")
+        raise UserError(f"{join(root, METADATA)}: format {meta.get('format')!r}, expected {FORMAT!r}")
     return meta
 
 

@@ -15,6 +15,7 @@ from tokenizers import Tokenizer as HFTokenizer
 from tokenizers import decoders, models, pre_tokenizers, trainers
 
 from scaling_jax import atomic
+from scaling_jax.errors import InputNotFound, UserError
 
 EOD_TOKEN = "<|endoftext|>"
 
@@ -41,7 +42,7 @@ class Tokenizer:
 def padded_vocab_size(vocab_size: int, multiple: int = 128) -> int:
     """Smallest multiple of ``multiple`` that holds ``vocab_size`` ids."""
     if vocab_size < 1 or multiple < 1:
-        raise ValueError(f"vocab_size {vocab_size} and multiple {multiple} must be positive")
+        raise UserError(f"vocab_size {vocab_size} and multiple {multiple} must be positive")
     return -(-vocab_size // multiple) * multiple
 
 
@@ -49,14 +50,14 @@ def load_tokenizer(path: str | Path, eod_token: str = EOD_TOKEN) -> Tokenizer:
     """Load a ``tokenizer.json``; the end-of-document token must be in its vocabulary."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"tokenizer file not found: {path}")
+        raise InputNotFound(f"tokenizer file not found: {path}")
     try:
         hf = HFTokenizer.from_file(str(path))
     except Exception as e:  # tokenizers raises a bare Exception on malformed JSON
-        raise ValueError(f"{path}: not a valid tokenizer.json: {e}") from e
+        raise UserError(f"{path}: not a valid tokenizer.json: {e}") from e
     eod_id = hf.token_to_id(eod_token)
     if eod_id is None:
-        raise ValueError(f"{path}: end-of-document token {eod_token!r} is not in the vocabulary")
+        raise UserError(f"{path}: end-of-document token {eod_token!r} is not in the vocabulary")
     return Tokenizer(hf=hf, path=str(path), eod_id=eod_id)
 
 
@@ -64,7 +65,7 @@ def train_bpe(texts: Iterable[str], vocab_size: int, out_path: str | Path,
               eod_token: str = EOD_TOKEN) -> Tokenizer:
     """Train a byte-level BPE of ``vocab_size`` ids (EOD included) and save it atomically."""
     if vocab_size < 257:
-        raise ValueError(f"vocab_size {vocab_size}: a byte-level BPE needs at least 257 ids")
+        raise UserError(f"vocab_size {vocab_size}: a byte-level BPE needs at least 257 ids")
     hf = HFTokenizer(models.BPE())
     hf.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     hf.decoder = decoders.ByteLevel()

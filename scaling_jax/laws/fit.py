@@ -19,7 +19,6 @@ from scaling_jax.laws.identify import identifiability
 from scaling_jax.laws.points import as_points
 from scaling_jax.laws.starts import start_grid
 
-
 ROWS_PER_STEP = 1
 
 

@@ -19,6 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from scaling_jax.errors import UserError
 from scaling_jax.laws.fit import FitResult
 from scaling_jax.laws.identify import identifiability
 from scaling_jax.laws.points import as_points
@@ -102,7 +103,7 @@ def fit_huber(law: str, inputs: Mapping[str, object], y: object, *, starts: np.n
               max_iter: int = 500) -> FitResult:
     """Robust log-space fit of ``law`` (``chinchilla`` or ``overtrain``); ``rss`` holds the Huber objective."""
     if law not in LOG_FORMS:
-        raise ValueError(f"the Huber estimator supports laws {sorted(LOG_FORMS)}, not {law!r}")
+        raise UserError(f"the Huber estimator supports laws {sorted(LOG_FORMS)}, not {law!r}")
     xs, y = as_points(law, inputs, y)
     log_fn, to_params, input_names, grid = LOG_FORMS[law]
     starts = grid() if starts is None else np.atleast_2d(np.asarray(starts, np.float64))

@@ -6,6 +6,7 @@ from typing import Mapping
 
 import numpy as np
 
+from scaling_jax.errors import UserError
 from scaling_jax.laws import forms
 
 
@@ -14,21 +15,21 @@ def as_points(law: str, inputs: Mapping[str, object], y: object) -> tuple[dict[s
     _, names, input_names = forms.law(law)
     missing = [k for k in input_names if k not in inputs]
     if missing:
-        raise ValueError(f"law {law!r} needs inputs {list(input_names)}; missing {missing}")
+        raise UserError(f"law {law!r} needs inputs {list(input_names)}; missing {missing}")
     y = np.asarray(y, dtype=np.float64).ravel()
     xs = {k: np.asarray(inputs[k], dtype=np.float64).ravel() for k in input_names}
     for k, v in xs.items():
         if v.shape != y.shape:
-            raise ValueError(f"input {k!r} has {v.size} values but the target has {y.size}")
+            raise UserError(f"input {k!r} has {v.size} values but the target has {y.size}")
     for k, v in list(xs.items()) + [("target", y)]:
         bad = np.flatnonzero(~np.isfinite(v))
         if bad.size:
-            raise ValueError(f"{k} has non-finite value {float(v[bad[0]])!r} at point {bad[0]}")
+            raise UserError(f"{k} has non-finite value {float(v[bad[0]])!r} at point {bad[0]}")
         if (v <= 0).any():
             i = int(np.flatnonzero(v <= 0)[0])
-            raise ValueError(f"{k} must be positive; point {i} has {float(v[i])!r}")
+            raise UserError(f"{k} must be positive; point {i} has {float(v[i])!r}")
     if y.size < len(names):
-        raise ValueError(f"law {law!r} has {len(names)} parameters but only {y.size} point(s) were given")
+        raise UserError(f"law {law!r} has {len(names)} parameters but only {y.size} point(s) were given")
     return xs, y
 
 

@@ -18,7 +18,10 @@ from typing import Sequence
 import jax
 import numpy as np
 from flax import nnx
-from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
+
+from scaling_jax.errors import UserError
 
 MESH_AXES = ("data", "fsdp", "tensor")
 
@@ -40,7 +43,7 @@ def logical_to_spec(names: Sequence[str | None]) -> P:
     """PartitionSpec for a tuple of logical axis names (None stays unsplit)."""
     unknown = [n for n in names if n is not None and n not in LOGICAL_RULES]
     if unknown:
-        raise ValueError(f"logical axis {unknown[0]!r} has no rule; known: {sorted(LOGICAL_RULES)}")
+        raise UserError(f"logical axis {unknown[0]!r} has no rule; known: {sorted(LOGICAL_RULES)}")
     return P(*(None if n is None else LOGICAL_RULES[n] for n in names))
 
 
@@ -49,17 +52,17 @@ def make_mesh(data: int = -1, fsdp: int = 1, tensor: int = 1, devices=None) -> M
     devices = list(jax.devices() if devices is None else devices)
     sizes = [data, fsdp, tensor]
     if sizes.count(-1) > 1:
-        raise ValueError(f"mesh sizes {dict(zip(MESH_AXES, sizes))}: at most one may be -1")
+        raise UserError(f"mesh sizes {dict(zip(MESH_AXES, sizes))}: at most one may be -1")
     for axis, size in zip(MESH_AXES, sizes):
         if size == 0 or size < -1:
-            raise ValueError(f"mesh axis {axis}: size must be positive or -1, got {size}")
+            raise UserError(f"mesh axis {axis}: size must be positive or -1, got {size}")
     known = math.prod(s for s in sizes if s != -1)
     if -1 in sizes:
         if len(devices) % known:
-            raise ValueError(f"mesh sizes {dict(zip(MESH_AXES, sizes))} do not divide {len(devices)} devices")
+            raise UserError(f"mesh sizes {dict(zip(MESH_AXES, sizes))} do not divide {len(devices)} devices")
         sizes[sizes.index(-1)] = len(devices) // known
     if math.prod(sizes) != len(devices):
-        raise ValueError(
+        raise UserError(
             f"mesh sizes {dict(zip(MESH_AXES, sizes))} need {math.prod(sizes)} devices, have {len(devices)}"
         )
     return Mesh(np.asarray(devices).reshape(sizes), MESH_AXES)

@@ -12,6 +12,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from scaling_jax.errors import InputNotFound
+
 ENV_VAR = "SCALING_JAX_TESTBED"
 RELEASE_URL = "https://codeload.github.com/mlfoundations/scaling/tar.gz/refs/heads/main"
 RELEASE_FOLDER = "exp_data"
@@ -28,7 +30,7 @@ def download_release(dest: Path, url: str = RELEASE_URL, timeout: float = 60.0) 
         with urllib.request.urlopen(url, timeout=timeout) as resp:
             blob = resp.read()
     except (urllib.error.URLError, OSError) as e:
-        raise FileNotFoundError(
+        raise InputNotFound(
             f"no testbed given and the public release could not be downloaded from {url} ({e}). "
             f"Pass --testbed DIR or set ${ENV_VAR} to a copy of the release (its exp_data folder)."
         ) from None
@@ -38,7 +40,7 @@ def download_release(dest: Path, url: str = RELEASE_URL, timeout: float = 60.0) 
         with tarfile.open(fileobj=io.BytesIO(blob), mode="r:gz") as tar:
             members = [m for m in tar.getmembers() if f"/{RELEASE_FOLDER}/" in m.name and m.isfile()]
             if not members:
-                raise FileNotFoundError(f"{url}: the archive holds no {RELEASE_FOLDER}/ folder")
+                raise InputNotFound(f"{url}: the archive holds no {RELEASE_FOLDER}/ folder")
             for m in members:
                 rel = m.name.split(f"/{RELEASE_FOLDER}/", 1)[1]
                 if rel.startswith("/") or ".." in Path(rel).parts:

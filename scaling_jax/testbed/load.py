@@ -18,11 +18,12 @@ from pathlib import Path, PurePosixPath
 from types import MappingProxyType
 from typing import Any, Iterator, Mapping
 
+from scaling_jax.errors import UserError
 from scaling_jax.testbed.schema import RunRecord
 from scaling_jax.testbed.tasks import TASKS_17, mean_error, read_random_baselines
 
 
-class TestbedError(ValueError):
+class TestbedError(UserError):
     """A testbed file is missing or malformed; the message names the file and field."""
 
     __test__ = False  # not a pytest class
@@ -63,9 +64,16 @@ class Testbed:
                 return r
         raise KeyError(f"no run named {name!r} in testbed {self.root or '(in memory)'}")
 
+    def _at(self, dataset: str, model: str, M: float, rtol: float) -> list[RunRecord]:
+        return [r for r in self.runs if r.dataset == dataset and r.model == model and abs(r.M / M - 1) <= rtol]
+
+    def has(self, dataset: str, model: str, M: float, rtol: float = 0.02) -> bool:
+        """Whether a run of ``model`` on ``dataset`` at token multiplier ``M`` (within ``rtol``) exists."""
+        return bool(self._at(dataset, model, M, rtol))
+
     def find(self, dataset: str, model: str, M: float, rtol: float = 0.02) -> RunRecord:
         """The run of ``model`` on ``dataset`` at token multiplier ``M`` (within ``rtol``)."""
-        hits = [r for r in self.runs if r.dataset == dataset and r.model == model and abs(r.M / M - 1) <= rtol]
+        hits = self._at(dataset, model, M, rtol)
         if len(hits) != 1:
             raise KeyError(f"expected one run of {model} on {dataset} at M={M:g}, found {len(hits)}")
         return hits[0]

@@ -13,6 +13,8 @@ import math
 from types import MappingProxyType
 from typing import Any, Mapping
 
+from scaling_jax.errors import UserError
+
 SCHEMA_VERSION = 1
 
 
@@ -50,13 +52,13 @@ class RunRecord:
         for field in ("N", "params_no_embed", "D"):
             v = getattr(self, field)
             if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
-                raise ValueError(f"{where}: field {field!r} must be a positive finite number, got {v!r}")
+                raise UserError(f"{where}: field {field!r} must be a positive finite number, got {v!r}")
         for set_name, loss in self.losses.items():
             if not (isinstance(loss, (int, float)) and math.isfinite(loss) and loss > 0):
-                raise ValueError(f"{where}: loss for validation set {set_name!r} must be positive and finite, got {loss!r}")
+                raise UserError(f"{where}: loss for validation set {set_name!r} must be positive and finite, got {loss!r}")
         for task, acc in self.accuracies.items():
             if not (isinstance(acc, (int, float)) and math.isfinite(acc) and 0.0 <= acc <= 1.0):
-                raise ValueError(f"{where}: accuracy of task {task!r} must lie in [0, 1], got {acc!r}")
+                raise UserError(f"{where}: accuracy of task {task!r} must lie in [0, 1], got {acc!r}")
         object.__setattr__(self, "losses", _frozen(self.losses))
         object.__setattr__(
             self, "loss_intervals", _frozen({k: tuple(v) for k, v in self.loss_intervals.items()})
@@ -95,14 +97,14 @@ class RunRecord:
         d = dict(d)
         version = d.pop("schema_version", SCHEMA_VERSION)
         if version != SCHEMA_VERSION:
-            raise ValueError(f"{source or 'record'}: schema_version {version} is not {SCHEMA_VERSION}")
+            raise UserError(f"{source or 'record'}: schema_version {version} is not {SCHEMA_VERSION}")
         fields = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(d) - fields)
         if unknown:
-            raise ValueError(f"{source or 'record'}: unknown field(s) {unknown}")
+            raise UserError(f"{source or 'record'}: unknown field(s) {unknown}")
         missing = sorted({"name", "dataset", "model", "N", "params_no_embed", "D", "losses"} - set(d))
         if missing:
-            raise ValueError(f"{source or 'record'}: missing field(s) {missing}")
+            raise UserError(f"{source or 'record'}: missing field(s) {missing}")
         if source:
             d["source"] = source
         return cls(**d)
@@ -112,7 +114,7 @@ class RunRecord:
         try:
             d = json.loads(text)
         except json.JSONDecodeError as e:
-            raise ValueError(f"{source or 'record'}: not valid JSON ({e})") from e
+            raise UserError(f"{source or 'record'}: not valid JSON ({e})") from e
         if not isinstance(d, dict):
-            raise ValueError(f"{source or 'record'}: top level must be a JSON object")
+            raise UserError(f"{source or 'record'}: top level must be a JSON object")
         return cls.from_dict(d, source=source)

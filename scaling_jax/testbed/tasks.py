@@ -7,6 +7,8 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Mapping
 
+from scaling_jax.errors import InputNotFound, UserError
+
 # The paper's 17-task subset (its Table 2 / Section 4), on which 7B models beat chance.
 TASKS_17: tuple[str, ...] = (
     "bigbench_operators", "pubmed_qa_labeled", "hellaswag_zeroshot", "boolq", "arc_easy",
@@ -22,19 +24,19 @@ def read_random_baselines(path: str | Path) -> Mapping[str, float]:
     try:
         rows = list(csv.DictReader(path.open(newline="")))
     except FileNotFoundError:
-        raise FileNotFoundError(f"{path}: task metadata file not found") from None
+        raise InputNotFound(f"{path}: task metadata file not found") from None
     out = {}
     for i, row in enumerate(rows, start=2):
         task = (row.get("Eval Task") or "").strip()
         raw = (row.get("Random baseline") or "").strip()
         if not task:
-            raise ValueError(f"{path}:{i}: field 'Eval Task' is empty")
+            raise UserError(f"{path}:{i}: field 'Eval Task' is empty")
         try:
             pct = float(raw)
         except ValueError:
-            raise ValueError(f"{path}:{i}: field 'Random baseline' of {task!r} is not a number: {raw!r}") from None
+            raise UserError(f"{path}:{i}: field 'Random baseline' of {task!r} is not a number: {raw!r}") from None
         if not 0.0 <= pct <= 100.0:
-            raise ValueError(f"{path}:{i}: field 'Random baseline' of {task!r} is outside [0, 100]: {pct}")
+            raise UserError(f"{path}:{i}: field 'Random baseline' of {task!r} is outside [0, 100]: {pct}")
         out[task] = pct / 100.0
     return MappingProxyType(out)
 

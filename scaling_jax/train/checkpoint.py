@@ -13,6 +13,8 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
+from scaling_jax.errors import UserError
+
 
 def param_shapes(abstract_params) -> dict[str, list[int]]:
     return {jax.tree_util.keystr(p): list(np.shape(x))
@@ -53,7 +55,7 @@ class Checkpoints:
         if saved != shapes:
             diff = sorted(set(saved) ^ set(shapes)) or [k for k in shapes if saved[k] != shapes[k]]
             k = diff[0]
-            raise ValueError(
+            raise UserError(
                 f"{where}: checkpoint is of another model shape (saved model "
                 f"{meta.get('model', {}).get('name')!r}); parameter {k}: saved "
                 f"{saved.get(k, 'absent')}, this run {shapes.get(k, 'absent')}. "

@@ -11,6 +11,9 @@ import os
 
 import jax
 
+from scaling_jax.errors import UserError
+
+
 def _cluster_detected() -> bool:
     if os.environ.get("SLURM_NTASKS", "1") not in ("", "1"):
         return True
@@ -25,7 +28,7 @@ def initialize(coordinator: str | None = None, num_processes: int | None = None,
     given = [coordinator is not None, num_processes is not None, process_id is not None]
     if any(given):
         if not all(given):
-            raise ValueError("--coordinator, --num-processes and --process-id go together")
+            raise UserError("--coordinator, --num-processes and --process-id go together")
         jax.distributed.initialize(coordinator_address=coordinator, num_processes=num_processes,
                                    process_id=process_id)
     elif _cluster_detected():

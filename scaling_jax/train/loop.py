@@ -19,6 +19,7 @@ from tqdm import tqdm
 from scaling_jax import atomic
 from scaling_jax.config import ConfigError, to_dict
 from scaling_jax.data.pipeline import batches, open_source
+from scaling_jax.errors import UserError
 from scaling_jax.model.counts import paper_params, params_no_embed
 from scaling_jax.model.sharding import make_mesh
 from scaling_jax.testbed.schema import RunRecord
@@ -101,11 +102,11 @@ def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False) -> Outcome
     ckpt_dir = out / "checkpoints"
     saved = [int(p.name) for p in ckpt_dir.iterdir() if p.name.isdigit()] if ckpt_dir.is_dir() else []
     if not resume and (saved or (out / "record.json").exists()):
-        raise ValueError(f"{out}: holds a previous run; pass --resume to continue it or choose a new --out")
+        raise UserError(f"{out}: holds a previous run; pass --resume to continue it or choose a new --out")
     if resume and not saved:
-        raise ValueError(f"{ckpt_dir}: no checkpoint to resume from")
+        raise UserError(f"{ckpt_dir}: no checkpoint to resume from")
     if resume and max(saved) >= bud.steps and (out / "record.json").exists():
-        raise ValueError(f"{out}: finished ({max(saved)} of {bud.steps} steps, record.json written); "
+        raise UserError(f"{out}: finished ({max(saved)} of {bud.steps} steps, record.json written); "
                          "raise the budget to train on")
 
     # Mesh, state and the data iterator, fresh or restored.

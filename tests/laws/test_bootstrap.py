@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
 
-from scaling_jax import paper
 from scaling_jax.laws.bootstrap import bootstrap, resample_weights
 from scaling_jax.laws.fit import predict
+from scaling_jax.paper import recipe
 
 
 def test_weights_are_multiplicities():
@@ -13,7 +13,7 @@ def test_weights_are_multiplicities():
 
 
 def test_table1_underdetermined_resamples_are_dropped_and_counted(testbed):
-    runs = paper.loss_fit_runs(testbed, "rpj")
+    runs = recipe.loss_fit_runs(testbed, "rpj")
     xs = {"C": [r.C for r in runs], "M": [r.M for r in runs]}
     y = [r.loss("c4_val") for r in runs]
     b = bootstrap("overtrain", xs, y, n_resamples=300, seed=0)

@@ -3,13 +3,13 @@ import numpy as np
 import pytest
 from scipy.optimize import curve_fit
 
-from scaling_jax import paper
 from scaling_jax.laws.fit import fit_law, predict
 from scaling_jax.laws.starts import start_grid
+from scaling_jax.paper import recipe
 
 
 def _table1(testbed, ds="rpj"):
-    runs = paper.loss_fit_runs(testbed, ds)
+    runs = recipe.loss_fit_runs(testbed, ds)
     return {"C": np.array([r.C for r in runs]), "M": np.array([r.M for r in runs])}, np.array([r.loss("c4_val") for r in runs])
 
 
@@ -95,7 +95,7 @@ def test_chinchilla_on_one_ratio_warns(testbed):
 
 
 def test_error_law_fit_and_json_shape(testbed):
-    runs = paper.error_fit_runs(testbed, "rpj")
+    runs = recipe.error_fit_runs(testbed, "rpj")
     fit = fit_law("error", {"L": [r.loss("c4_val") for r in runs]}, [r.err_17 for r in runs])
     j = fit.to_json()
     assert set(j["params"]) == {"epsilon", "k", "gamma"}

@@ -4,7 +4,6 @@ import pytest
 from scaling_jax.laws import forms
 
 
-
 def test_chinchilla_overtrain_equivalence():
     p3 = {"E": 1.8, "A": 400.0, "B": 900.0, "alpha": 0.3, "beta": 0.3}
     p4 = forms.chinchilla_to_overtrain(p3)

@@ -6,6 +6,7 @@ from flax import nnx
 
 from scaling_jax.model.loss import lm_loss
 
+
 @nnx.jit(static_argnames=("vocab_chunk",))
 def loss_aux_grads(model, tokens, mask, vocab_chunk=None):
     fn = lambda m: lm_loss(m, tokens[:, :-1], tokens[:, 1:], vocab_chunk=vocab_chunk, mask_BxL=mask)

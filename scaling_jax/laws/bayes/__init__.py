@@ -9,10 +9,23 @@ from scaling_jax.laws.bayes.design import Support
 from scaling_jax.laws.bayes.discrepancy import Discrepancy, Residuals, calibrate, prior_discrepancy
 from scaling_jax.laws.bayes.infer import Diagnostics, NutsConfig, Posterior, run_nuts
 from scaling_jax.laws.bayes.models import (
-    ErrorData, LossData, PooledLossData, chained_model, error_model, hierarchical_loss_model, loss_model,
+    ErrorData,
+    LossData,
+    PooledLossData,
+    chained_model,
+    error_model,
+    hierarchical_loss_model,
+    loss_model,
 )  # fmt: skip
 from scaling_jax.laws.bayes.predict import (
-    Bands, ErrorLaw, LossLaw, chained_error_draws, error_draws, loss_draws, predictive, to_CM,
+    Bands,
+    ErrorLaw,
+    LossLaw,
+    chained_error_draws,
+    error_draws,
+    loss_draws,
+    predictive,
+    to_CM,
 )  # fmt: skip
 
 __all__ = [

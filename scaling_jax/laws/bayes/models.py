@@ -49,8 +49,8 @@ import numpyro.distributions as dist
 from jax.scipy.special import logit
 
 from scaling_jax.laws import forms
-from scaling_jax.laws.points import as_points, design_problems
 from scaling_jax.laws.bayes.design import Support, log_cm
+from scaling_jax.laws.points import as_points, design_problems
 
 SIGMA_FIT_MEDIAN = 0.005  # LogNormal median of σ_fit on ln L and ln Err (see module docstring)
 SIGMA_FIT_LOG_SD = 0.75

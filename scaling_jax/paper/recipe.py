@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from scaling_jax.errors import UserError
 from scaling_jax.testbed import RunRecord, Testbed
 
 LOSS_VAL_SET = "c4_val"
@@ -24,5 +25,22 @@ def targets(tb: Testbed, dataset: str) -> tuple[RunRecord, ...]:
     """The held-out extrapolations: 1.4B at the largest M of the set, 6.9B at M = 20."""
     big = tb.select(dataset=dataset, model="open_lm_1b").runs
     if not big:
-        raise KeyError(f"no open_lm_1b runs for {dataset!r}")
+        raise UserError(f"{tb.root}: no open_lm_1b runs for {dataset!r}: the recipe's targets are missing")
     return (max(big, key=lambda r: r.M), tb.find(dataset, "open_lm_7b", 20.0))
+
+
+def missing_runs(tb: Testbed, dataset: str) -> list[str]:
+    """The recipe's fit runs and targets (model at M) that ``tb`` lacks for ``dataset``."""
+    wanted = ERROR_FIT + (("open_lm_7b", 20.0),)
+    missing = [f"{m} at M={M:g}" for m, M in wanted if not tb.has(dataset, m, M)]
+    if not tb.select(dataset=dataset, model="open_lm_1b").runs:
+        missing.append("open_lm_1b at its largest M")
+    return missing
+
+
+def check_recipe_runs(tb: Testbed, dataset: str) -> None:
+    """Raise a UserError listing what the recipe needs from ``dataset`` and ``tb`` lacks."""
+    missing = missing_runs(tb, dataset)
+    if missing:
+        raise UserError(f"{tb.root or 'testbed'}: training set {dataset!r} lacks the paper recipe's run(s) "
+                        f"{missing}; reproduce and posterior need the released testbed's runs")

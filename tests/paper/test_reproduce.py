@@ -1,9 +1,7 @@
 import json
 
-import pytest
-
 from scaling_jax.cli import main
-from scaling_jax.reproduce import reproduce
+from scaling_jax.paper.reproduce import reproduce
 
 
 def test_paper_numbers_for_redpajama(testbed):

@@ -18,16 +18,31 @@ from functools import cached_property
 
 import numpy as np
 
-from scaling_jax import paper
 from scaling_jax.laws.bayes import (
-    Bands, Discrepancy, ErrorData, ErrorLaw, LossData, LossLaw, NutsConfig, PooledLossData, Posterior, Residuals,
-    calibrate, chained_error_draws, chained_model, hierarchical_loss_model, loss_draws, loss_model, run_nuts,
+    Bands,
+    Discrepancy,
+    ErrorData,
+    ErrorLaw,
+    LossData,
+    LossLaw,
+    NutsConfig,
+    PooledLossData,
+    Posterior,
+    Residuals,
+    calibrate,
+    chained_error_draws,
+    chained_model,
+    hierarchical_loss_model,
+    loss_draws,
+    loss_model,
+    run_nuts,
 )  # fmt: skip
 from scaling_jax.laws.bayes.design import error_distance, loss_distance
 from scaling_jax.laws.bayes.predict import LEVELS
+from scaling_jax.paper import recipe
 from scaling_jax.testbed import RunRecord, Testbed
 
-VAL = paper.LOSS_VAL_SET
+VAL = recipe.LOSS_VAL_SET
 M_MIN_RELIABLE = 10.0  # the paper finds Eq. 4 breaks at M = 5; coverage is also reported without it
 # "Fewer points" design for the pooling comparison: Table 1 without its largest-compute run.
 DROPPED_FOR_FEWER = ("d=1024_l=24_h=8", 20.0)
@@ -92,7 +107,7 @@ class SetFit:
 
 
 def fit_set(tb: Testbed, dataset: str, config: NutsConfig) -> SetFit:
-    lr, er = paper.loss_fit_runs(tb, dataset), paper.error_fit_runs(tb, dataset)
+    lr, er = recipe.loss_fit_runs(tb, dataset), recipe.error_fit_runs(tb, dataset)
     ld, ed = loss_data(lr), error_data(er)
     post = run_nuts(chained_model, ld, ed, config=config)
     fit_l, fit_e = {r.name for r in lr}, {r.name for r in er}
@@ -168,7 +183,7 @@ def check_set(tb: Testbed, fit: SetFit, config: NutsConfig, n_bootstrap: int = 1
     if calibrated:
         _, _, plb, peb = score(*prior_laws)
         summary |= {"loss_prior_discrepancy": band_stats(plb, y_l, lM), "error_prior_discrepancy": band_stats(peb, y_e, eM)}
-    bb, b_draws, b_summary = _bootstrap_bands(paper.loss_fit_runs(tb, fit.dataset), lh, n_bootstrap, config.seed)
+    bb, b_draws, b_summary = _bootstrap_bands(recipe.loss_fit_runs(tb, fit.dataset), lh, n_bootstrap, config.seed)
     summary |= {
         "bootstrap_loss": {**band_stats(bb, y_l, lM), "resamples": b_summary},
         "discrepancy": {"loss": ll.discrepancy.summary(), "error": el.discrepancy.summary()},
@@ -203,8 +218,8 @@ def pooling_comparison(tb: Testbed, datasets, config: NutsConfig, table1: dict[s
     discrepancy = discrepancy or {}
     datasets = list(datasets)
     designs = {
-        "table1": {ds: paper.loss_fit_runs(tb, ds) for ds in datasets},
-        "fewer": {ds: tuple(r for r in paper.loss_fit_runs(tb, ds)
+        "table1": {ds: recipe.loss_fit_runs(tb, ds) for ds in datasets},
+        "fewer": {ds: tuple(r for r in recipe.loss_fit_runs(tb, ds)
                             if (r.model, round(r.M)) != DROPPED_FOR_FEWER) for ds in datasets},
     }  # fmt: skip
     out = {}

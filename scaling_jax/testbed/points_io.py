@@ -8,6 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
+from scaling_jax.errors import InputNotFound, UserError
+
 REQUIRED = ("N", "D", "loss")
 
 
@@ -19,7 +21,7 @@ def read_points_csv(path: Path, need_error: bool = False) -> dict[str, np.ndarra
         header = reader.fieldnames or []
         missing = [c for c in need if c not in header]
         if missing:
-            raise ValueError(f"{path}: missing column(s) {missing}; found {header}")
+            raise UserError(f"{path}: missing column(s) {missing}; found {header}")
         cols: dict[str, list[float]] = {c: [] for c in need}
         for line, row in enumerate(reader, start=2):
             for c in need:
@@ -27,12 +29,12 @@ def read_points_csv(path: Path, need_error: bool = False) -> dict[str, np.ndarra
                 try:
                     v = float(raw)
                 except ValueError:
-                    raise ValueError(f"{path}:{line}: column {c!r} is not a number: {raw!r}") from None
+                    raise UserError(f"{path}:{line}: column {c!r} is not a number: {raw!r}") from None
                 if not math.isfinite(v) or v <= 0:
-                    raise ValueError(f"{path}:{line}: column {c!r} must be positive and finite, got {raw!r}")
+                    raise UserError(f"{path}:{line}: column {c!r} must be positive and finite, got {raw!r}")
                 cols[c].append(v)
     if not cols["N"]:
-        raise ValueError(f"{path}: no data rows")
+        raise UserError(f"{path}: no data rows")
     return {k: np.array(v) for k, v in cols.items()}
 
 
@@ -43,13 +45,13 @@ def read_points(path: str | Path, *, val_set: str = "c4_val", metric: str = "err
     if path.is_file():
         return read_points_csv(path, need_error)
     if not path.exists():
-        raise FileNotFoundError(f"{path}: no such file or folder")
+        raise InputNotFound(f"{path}: no such file or folder")
     from scaling_jax.testbed import load_testbed
 
     tb = load_testbed(path)
     runs = tb.select(dataset=dataset).runs if dataset else tb.runs
     if not runs:
-        raise ValueError(f"{path}: no runs{f' for dataset {dataset!r}' if dataset else ''}; datasets are {list(tb.datasets)}")
+        raise UserError(f"{path}: no runs{f' for dataset {dataset!r}' if dataset else ''}; datasets are {list(tb.datasets)}")
     out = {
         "N": np.array([r.N for r in runs], float),
         "D": np.array([r.D for r in runs], float),
@@ -58,6 +60,6 @@ def read_points(path: str | Path, *, val_set: str = "c4_val", metric: str = "err
     if need_error:
         missing = [r.name for r in runs if getattr(r, metric) is None]
         if missing:
-            raise ValueError(f"{path}: run(s) {missing[:3]} have no downstream {metric}")
+            raise UserError(f"{path}: run(s) {missing[:3]} have no downstream {metric}")
         out["error"] = np.array([getattr(r, metric) for r in runs])
     return out

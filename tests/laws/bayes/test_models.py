@@ -8,8 +8,23 @@ import pytest
 
 from scaling_jax.laws import forms
 from scaling_jax.laws.bayes import (
-    Bands, Discrepancy, ErrorData, ErrorLaw, LossData, LossLaw, NutsConfig, PooledLossData, chained_error_draws,
-    chained_model, error_draws, predictive, hierarchical_loss_model, loss_draws, loss_model, run_nuts, to_CM,
+    Bands,
+    Discrepancy,
+    ErrorData,
+    ErrorLaw,
+    LossData,
+    LossLaw,
+    NutsConfig,
+    PooledLossData,
+    chained_error_draws,
+    chained_model,
+    error_draws,
+    hierarchical_loss_model,
+    loss_draws,
+    loss_model,
+    predictive,
+    run_nuts,
+    to_CM,
 )  # fmt: skip
 from scaling_jax.laws.bayes.design import LOSS_AXES
 

@@ -6,10 +6,12 @@ from pathlib import Path
 
 import numpy as np
 
-from scaling_jax import atomic, paper
+from scaling_jax import atomic
+from scaling_jax.paper import recipe
 
 
-def _plt():
+def pyplot():
+    """matplotlib.pyplot on the Agg backend (files only, no display)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -20,7 +22,7 @@ def _plt():
 
 def figure5(grid: list[dict], path: Path) -> Path:
     """Relative prediction error over every testbed model: rows N, columns M, a panel per set."""
-    plt = _plt()
+    plt = pyplot()
     datasets = sorted({g["dataset"] for g in grid})
     Ns = sorted({g["N"] for g in grid})
     Ms = sorted({g["M"] for g in grid})
@@ -52,15 +54,15 @@ def figure5(grid: list[dict], path: Path) -> Path:
 def figure1(tb, fits: dict, path: Path) -> Path:
     """Top: C4-eval loss vs compute with the fitted Eq. 4 per M, fit points and targets marked.
     Bottom: 17-task error vs loss with the fitted Eq. 5."""
-    plt = _plt()
+    plt = pyplot()
     datasets = sorted(fits)
     fig, axes = plt.subplots(2, len(datasets), figsize=(5 * len(datasets), 8), squeeze=False)
     cmap = plt.get_cmap("viridis")
     for col, ds in enumerate(datasets):
         loss_fit, error_fit = fits[ds]
         runs = tb.select(dataset=ds).runs
-        fit_names = {r.name for r in paper.loss_fit_runs(tb, ds)}
-        target_names = {r.name for r in paper.targets(tb, ds)}
+        fit_names = {r.name for r in recipe.loss_fit_runs(tb, ds)}
+        target_names = {r.name for r in recipe.targets(tb, ds)}
         Ms = sorted({round(r.M) for r in runs})
         C_all = np.array([r.C for r in runs])
         Cg = np.geomspace(C_all.min() / 2, C_all.max() * 2, 200)
@@ -69,12 +71,12 @@ def figure1(tb, fits: dict, path: Path) -> Path:
             color = cmap(k / max(len(Ms) - 1, 1))
             ax.plot(Cg, loss_fit.predict(C=Cg, M=np.full_like(Cg, M)), color=color, lw=1, label=f"M={M}")
             pts = [r for r in runs if round(r.M) == M]
-            ax.scatter([r.C for r in pts], [r.loss(paper.LOSS_VAL_SET) for r in pts], color=color, s=14, zorder=3)
+            ax.scatter([r.C for r in pts], [r.loss(recipe.LOSS_VAL_SET) for r in pts], color=color, s=14, zorder=3)
         for r in runs:
             if r.name in fit_names:
-                ax.scatter(r.C, r.loss(paper.LOSS_VAL_SET), facecolors="none", edgecolors="k", s=60, zorder=4)
+                ax.scatter(r.C, r.loss(recipe.LOSS_VAL_SET), facecolors="none", edgecolors="k", s=60, zorder=4)
             if r.name in target_names:
-                ax.scatter(r.C, r.loss(paper.LOSS_VAL_SET), marker="*", color="red", s=120, zorder=5)
+                ax.scatter(r.C, r.loss(recipe.LOSS_VAL_SET), marker="*", color="red", s=120, zorder=5)
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlabel("compute C = 6ND (FLOPs)")
@@ -82,14 +84,14 @@ def figure1(tb, fits: dict, path: Path) -> Path:
         ax.set_title(f"{ds}: Eq. 4 (circles: fit, stars: targets)", fontsize=9)
         ax.legend(fontsize=6, ncol=2)
         ax = axes[1, col]
-        L = np.array([r.loss(paper.LOSS_VAL_SET) for r in runs])
+        L = np.array([r.loss(recipe.LOSS_VAL_SET) for r in runs])
         err = np.array([r.err_17 for r in runs])
         ax.scatter(L, err, s=12, c=[cmap(Ms.index(round(r.M)) / max(len(Ms) - 1, 1)) for r in runs])
         Lg = np.linspace(L.min() * 0.95, L.max() * 1.05, 200)
         ax.plot(Lg, error_fit.predict(L=Lg), color="k", lw=1, label="Eq. 5 fit")
         for r in runs:
             if r.name in target_names:
-                ax.scatter(r.loss(paper.LOSS_VAL_SET), r.err_17, marker="*", color="red", s=120, zorder=5)
+                ax.scatter(r.loss(recipe.LOSS_VAL_SET), r.err_17, marker="*", color="red", s=120, zorder=5)
         ax.set_xlabel("C4 eval loss")
         ax.set_ylabel("17-task top-1 error")
         ax.legend(fontsize=7)

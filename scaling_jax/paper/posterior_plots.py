@@ -7,11 +7,12 @@ from pathlib import Path
 
 import numpy as np
 
-from scaling_jax import atomic, paper
+from scaling_jax import atomic
 from scaling_jax.laws.bayes import Bands, error_draws, loss_draws
-from scaling_jax.plots import _plt
+from scaling_jax.paper import recipe
+from scaling_jax.paper.plots import pyplot
 
-VAL = paper.LOSS_VAL_SET
+VAL = recipe.LOSS_VAL_SET
 
 
 def _save(plt, fig, path: Path) -> Path:
@@ -24,7 +25,7 @@ def _save(plt, fig, path: Path) -> Path:
 def figure1_bands(tb, checks: dict, path: Path) -> Path:
     """Top: loss vs compute, posterior median and 50/95 % bands of Eq. 4 for each M.
     Bottom: 17-task error vs loss with the 50/95 % bands of Eq. 5."""
-    plt = _plt()
+    plt = pyplot()
     fig, axes = plt.subplots(2, len(checks), figsize=(5 * len(checks), 8), squeeze=False)
     cmap = plt.get_cmap("viridis")
     for (ax, ax_err), (ds, c) in zip(axes.T, checks.items()):
@@ -40,7 +41,7 @@ def figure1_bands(tb, checks: dict, path: Path) -> Path:
             for level, alpha in ((95, 0.08), (50, 0.2)):
                 ax.fill_between(Cg, b.lo[level], b.hi[level], color=color, alpha=alpha, lw=0)
             ax.scatter([r.C for r in by_M[M]], [r.loss(VAL) for r in by_M[M]], color=color, s=14, zorder=3)
-        fit = paper.loss_fit_runs(tb, ds)
+        fit = recipe.loss_fit_runs(tb, ds)
         ax.scatter([r.C for r in fit], [r.loss(VAL) for r in fit], facecolors="none", edgecolors="k", s=60, zorder=4)
         ax.set(xscale="log", yscale="log", xlabel="compute C = 6ND (FLOPs)", ylabel="C4 eval loss")
         ax.set_title(f"{ds}: Eq. 4 posterior, 50/95 % bands (circles: fit points)", fontsize=9)
@@ -68,7 +69,7 @@ def _observed(draws_DxP: np.ndarray, y_P: np.ndarray, levels: np.ndarray) -> np.
 def calibration(checks: dict, path: Path) -> Path:
     """Observed vs nominal coverage of central intervals, per set: Bayesian loss, chained
     error, and the LM bootstrap's loss intervals."""
-    plt = _plt()
+    plt = pyplot()
     levels = np.linspace(0.05, 0.99, 40)
     datasets = list(checks)
     fig, axes = plt.subplots(1, len(datasets), figsize=(4.5 * len(datasets), 4.2), squeeze=False)
