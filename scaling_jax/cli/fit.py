@@ -19,7 +19,9 @@ def add_parser(sub) -> None:
     p.add_argument("--law", choices=sorted(LAW_INPUTS), default="overtrain")
     p.add_argument("--estimator", choices=("lm", "huber"), default="lm")
     p.add_argument("--out", type=Path, default=None, help="folder for fit.json")
-    p.add_argument("--val-set", default="c4_val", help="validation set whose loss is fitted (testbed input)")
+    p.add_argument("--val-set", default=None,
+                   help="validation set whose loss is fitted (testbed input; default: each run's own set, "
+                        "else the paper's c4_val)")
     p.add_argument("--metric", default="err_17", choices=("err_17", "err_46"), help="downstream error (testbed input)")
     p.add_argument("--dataset", default=None, help="only this training set of a testbed")
     p.add_argument("--bootstrap", type=int, default=200, help="resamples for intervals (0: none)")
@@ -29,11 +31,16 @@ def add_parser(sub) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from scaling_jax import atomic
+    from scaling_jax.errors import UserError
     from scaling_jax.laws.bootstrap import bootstrap
     from scaling_jax.laws.fit import fit_law
     from scaling_jax.laws.huber import fit_huber
     from scaling_jax.testbed.points_io import read_points
 
+    if args.out is not None:
+        atomic.check_out_dir(args.out)
+    if args.bootstrap < 0:
+        raise UserError(f"--bootstrap: must be >= 0, got {args.bootstrap}")
     make_inputs, target = LAW_INPUTS[args.law]
     pts = read_points(args.runs, val_set=args.val_set, metric=args.metric, dataset=args.dataset,
                       need_error=args.law == "error")

@@ -16,7 +16,7 @@ import numpy as np
 
 from scaling_jax.laws import forms, lm
 from scaling_jax.laws.identify import identifiability
-from scaling_jax.laws.points import as_points
+from scaling_jax.laws.points import as_points, require_distinct
 from scaling_jax.laws.starts import start_grid
 
 ROWS_PER_STEP = 1
@@ -110,6 +110,7 @@ def fit_law(law: str, inputs: Mapping[str, object], y: object, *, starts: np.nda
             max_iter: int = 400) -> FitResult:
     """Fit ``law`` to points (inputs by the law's input names) from ``starts`` (default grid)."""
     xs, y = as_points(law, inputs, y)
+    require_distinct(law, xs)
     _, names, _ = forms.law(law)
     starts = start_grid(law) if starts is None else np.atleast_2d(np.asarray(starts, np.float64))
     if starts.shape[-1] != len(names):

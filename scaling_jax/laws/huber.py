@@ -22,7 +22,7 @@ import optax
 from scaling_jax.errors import UserError
 from scaling_jax.laws.fit import FitResult
 from scaling_jax.laws.identify import identifiability
-from scaling_jax.laws.points import as_points
+from scaling_jax.laws.points import as_points, require_distinct
 
 DELTA = 1e-3
 
@@ -105,6 +105,7 @@ def fit_huber(law: str, inputs: Mapping[str, object], y: object, *, starts: np.n
     if law not in LOG_FORMS:
         raise UserError(f"the Huber estimator supports laws {sorted(LOG_FORMS)}, not {law!r}")
     xs, y = as_points(law, inputs, y)
+    require_distinct(law, xs)
     log_fn, to_params, input_names, grid = LOG_FORMS[law]
     starts = grid() if starts is None else np.atleast_2d(np.asarray(starts, np.float64))
     with jax.enable_x64(True):

@@ -33,6 +33,17 @@ def as_points(law: str, inputs: Mapping[str, object], y: object) -> tuple[dict[s
     return xs, y
 
 
+def require_distinct(law: str, xs: Mapping[str, np.ndarray]) -> None:
+    """A point fit needs at least as many distinct inputs as the law has parameters; with fewer,
+    every start "converges" to one of infinitely many optima, so refuse instead."""
+    _, names, input_names = forms.law(law)
+    cols = np.stack([np.asarray(xs[k]) for k in input_names], axis=1)
+    distinct = len(np.unique(cols, axis=0))
+    if distinct < len(names):
+        raise UserError(f"law {law!r} has {len(names)} parameters but the {len(cols)} points hold only {distinct} "
+                        f"distinct ({', '.join(input_names)}) value(s): the fit cannot determine them")
+
+
 def design_problems(law: str, xs: Mapping[str, np.ndarray], weights: np.ndarray | None = None) -> list[str]:
     """Reasons the points (those with nonzero weight) cannot pin every parameter of ``law``."""
     _, names, input_names = forms.law(law)

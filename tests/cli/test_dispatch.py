@@ -6,8 +6,13 @@ from scaling_jax.cli import COMMANDS, build_parser, main
 def test_every_command_registers():
     parser = build_parser()
     names = set(parser._subparsers._group_actions[0].choices)
-    assert {"reproduce", "fit", "posterior", "model-info", "data", "train"} <= names
-    assert len(names) >= len(COMMANDS)
+    assert names == {name.replace("_", "-") for name in COMMANDS}
+    for name in names:  # each subcommand parses its --help and names a function to run
+        with pytest.raises(SystemExit) as exit_:
+            main([name, "--help"])
+        assert exit_.value.code == 0
+        sub = parser._subparsers._group_actions[0].choices[name]
+        assert callable(sub.get_default("func")) or sub._subparsers is not None, name
 
 
 def test_overrides_after_options_are_kept(monkeypatch):

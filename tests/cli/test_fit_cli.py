@@ -1,6 +1,7 @@
 import json
 
 import numpy as np
+import pytest
 
 from scaling_jax.cli import main
 from scaling_jax.laws.fit import predict
@@ -28,11 +29,23 @@ def test_fit_csv_writes_fit_json(tmp_path, capsys):
     assert "alpha" in capsys.readouterr().out
 
 
-def test_fit_testbed_error_law(testbed_dir, tmp_path):
+def test_fit_testbed_error_law(testbed_dir, testbed, tmp_path):
     assert main(["fit", "--runs", str(testbed_dir), "--dataset", "rpj", "--law", "error", "--bootstrap", "0",
                  "--out", str(tmp_path)]) == 0
     out = json.loads((tmp_path / "fit.json").read_text())
     assert set(out["params"]) == {"epsilon", "k", "gamma"}
+    # The values: SciPy's LM started 10 % away returns to the same optimum, no lower residual.
+    from scipy.optimize import curve_fit
+
+    runs = testbed.select(dataset="rpj").runs
+    L = np.array([r.loss("c4_val") for r in runs])
+    err = np.array([r.err_17 for r in runs])
+    law = lambda L, epsilon, k, gamma: epsilon - k * np.exp(-gamma * L)  # noqa: E731
+    p = [out["params"][k] for k in ("epsilon", "k", "gamma")]
+    ref, _ = curve_fit(law, L, err, p0=[1.1 * v for v in p], maxfev=20000)
+    np.testing.assert_allclose(p, ref, rtol=1e-3)
+    assert out["objective"] == pytest.approx(float(np.sum((law(L, *p) - err) ** 2)), rel=1e-6)
+    assert out["objective"] <= float(np.sum((law(L, *ref) - err) ** 2)) * (1 + 1e-9)
 
 
 def test_bad_csv_names_line_and_column(tmp_path, capsys):
