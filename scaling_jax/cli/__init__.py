@@ -34,8 +34,10 @@ def main(argv: list[str] | None = None) -> int:
         args.overrides = [*(args.overrides or []), *extra]
     elif extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    from scaling_jax.cache import enable_compilation_cache
     from scaling_jax.errors import UserError
 
+    enable_compilation_cache()
     try:
         return int(args.func(args) or 0)
     except UserError as e:
