@@ -43,7 +43,8 @@ def main() -> None:
         rows.append((method, wall, ess, ess / wall, d.max_rhat, d.divergences, len(caught)))
     print(f"Eq. 4 NUTS on {args.dataset} Table-1 points ({len(data.L)}), {args.chains} chains x "
           f"({args.num_warmup} warm-up + {args.num_samples} draws), float64, compilation included")
-    print(f"{'chain_method':<12} {'wall s':>8} {'min ESS(E,a,b,eta)':>19} {'ESS/s':>7} {'max R-hat':>10} {'diverg.':>8}")
+    print(f"{'chain_method':<12} {'wall s':>8} {'min ESS(E,a,b,eta)':>19} {'ESS/s':>7} {'max R-hat':>10} "
+          f"{'diverg.':>8}")
     for method, wall, ess, ess_s, rhat, div, _ in rows:
         print(f"{method:<12} {wall:>8.1f} {ess:>19.0f} {ess_s:>7.1f} {rhat:>10.4f} {div:>8d}")
     vec, seq = rows[0][1], rows[1][1]

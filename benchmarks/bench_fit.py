@@ -23,7 +23,8 @@ def _devices_from_argv() -> int:
     return os.cpu_count() or 1
 
 
-os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + f" --xla_force_host_platform_device_count={_devices_from_argv()}").strip()
+_FLAG = f"--xla_force_host_platform_device_count={_devices_from_argv()}"
+os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " " + _FLAG).strip()
 
 import time
 import warnings
@@ -88,7 +89,8 @@ def bench(name, runs, resamples, seed=0):
     for dedupe in (False, True):
         t_first, b = timed(lambda: bootstrap("overtrain", xs, y, n_resamples=resamples, seed=seed, dedupe=dedupe))
         t_jax, b = timed(lambda: bootstrap("overtrain", xs, y, n_resamples=resamples, seed=seed, dedupe=dedupe))
-        label = f"{name}: bootstrap {resamples} × 128 starts ({int(ok.sum())} determined{', deduplicated' if dedupe else ''})"
+        label = (f"{name}: bootstrap {resamples} × 128 starts "
+                 f"({int(ok.sum())} determined{', deduplicated' if dedupe else ''})")
         rows.append((label, max(t_first - t_jax, 0.0), t_jax, None))
     t_sp, _ = timed(lambda: scipy_bootstrap(C, M, y, starts, W[ok]))
     rows[-1] = rows[-1][:3] + (t_sp,)
@@ -98,7 +100,8 @@ def bench(name, runs, resamples, seed=0):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--testbed", default=os.environ.get("SCALING_JAX_TESTBED", str(Path(__file__).resolve().parents[2] / "shared" / "testbed")))
+    shared = Path(__file__).resolve().parents[2] / "shared" / "testbed"
+    ap.add_argument("--testbed", default=os.environ.get("SCALING_JAX_TESTBED", str(shared)))
     ap.add_argument("--resamples", type=int, default=1000)
     ap.add_argument("--devices", type=int, default=os.cpu_count() or 1, help="CPU devices for JAX")
     args = ap.parse_args()

@@ -149,7 +149,8 @@ def mfu_mode(args):
     print(f"\nforward+backward, bf16, seq 2048 on {kind} (peak {peak / 1e12:g} TFLOP/s)")
     print(f"{'config':<16} {'batch':>5} {'remat':>6} {'tok/s':>10} {'MFU':>6} {'MFU(6N)':>8}")
     for r in rows:
-        print(f"{r['config']:<16} {r['batch']:>5} {r['remat']:>6} {r['tok_s']:10.0f} {r['mfu']:6.1%} {r['mfu_6N']:8.1%}")
+        print(f"{r['config']:<16} {r['batch']:>5} {r['remat']:>6} {r['tok_s']:10.0f} {r['mfu']:6.1%} "
+              f"{r['mfu_6N']:8.1%}")
     return rows
 
 

@@ -59,5 +59,6 @@ def design_problems(law: str, xs: Mapping[str, np.ndarray], weights: np.ndarray 
     elif law == "chinchilla":
         M = xs["D"][keep] / xs["N"][keep]
         if len(np.unique(np.round(np.log(M), 6))) < 2:
-            problems.append("every point has the same tokens per parameter (D ∝ N): alpha, beta and A, B are confounded")
+            problems.append("every point has the same tokens per parameter (D ∝ N): "
+                            "alpha, beta and A, B are confounded")
     return problems

@@ -29,7 +29,9 @@ def _chinchilla() -> np.ndarray:
     # Same grid with separate exponents on N and D: 4·4·2·2·4 = 256 starts.
     rows = [
         (E, A, B, -bn, -bd)
-        for A, B, bn, bd, E in itertools.product(_PAPER_ALPHA_BETA, _PAPER_ALPHA_BETA, _PAPER_EXPONENT, _PAPER_EXPONENT, _PAPER_E)
+        for A, B, bn, bd, E in itertools.product(
+            _PAPER_ALPHA_BETA, _PAPER_ALPHA_BETA, _PAPER_EXPONENT, _PAPER_EXPONENT, _PAPER_E
+        )
     ]
     return np.array(rows)
 

@@ -113,7 +113,8 @@ def _field(obj: Any, dotted: str, path: Path) -> Any:
 def _number(obj: Any, dotted: str, path: Path, *, positive: bool = True) -> float:
     v = _field(obj, dotted, path)
     if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or (positive and v <= 0):
-        raise TestbedError(f"{path}: field {dotted!r} must be a {'positive ' if positive else ''}finite number, got {v!r}")
+        kind = "positive finite" if positive else "finite"
+        raise TestbedError(f"{path}: field {dotted!r} must be a {kind} number, got {v!r}")
     return v
 
 

@@ -55,7 +55,8 @@ class RunRecord:
                 raise UserError(f"{where}: field {field!r} must be a positive finite number, got {v!r}")
         for set_name, loss in self.losses.items():
             if not (isinstance(loss, (int, float)) and math.isfinite(loss) and loss > 0):
-                raise UserError(f"{where}: loss for validation set {set_name!r} must be positive and finite, got {loss!r}")
+                raise UserError(
+                    f"{where}: loss for validation set {set_name!r} must be positive and finite, got {loss!r}")
         for task, acc in self.accuracies.items():
             if not (isinstance(acc, (int, float)) and math.isfinite(acc) and 0.0 <= acc <= 1.0):
                 raise UserError(f"{where}: accuracy of task {task!r} must lie in [0, 1], got {acc!r}")

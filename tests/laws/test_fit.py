@@ -10,7 +10,8 @@ from scaling_jax.paper import recipe
 
 def _table1(testbed, ds="rpj"):
     runs = recipe.loss_fit_runs(testbed, ds)
-    return {"C": np.array([r.C for r in runs]), "M": np.array([r.M for r in runs])}, np.array([r.loss("c4_val") for r in runs])
+    xs = {"C": np.array([r.C for r in runs]), "M": np.array([r.M for r in runs])}
+    return xs, np.array([r.loss("c4_val") for r in runs])
 
 
 def _scipy_reference(xs, y, starts):
@@ -68,10 +69,14 @@ def test_float64_stays_local():
     "xs, y, match",
     [
         ({"C": [1e17, 1e18], "M": [20, 40]}, [4.0, 3.5], r"4 parameters but only 2 point"),
-        ({"C": [1e17, 1e18, np.nan, 1e20, 1e18], "M": [20] * 4 + [320]}, [4, 3.5, 3, 2.8, 3.6], r"C has non-finite value nan at point 2"),
-        ({"C": [1e17, 1e18, 1e19, 1e20, 1e18], "M": [20, 20, -1, 20, 320]}, [4, 3.5, 3, 2.8, 3.6], r"M must be positive; point 2"),
+        ({"C": [1e17, 1e18, np.nan, 1e20, 1e18], "M": [20] * 4 + [320]}, [4, 3.5, 3, 2.8, 3.6],
+         r"C has non-finite value nan at point 2"),
+        ({"C": [1e17, 1e18, 1e19, 1e20, 1e18], "M": [20, 20, -1, 20, 320]}, [4, 3.5, 3, 2.8, 3.6],
+         r"M must be positive; point 2"),
         ({"C": [1e17, 1e18, 1e19, 1e20, 1e18]}, [4, 3.5, 3, 2.8, 3.6], r"missing \['M'\]"),
-        ({"C": [1e17, 1e18, 1e19], "M": [20, 20, 20, 20]}, [4, 3.5, 3, 2.8], r"input 'C' has 3 values but the target has 4"),
+        ({"C": [1e17, 1e18, 1e19], "M": [20, 20, 20, 20]}, [4, 3.5, 3, 2.8],
+         r"input 'C' has 3 values but the target has 4"),
+        ({"C": [1e18] * 5, "M": [20.0] * 5}, [3.1, 3.0, 3.2, 3.1, 3.0], r"only 1 distinct \(C, M\) value"),
     ],
 )
 def test_bad_points(xs, y, match):
