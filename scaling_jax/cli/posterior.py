@@ -40,7 +40,9 @@ def _row(name: str, s: dict) -> str:
             f"   | M>=10: {m['n_heldout']:>3} {m['coverage']['95']:>5.2f} {ratio_m:>5.1f}")
 
 
-def _print_set(ds: str, check) -> None:
+def _print_set(ds: str, check, first: bool) -> None:
+    if first:
+        print(HEADER)
     d = check.summary["diagnostics"]
     print(f"{ds}: R-hat max {d['max_rhat']:.4f}, ESS min {d['min_ess']:.0f}, divergences {d['divergences']}; "
           f"discrepancy: {check.loss_law.discrepancy.source}")
@@ -59,10 +61,15 @@ def run(args: argparse.Namespace) -> int:
     tb = load_testbed(args.testbed)
     config = NutsConfig(num_warmup=args.num_warmup, num_samples=args.num_samples, num_chains=args.chains,
                         seed=args.seed)
-    print(HEADER)
+    printed: list[str] = []
+
+    def on_set(ds, check):
+        _print_set(ds, check, first=not printed)
+        printed.append(ds)
+
     result = run_posterior(tb, args.out, datasets=args.datasets, config=config, n_bootstrap=args.bootstrap,
                            calibrate=args.calibrate, pooling=not args.no_pooling, plots=not args.no_plots,
-                           on_set=_print_set)
+                           on_set=on_set)
     if result.pooling is not None:
         print("pooling eta (hierarchical) vs independent fits, same held-out models (loss):")
         for design, block in result.pooling.items():
