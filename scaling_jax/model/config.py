@@ -11,7 +11,7 @@ import math
 from pathlib import Path
 from typing import Sequence
 
-from scaling_jax.config import ConfigError, load_yaml
+from scaling_jax.config import POSITIVE, POSITIVE_INT, ConfigError, check_ranges, load_yaml
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs" / "models"
 
@@ -46,10 +46,8 @@ class ModelConfig:
     attention: str = "auto"
 
     def __post_init__(self):
-        for field in ("d_model", "n_layers", "n_heads", "vocab_size", "seq_len"):
-            value = getattr(self, field)
-            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-                raise ValueError(f"{field}: must be a positive integer, got {value!r}")
+        check_ranges(self, d_model=POSITIVE_INT, n_layers=POSITIVE_INT, n_heads=POSITIVE_INT,
+                     vocab_size=POSITIVE_INT, seq_len=POSITIVE_INT, norm_eps=POSITIVE, rope_theta=POSITIVE)
         if self.d_model % self.n_heads:
             raise ValueError(
                 f"n_heads: {self.n_heads} does not divide d_model={self.d_model}"
@@ -58,10 +56,6 @@ class ModelConfig:
             raise ValueError(
                 f"n_heads: head dim d_model/n_heads={self.head_dim} must be even for rotary"
             )
-        for field in ("norm_eps", "rope_theta"):
-            value = getattr(self, field)
-            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
-                raise ValueError(f"{field}: must be a positive number, got {value!r}")
         for field, allowed in (("dtype", DTYPES), ("param_dtype", DTYPES),
                                ("remat", REMAT), ("attention", ATTENTION)):
             if getattr(self, field) not in allowed:
