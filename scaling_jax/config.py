@@ -240,8 +240,9 @@ def merge(base: Mapping[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def load_yaml(cls: type[T], path: str | Path, overrides: Sequence[str] = ()) -> T:
-    """Load ``cls`` from a YAML file plus command-line overrides; errors name the file."""
+def load_yaml(cls: type[T], path: str | Path, overrides: Sequence[str] | Mapping[str, Any] = ()) -> T:
+    """Load ``cls`` from a YAML file plus overrides (``key=value`` strings or an already parsed
+    mapping); errors name the file."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: config file not found")
@@ -251,5 +252,5 @@ def load_yaml(cls: type[T], path: str | Path, overrides: Sequence[str] = ()) -> 
         raise ConfigError(f"{path}: not valid YAML: {e}") from e
     if not isinstance(data, Mapping):
         raise ConfigError(f"{path}: top level must be a mapping")
-    data = merge(data, parse_overrides(overrides))
+    data = merge(data, overrides if isinstance(overrides, Mapping) else parse_overrides(overrides))
     return from_dict(cls, data, where=str(path))

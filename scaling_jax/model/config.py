@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Mapping, Sequence
 
 from scaling_jax.config import POSITIVE, POSITIVE_INT, ConfigError, check_ranges, load_yaml
 
@@ -75,7 +75,7 @@ def available_models() -> list[str]:
     return sorted(p.stem for p in CONFIG_DIR.glob("*.yaml"))
 
 
-def load_model_config(name_or_path: str, overrides: Sequence[str] = ()) -> ModelConfig:
+def load_model_config(name_or_path: str, overrides: Sequence[str] | Mapping[str, Any] = ()) -> ModelConfig:
     """Load a config by name (``configs/models/<name>.yaml``) or by YAML path."""
     path = Path(name_or_path)
     if not (path.suffix in (".yaml", ".yml") or path.is_file()):
