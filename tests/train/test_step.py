@@ -31,8 +31,9 @@ for name, mesh, accum in [("one", make_mesh(devices=jax.devices()[:1]), 1),
         for _ in range(3):
             state, m = s.train_step(state, st.global_batch(tokens, s.batch_sharding, 16))
             losses.append(float(m["loss"]))
+        batch = st.global_batch(tokens, s.batch_sharding, 16)
         out[name] = {"losses": losses, "n_devices": len(mesh.devices.flat),
-                     "eval": st.to_host(s.eval_step(state["params"], st.global_batch(tokens, s.batch_sharding, 16))).tolist()}
+                     "eval": st.to_host(s.eval_step(state["params"], batch)).tolist()}
 print(json.dumps(out))
 """
 
@@ -40,7 +41,8 @@ print(json.dumps(out))
 @pytest.mark.slow
 def test_eight_device_mesh_matches_one_device():
     env = {**os.environ, "PYTHONPATH": str(REPO),
-           "XLA_FLAGS": "--xla_force_host_platform_device_count=8", "JAX_PLATFORMS": "cpu"}
+           "XLA_FLAGS": "--xla_force_host_platform_device_count=8", "JAX_PLATFORMS": "cpu",
+           "JAX_NUMPY_RANK_PROMOTION": "raise"}
     proc = subprocess.run([sys.executable, "-c", SCRIPT], cwd=REPO, env=env, capture_output=True,
                           text=True, timeout=240)
     assert proc.returncode == 0, proc.stderr[-3000:]
