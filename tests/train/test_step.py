@@ -82,7 +82,23 @@ try:
     error = None
 except ValueError as e:
     error = str(e)
-print(json.dumps({"rows": rows, "error": error}))
+
+# The loop finds layouts jit would refuse before it writes anything.
+import tempfile, pathlib
+from scaling_jax.config import from_dict, merge
+from scaling_jax.errors import UserError
+from scaling_jax.train import loop
+from scaling_jax.train.config import TrainConfig
+from tests.train.conftest import TINY
+loop_errors = {}
+for name, change in [("params", {"mesh": {"data": 1, "tensor": 8}}),
+                     ("batch", {"mesh": {"data": 8}, "budget": {"grad_accum": 2}})]:
+    out = pathlib.Path(tempfile.mkdtemp()) / "run"
+    try:
+        loop.train(from_dict(TrainConfig, merge(TINY, change)), out)
+    except UserError as e:
+        loop_errors[name] = [str(e), out.exists()]
+print(json.dumps({"rows": rows, "error": error, "loop_errors": loop_errors}))
 """
 
 
@@ -102,3 +118,7 @@ def test_optimizer_state_takes_its_parameters_sharding():
     assert any("fsdp" in r["spec"] for r in arrays) and any("tensor" in r["spec"] for r in arrays)
     assert all(r["spec"] == "P()" for r in out["rows"] if r["ndim"] == 0) and len(out["rows"]) > len(arrays)
     assert out["error"] and "optimizer state ['buffer'] of shape (8, 3) matches no parameter" in out["error"]
+    params_msg, params_written = out["loop_errors"]["params"]
+    assert "does not split evenly" in params_msg and "over tensor (8 devices)" in params_msg and not params_written
+    batch_msg, batch_written = out["loop_errors"]["batch"]
+    assert "budget.global_batch: micro-batches of 4 sequences" in batch_msg and not batch_written
