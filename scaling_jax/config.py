@@ -7,6 +7,8 @@ wrong type is an error that names the file and the dotted field.
 from __future__ import annotations
 
 import dataclasses
+import math
+import re
 import types
 import typing
 from pathlib import Path
@@ -21,6 +23,83 @@ T = TypeVar("T")
 
 class ConfigError(UserError):
     """A config value or key is wrong; the message names the source and the field."""
+
+
+class FieldError(ConfigError):
+    """One field of a config is out of range; ``from_dict`` prefixes the section's dotted name."""
+
+    def __init__(self, field: str, reason: str):
+        super().__init__(f"{field}: {reason}")
+        self.field, self.reason = field, reason
+
+
+@dataclasses.dataclass(frozen=True)
+class Range:
+    """The allowed values of a numeric field: finite, within [lo, hi] (ends open if asked),
+    integer if ``integer``; ``extra`` values are allowed besides (e.g. -1 for "the rest")."""
+
+    lo: float | None = None
+    hi: float | None = None
+    lo_open: bool = False
+    hi_open: bool = False
+    integer: bool = False
+    extra: tuple = ()
+
+    def describe(self) -> str:
+        kind = "an integer" if self.integer else "a finite number"
+        if self.lo is not None and self.hi is not None:
+            bounds = f" in {'(' if self.lo_open else '['}{self.lo:g}, {self.hi:g}{')' if self.hi_open else ']'}"
+        elif self.lo is not None:
+            bounds = f" {'>' if self.lo_open else '>='} {self.lo:g}"
+        elif self.hi is not None:
+            bounds = f" {'<' if self.hi_open else '<='} {self.hi:g}"
+        else:
+            bounds = ""
+        return kind + bounds + "".join(f" or {v}" for v in self.extra)
+
+    def admits(self, value: Any) -> bool:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return False
+        if value in self.extra:
+            return True
+        if (self.integer and not isinstance(value, int)) or not math.isfinite(value):
+            return False
+        if self.lo is not None and (value <= self.lo if self.lo_open else value < self.lo):
+            return False
+        if self.hi is not None and (value >= self.hi if self.hi_open else value > self.hi):
+            return False
+        return True
+
+
+POSITIVE_INT = Range(lo=1, integer=True)
+NON_NEGATIVE_INT = Range(lo=0, integer=True)
+POSITIVE = Range(lo=0, lo_open=True)
+NON_NEGATIVE = Range(lo=0)
+
+
+def check_ranges(obj: Any, optional: Sequence[str] = (), **ranges: Range) -> None:
+    """Raise FieldError for the first field of ``obj`` outside its Range (None passes if optional)."""
+    for field, allowed in ranges.items():
+        value = getattr(obj, field)
+        if value is None and field in optional:
+            continue
+        if not allowed.admits(value):
+            raise FieldError(field, f"must be {allowed.describe()}, got {value!r}")
+
+
+class Loader(yaml.SafeLoader):
+    """PyYAML's safe loader with YAML 1.2's floats: ``1e-3`` is a number, not the string YAML 1.1 makes it."""
+
+
+Loader.yaml_implicit_resolvers = {k: list(v) for k, v in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+_EXP_FLOAT = re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$")
+for _first in "-+0123456789.":
+    Loader.yaml_implicit_resolvers.setdefault(_first, []).insert(0, ("tag:yaml.org,2002:float", _EXP_FLOAT))
+
+
+def yaml_load(text: str) -> Any:
+    """Parse YAML text with ``Loader`` (YAML 1.2-style floats)."""
+    return yaml.load(text, Loader=Loader)
 
 
 def _type_name(tp: Any) -> str:
@@ -112,6 +191,8 @@ def from_dict(cls: type[T], data: Mapping[str, Any], where: str = "config") -> T
         raise ConfigError(f"{where}: missing required key(s) {missing}")
     try:
         return cls(**kwargs)
+    except FieldError as e:
+        raise ConfigError(f"{where}.{e.field}: {e.reason}") from e
     except (ValueError, TypeError) as e:
         if isinstance(e, ConfigError):
             raise
@@ -130,7 +211,7 @@ def to_dict(cfg: Any) -> Any:
 
 
 def parse_overrides(overrides: Sequence[str]) -> dict[str, Any]:
-    """``["a.b=3", "c=true"]`` -> ``{"a": {"b": 3}, "c": True}``; values parsed as YAML."""
+    """``["a.b=3", "c=true"]`` -> ``{"a": {"b": 3}, "c": True}``; values parsed as YAML (``Loader``)."""
     out: dict[str, Any] = {}
     for item in overrides:
         if "=" not in item:
@@ -144,7 +225,7 @@ def parse_overrides(overrides: Sequence[str]) -> dict[str, Any]:
             node = node.setdefault(p, {})
             if not isinstance(node, dict):
                 raise ConfigError(f"override {item!r}: {p} is set both as a value and a section")
-        node[parts[-1]] = yaml.safe_load(raw) if raw.strip() else ""
+        node[parts[-1]] = yaml_load(raw) if raw.strip() else ""
     return out
 
 
@@ -159,16 +240,17 @@ def merge(base: Mapping[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def load_yaml(cls: type[T], path: str | Path, overrides: Sequence[str] = ()) -> T:
-    """Load ``cls`` from a YAML file plus command-line overrides; errors name the file."""
+def load_yaml(cls: type[T], path: str | Path, overrides: Sequence[str] | Mapping[str, Any] = ()) -> T:
+    """Load ``cls`` from a YAML file plus overrides (``key=value`` strings or an already parsed
+    mapping); errors name the file."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: config file not found")
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        data = yaml_load(path.read_text()) or {}
     except yaml.YAMLError as e:
         raise ConfigError(f"{path}: not valid YAML: {e}") from e
     if not isinstance(data, Mapping):
         raise ConfigError(f"{path}: top level must be a mapping")
-    data = merge(data, parse_overrides(overrides))
+    data = merge(data, overrides if isinstance(overrides, Mapping) else parse_overrides(overrides))
     return from_dict(cls, data, where=str(path))

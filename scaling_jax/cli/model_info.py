@@ -9,7 +9,7 @@ def add_parser(subparsers):
     p = subparsers.add_parser(
         "model-info", help="parameter counts, FLOPs per token and memory of a model config"
     )
-    p.add_argument("config", help="a name in configs/models (e.g. d=96_l=8_h=4) or a YAML path")
+    p.add_argument("config", help="a preset name (e.g. d=96_l=8_h=4, tiny_d64) or a YAML path")
     p.add_argument("--override", "-o", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config field, e.g. -o seq_len=512 (repeatable)")
     p.add_argument("--json", action="store_true", help="print one JSON object")

@@ -27,7 +27,8 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
-from scipy.special import logsumexp
+
+from scaling_jax.config import NON_NEGATIVE, NON_NEGATIVE_INT, POSITIVE, POSITIVE_INT, check_ranges
 
 SPLIT_IDS = {"train": 0, "val": 1}
 UNLIMITED = 1 << 62
@@ -43,11 +44,16 @@ class SyntheticConfig:
     seed: int = 0
 
     def __post_init__(self):
-        for name in ("vocab_size", "n_sources", "successors"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
-        if self.concentration <= 0 or self.zipf_exponent < 0:
-            raise ValueError("concentration must be > 0 and zipf_exponent >= 0")
+        check_ranges(self, vocab_size=POSITIVE_INT, n_sources=POSITIVE_INT, successors=POSITIVE_INT,
+                     zipf_exponent=NON_NEGATIVE, concentration=POSITIVE, seed=NON_NEGATIVE_INT)
+
+
+def logsumexp(a: np.ndarray) -> float:
+    """log Σ exp(a) over all of ``a``, stable; -inf when every entry is -inf (NumPy only, no SciPy)."""
+    m = np.max(a)
+    if not np.isfinite(m):
+        return float(m)
+    return float(m + np.log(np.exp(a - m).sum()))
 
 
 def _cdf(p: np.ndarray) -> np.ndarray:

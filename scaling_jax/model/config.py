@@ -1,19 +1,22 @@
 """Model config: the OpenLM decoder-only transformer's sizes and numerics, from YAML.
 
-``configs/models/<name>.yaml`` holds one ``ModelConfig`` per file; the six paper sizes carry
-the testbed's names (``d=96_l=8_h=4``, ..., ``open_lm_7b``) and ``tiny_d*`` are CPU sizes.
+The presets ship inside the package (``scaling_jax/model/presets/<name>.yaml``, read with
+``importlib.resources`` so an installed wheel has them), one ``ModelConfig`` per file; the six
+paper sizes carry the testbed's names (``d=96_l=8_h=4``, ..., ``open_lm_7b``) and ``tiny_d*``
+are CPU sizes.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import importlib.resources
 import math
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Mapping, Sequence
 
-from scaling_jax.config import ConfigError, load_yaml
+from scaling_jax.config import POSITIVE, POSITIVE_INT, ConfigError, check_ranges, load_yaml
 
-CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs" / "models"
+PRESETS = importlib.resources.files("scaling_jax.model") / "presets"
 
 DTYPES = ("float32", "bfloat16")
 REMAT = ("none", "block", "dots")
@@ -46,10 +49,8 @@ class ModelConfig:
     attention: str = "auto"
 
     def __post_init__(self):
-        for field in ("d_model", "n_layers", "n_heads", "vocab_size", "seq_len"):
-            value = getattr(self, field)
-            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-                raise ValueError(f"{field}: must be a positive integer, got {value!r}")
+        check_ranges(self, d_model=POSITIVE_INT, n_layers=POSITIVE_INT, n_heads=POSITIVE_INT,
+                     vocab_size=POSITIVE_INT, seq_len=POSITIVE_INT, norm_eps=POSITIVE, rope_theta=POSITIVE)
         if self.d_model % self.n_heads:
             raise ValueError(
                 f"n_heads: {self.n_heads} does not divide d_model={self.d_model}"
@@ -58,10 +59,6 @@ class ModelConfig:
             raise ValueError(
                 f"n_heads: head dim d_model/n_heads={self.head_dim} must be even for rotary"
             )
-        for field in ("norm_eps", "rope_theta"):
-            value = getattr(self, field)
-            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
-                raise ValueError(f"{field}: must be a positive number, got {value!r}")
         for field, allowed in (("dtype", DTYPES), ("param_dtype", DTYPES),
                                ("remat", REMAT), ("attention", ATTENTION)):
             if getattr(self, field) not in allowed:
@@ -78,16 +75,17 @@ class ModelConfig:
 
 
 def available_models() -> list[str]:
-    return sorted(p.stem for p in CONFIG_DIR.glob("*.yaml"))
+    """Names of the shipped presets."""
+    return sorted(p.name.removesuffix(".yaml") for p in PRESETS.iterdir() if p.name.endswith(".yaml"))
 
 
-def load_model_config(name_or_path: str, overrides: Sequence[str] = ()) -> ModelConfig:
-    """Load a config by name (``configs/models/<name>.yaml``) or by YAML path."""
+def load_model_config(name_or_path: str, overrides: Sequence[str] | Mapping[str, Any] = ()) -> ModelConfig:
+    """Load a config by preset name (``presets/<name>.yaml``) or by YAML path."""
     path = Path(name_or_path)
-    if not (path.suffix in (".yaml", ".yml") or path.is_file()):
-        path = CONFIG_DIR / f"{name_or_path}.yaml"
-        if not path.is_file():
-            raise ConfigError(
-                f"unknown model {name_or_path!r}; available: {', '.join(available_models())}"
-            )
-    return load_yaml(ModelConfig, path, overrides)
+    if path.suffix in (".yaml", ".yml") or path.is_file():
+        return load_yaml(ModelConfig, path, overrides)
+    preset = PRESETS / f"{name_or_path}.yaml"
+    if not preset.is_file():
+        raise ConfigError(f"unknown model {name_or_path!r}; available: {', '.join(available_models())}")
+    with importlib.resources.as_file(preset) as preset_path:
+        return load_yaml(ModelConfig, preset_path, overrides)

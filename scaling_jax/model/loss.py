@@ -33,11 +33,11 @@ def _lse_and_target_chunked(model, x_BxLxD, targets_BxL, chunk: int):
         i, w_DxC = inp
         logits_BxLxC = jnp.dot(x_BxLxD.reshape(B * L, D), w_DxC, preferred_element_type=jnp.float32)
         logits_BxLxC = logits_BxLxC.reshape(B, L, chunk)
-        col_C = i * chunk + jnp.arange(chunk)
-        logits_BxLxC = jnp.where(col_C < V, logits_BxLxC, -jnp.inf)
+        col_1x1xC = (i * chunk + jnp.arange(chunk))[None, None, :]
+        logits_BxLxC = jnp.where(col_1x1xC < V, logits_BxLxC, -jnp.inf)
         new_m = jnp.maximum(m_BxL, jax.lax.stop_gradient(logits_BxLxC.max(-1)))
         s_BxL = s_BxL * jnp.exp(m_BxL - new_m) + jnp.exp(logits_BxLxC - new_m[..., None]).sum(-1)
-        hit_BxLxC = targets_BxL[..., None] == col_C
+        hit_BxLxC = targets_BxL[..., None] == col_1x1xC
         tgt_BxL = tgt_BxL + jnp.where(hit_BxLxC, logits_BxLxC, 0.0).sum(-1)
         return (new_m, s_BxL, tgt_BxL), None
 

@@ -97,3 +97,24 @@ def constrain(x: jax.Array, names: Sequence[str | None]) -> jax.Array:
     if mesh.empty or not set(MESH_AXES) <= set(mesh.axis_names):
         return x
     return jax.lax.with_sharding_constraint(x, logical_to_spec(names))
+
+
+def split_sizes(sharding: NamedSharding) -> tuple[int, ...]:
+    """How many pieces each array axis is cut into by ``sharding`` (1 for unsplit axes)."""
+    def size(axes):
+        axes = () if axes is None else (axes,) if isinstance(axes, str) else axes
+        return math.prod(sharding.mesh.shape[a] for a in axes)
+    return tuple(size(a) for a in sharding.spec)
+
+
+def check_even_split(abstract, shardings) -> None:
+    """UserError naming the first array of ``abstract`` that ``shardings`` would cut into unequal
+    pieces (jit refuses those): found before a run writes anything, not at its first step."""
+    def check(path, sharding, sub):
+        for leaf in jax.tree.leaves(sub):
+            for i, (dim, n) in enumerate(zip(leaf.shape, split_sizes(sharding))):
+                if dim % n:
+                    raise UserError(f"mesh {dict(sharding.mesh.shape)}: {jax.tree_util.keystr(path)} of shape "
+                                    f"{tuple(leaf.shape)} does not split evenly: its axis {i} ({dim}) over "
+                                    f"{sharding.spec[i]} ({n} devices)")
+    jax.tree_util.tree_map_with_path(check, shardings, abstract)

@@ -39,7 +39,8 @@ def _norm(x, gain, eps, axes=(-1,)):
     x32 = x.astype(jnp.float32)
     mean = x32.mean(axes, keepdims=True)
     var = jnp.square(x32 - mean).mean(axes, keepdims=True)
-    y = (x32 - mean) * jax.lax.rsqrt(var + eps) * gain.astype(jnp.float32)
+    gain = gain.astype(jnp.float32).reshape((1,) * (x.ndim - gain.ndim) + gain.shape)  # explicit broadcast
+    y = (x32 - mean) * jax.lax.rsqrt(var + eps) * gain
     return y.astype(x.dtype)
 
 
@@ -55,11 +56,11 @@ def _dense(x, w, n_in: int = 1):
 
 
 def _rotary_angles(cfg: ModelConfig, L: int):
-    """cos, sin of the rotary angles, each L×1×K/2 in float32 (shared by all layers)."""
+    """cos, sin of the rotary angles, each 1×L×1×K/2 in float32 (shared by all layers)."""
     K = cfg.head_dim
     inv_freq = cfg.rope_theta ** (-jnp.arange(0, K, 2, dtype=jnp.float32) / K)
     angle_LxK2 = jnp.arange(L, dtype=jnp.float32)[:, None] * inv_freq[None, :]
-    return jnp.cos(angle_LxK2)[:, None, :], jnp.sin(angle_LxK2)[:, None, :]
+    return jnp.cos(angle_LxK2)[None, :, None, :], jnp.sin(angle_LxK2)[None, :, None, :]
 
 
 def _rotary(x_BxLxHxK, cos, sin):
@@ -90,9 +91,9 @@ class Block(nnx.Module):
         self.w2_DxF = _param(rngs, (D, F), std, ("embed", "mlp"), pd)  # up
         self.w3_FxD = _param(rngs, (F, D), 1.0 / math.sqrt(F) / depth, ("mlp", "embed"), pd)
 
-    def __call__(self, x_BxLxD, rope):
+    def attention(self, h_BxLxD, rope):
+        """Causal self-attention of the normed input, projected back to width D."""
         cfg = self.cfg
-        h_BxLxD = _norm(x_BxLxD, self.attn_norm[...], cfg.norm_eps)
         q_BxLxHxK = _dense(h_BxLxD, self.wq_DxHxK[...])
         k_BxLxHxK = _dense(h_BxLxD, self.wk_DxHxK[...])
         v_BxLxHxK = _dense(h_BxLxD, self.wv_DxHxK[...])
@@ -105,13 +106,18 @@ class Block(nnx.Module):
         o_BxLxHxK = jax.nn.dot_product_attention(
             q_BxLxHxK, k_BxLxHxK, v_BxLxHxK, is_causal=True, implementation=impl
         )
-        x_BxLxD = x_BxLxD + _dense(o_BxLxHxK, self.wo_HxKxD[...], n_in=2)
+        return _dense(o_BxLxHxK, self.wo_HxKxD[...], n_in=2)
 
-        h_BxLxD = _norm(x_BxLxD, self.ffn_norm[...], cfg.norm_eps)
+    def swiglu(self, h_BxLxD):
+        """SwiGLU feed-forward of the normed input: (silu(h·w1) ⊙ h·w2)·w3."""
         gate_BxLxF = _dense(h_BxLxD, self.w1_DxF[...])
         up_BxLxF = _dense(h_BxLxD, self.w2_DxF[...])
-        h_BxLxF = jax.nn.silu(gate_BxLxF) * up_BxLxF
-        return x_BxLxD + _dense(h_BxLxF, self.w3_FxD[...])
+        return _dense(jax.nn.silu(gate_BxLxF) * up_BxLxF, self.w3_FxD[...])
+
+    def __call__(self, x_BxLxD, rope):
+        eps = self.cfg.norm_eps
+        x_BxLxD = x_BxLxD + self.attention(_norm(x_BxLxD, self.attn_norm[...], eps), rope)
+        return x_BxLxD + self.swiglu(_norm(x_BxLxD, self.ffn_norm[...], eps))
 
 
 _REMAT_POLICY = {

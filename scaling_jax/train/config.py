@@ -7,17 +7,26 @@ The budget is tokens D or a multiplier M (D = M·N, N counted as the paper count
 from __future__ import annotations
 
 import dataclasses
-import math
 from pathlib import Path
 from typing import Any, Sequence
 
-from scaling_jax.config import ConfigError, load_yaml
+from scaling_jax.config import (
+    NON_NEGATIVE,
+    NON_NEGATIVE_INT,
+    POSITIVE,
+    POSITIVE_INT,
+    ConfigError,
+    FieldError,
+    Range,
+    check_ranges,
+    load_yaml,
+)
 from scaling_jax.data.pipeline import CorpusConfig
 
 
 @dataclasses.dataclass(frozen=True)
 class ModelSection:
-    """A model preset (``configs/models/<name>.yaml`` or a path) and field overrides."""
+    """A model preset (``scaling_jax/model/presets/<name>.yaml``) or a YAML path, and field overrides."""
 
     name: str = "tiny_d64"
     set: dict[str, Any] = dataclasses.field(default_factory=dict)
@@ -43,6 +52,14 @@ class DataSection:
     threads: int = 2
     prefetch: int = 4
 
+    def __post_init__(self):
+        check_ranges(self, val_sequences=POSITIVE_INT, seed=NON_NEGATIVE_INT, threads=POSITIVE_INT,
+                     prefetch=NON_NEGATIVE_INT)
+
+
+BETA = Range(lo=0, hi=1, hi_open=True)  # an Adam moment's decay rate
+MESH_SIZE = Range(lo=1, integer=True, extra=(-1,))
+
 
 @dataclasses.dataclass(frozen=True)
 class OptimizerSection:
@@ -59,8 +76,8 @@ class OptimizerSection:
     z_loss: float = 1e-4
 
     def __post_init__(self):
-        if self.lr <= 0 or self.cooldown_lr < 0 or self.warmup < 0 or self.clip <= 0:
-            raise ValueError("lr and clip must be > 0, cooldown_lr and warmup >= 0")
+        check_ranges(self, lr=POSITIVE, cooldown_lr=NON_NEGATIVE, warmup=NON_NEGATIVE_INT, b1=BETA, b2=BETA,
+                     eps=POSITIVE, weight_decay=NON_NEGATIVE, clip=POSITIVE, z_loss=NON_NEGATIVE)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,6 +87,11 @@ class MeshSection:
     data: int = -1
     fsdp: int = 1
     tensor: int = 1
+
+    def __post_init__(self):
+        check_ranges(self, data=MESH_SIZE, fsdp=MESH_SIZE, tensor=MESH_SIZE)
+        if [self.data, self.fsdp, self.tensor].count(-1) > 1:
+            raise FieldError("fsdp" if self.fsdp == -1 else "tensor", "at most one mesh axis may be -1")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -84,20 +106,22 @@ class BudgetSection:
     def __post_init__(self):
         if (self.tokens is None) == (self.multiplier is None):
             raise ValueError("set exactly one of budget.tokens and budget.multiplier")
-        for field in ("tokens", "multiplier"):
-            v = getattr(self, field)
-            if v is not None and not (math.isfinite(v) and v > 0):
-                raise ValueError(f"{field}: must be a positive number, got {v!r}")
-        if self.global_batch < 1 or self.grad_accum < 1 or self.global_batch % self.grad_accum:
-            raise ValueError(f"global_batch {self.global_batch} must be a positive multiple of "
-                             f"grad_accum {self.grad_accum}")
+        check_ranges(self, optional=("tokens", "multiplier"), tokens=POSITIVE, multiplier=POSITIVE,
+                     global_batch=POSITIVE_INT, grad_accum=POSITIVE_INT)
+        if self.global_batch % self.grad_accum:
+            raise FieldError("global_batch", f"{self.global_batch} is not a multiple of grad_accum {self.grad_accum}")
 
 
 @dataclasses.dataclass(frozen=True)
 class CheckpointSection:
+    """Save every ``every`` steps (and at the end); keep the last ``keep``."""
+
     every: int = 1000
     keep: int = 3
     async_save: bool = True
+
+    def __post_init__(self):
+        check_ranges(self, every=POSITIVE_INT, keep=POSITIVE_INT)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -108,6 +132,9 @@ class LoggingSection:
     val_every: int = 0
     progress: bool = True
     tensorboard: bool = True
+
+    def __post_init__(self):
+        check_ranges(self, every=POSITIVE_INT, val_every=NON_NEGATIVE_INT)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -123,6 +150,9 @@ class TrainConfig:
     checkpoint: CheckpointSection = CheckpointSection()
     logging: LoggingSection = LoggingSection()
 
+    def __post_init__(self):
+        check_ranges(self, optional=("vocab_chunk",), seed=NON_NEGATIVE_INT, vocab_chunk=POSITIVE_INT)
+
 
 def load_train_config(path: str | Path, overrides: Sequence[str] = ()) -> TrainConfig:
     return load_yaml(TrainConfig, path, overrides)
@@ -132,9 +162,8 @@ def model_config(cfg: TrainConfig):
     """The ModelConfig of the run: the preset with ``model.set`` applied."""
     from scaling_jax.model.config import load_model_config
 
-    overrides = [f"{k}={v}" for k, v in cfg.model.set.items()]
     try:
-        return load_model_config(cfg.model.name, overrides)
+        return load_model_config(cfg.model.name, cfg.model.set)
     except ConfigError as e:
         raise ConfigError(f"model (name={cfg.model.name!r}, set={cfg.model.set}): {e}") from e
 

@@ -21,7 +21,7 @@ from scaling_jax.config import ConfigError, to_dict
 from scaling_jax.data.pipeline import batches, open_source
 from scaling_jax.errors import UserError
 from scaling_jax.model.counts import paper_params, params_no_embed
-from scaling_jax.model.sharding import make_mesh
+from scaling_jax.model.sharding import check_even_split, make_mesh, split_sizes
 from scaling_jax.testbed.schema import RunRecord
 from scaling_jax.train import distributed, evaluate
 from scaling_jax.train.checkpoint import Checkpoints, param_shapes
@@ -89,7 +89,7 @@ def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False) -> Outcome
         if v.name in val_sets:
             raise ConfigError(f"data.extra_val: validation set name {v.name!r} is used twice")
         val_sets[v.name] = open_source(v.corpus, "val", model_cfg.seq_len, cfg.data.val_sequences)
-    for name, src in [("train", train_src), *val_sets.items()]:
+    for src in [train_src, *val_sets.values()]:
         if src.vocab_size > model_cfg.vocab_size:
             raise ConfigError(f"model.set.vocab_size: {model_cfg.vocab_size} rows cannot embed the "
                               f"{src.vocab_size} token ids of {src.name}")
@@ -99,6 +99,8 @@ def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False) -> Outcome
                           f"evaluation batch of {eval_gb} sequences")
 
     # Output folder: a fresh run never overwrites, a resumed one needs a checkpoint.
+    if out.exists() and not out.is_dir():
+        raise UserError(f"{out}: exists and is not a folder; choose a new --out")
     ckpt_dir = out / "checkpoints"
     saved = [int(p.name) for p in ckpt_dir.iterdir() if p.name.isdigit()] if ckpt_dir.is_dir() else []
     if not resume and (saved or (out / "record.json").exists()):
@@ -114,9 +116,15 @@ def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False) -> Outcome
     s = setup(model_cfg, tx, mesh, seed=cfg.seed, grad_accum=cfg.budget.grad_accum,
               z_loss=cfg.optimizer.z_loss, vocab_chunk=cfg.vocab_chunk, lr_schedule=lr)
     shapes = param_shapes(s.abstract_state["params"])
+    check_even_split(s.abstract_state, s.state_shardings)
+    shards = split_sizes(s.batch_sharding)[0]
+    if eval_gb % shards:
+        raise ConfigError(f"budget.global_batch: micro-batches of {eval_gb} sequences (global_batch / grad_accum) "
+                          f"do not split evenly over the mesh's {shards} batch shards (data × fsdp)")
     data_iter = iter(batches(train_src, global_batch=gb, seed=cfg.data.seed,
                              shuffle=cfg.data.corpus.kind == "tokens", process_index=pi,
                              process_count=pc, threads=cfg.data.threads, prefetch=cfg.data.prefetch))
+    # Every check has passed: from here on the run writes into ``out``.
     ckpts = Checkpoints(ckpt_dir, keep=cfg.checkpoint.keep, async_save=cfg.checkpoint.async_save)
     meta = {"model": dataclasses.asdict(model_cfg), "param_shapes": shapes, "config": to_dict(cfg)}
     with jax.set_mesh(mesh):
@@ -150,7 +158,8 @@ def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False) -> Outcome
         for st, m in rows:
             if not (np.isfinite(m["loss"]) and np.isfinite(m["grad_norm"])):
                 kept = f"{ckpt_dir / str(last_good)}" if last_good is not None else "none (no checkpoint was saved yet)"
-                raise NonFiniteLoss(f"loss {m['loss']}, gradient norm {m['grad_norm']} at step {st}: stopping. Last good checkpoint: {kept}")
+                raise NonFiniteLoss(f"loss {m['loss']}, gradient norm {m['grad_norm']} at step {st}: stopping. "
+                                    f"Last good checkpoint: {kept}")
         return rows[-1][1] if rows else None
 
     stop = _StopFlag()

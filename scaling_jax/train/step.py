@@ -37,25 +37,52 @@ class TrainSetup:
     batch_sharding: NamedSharding
 
 
-def _path_key(path) -> tuple[str, ...]:
-    return tuple(str(getattr(k, "key", getattr(k, "idx", getattr(k, "name", k)))) for k in path)
+def _is_masked(x) -> bool:
+    return isinstance(x, optax.MaskedNode)
 
 
-def _opt_shardings(abstract_opt, param_sh, mesh: Mesh):
-    """Each optimizer leaf takes the sharding of the parameter whose path ends its own."""
-    by_path = {_path_key(p): s for p, s in jax.tree_util.tree_leaves_with_path(param_sh)}
+def _opt_shardings(abstract_opt, abstract_params, param_sh, mesh: Mesh):
+    """The optimizer state's shardings, derived from the parameters' by tree structure.
+
+    optax keeps per-parameter state (Adam's mu and nu, ...) as subtrees shaped like the
+    parameters (masked-out leaves as ``MaskedNode``): each leaf of such a subtree takes its
+    parameter's sharding. Scalars (step counts) are replicated. Any other array would be
+    replicated on every device by accident, so it is an error that names its path.
+    """
+    params_def = jax.tree.structure(abstract_params, is_leaf=_is_masked)
+    param_leaves = jax.tree.leaves(abstract_params)
+    sh_leaves = jax.tree.leaves(param_sh)  # one NamedSharding per parameter, in the same order
+    if len(sh_leaves) != len(param_leaves):
+        raise ValueError(f"{len(sh_leaves)} parameter shardings for {len(param_leaves)} parameters")
     replicated = NamedSharding(mesh, P())
 
-    def one(path, leaf):
-        key = _path_key(path)
-        if key and key[-1] == "value":  # an nnx.Variable's payload
-            key = key[:-1]
-        for i in range(len(key)):
-            if key[i:] in by_path and len(by_path[key[i:]].spec) <= leaf.ndim:
-                return by_path[key[i:]]
-        return replicated
+    def param_shaped(node) -> bool:
+        return not _is_masked(node) and jax.tree.structure(node, is_leaf=_is_masked) == params_def
 
-    return jax.tree_util.tree_map_with_path(one, abstract_opt)
+    def unmatched(path, leaf):
+        return ValueError(
+            f"optimizer state {jax.tree_util.keystr(path)} of shape {tuple(leaf.shape)} matches no parameter; it "
+            "would be replicated on every device. Keep per-parameter state in parameter-shaped subtrees.")
+
+    def one(path, node):
+        if _is_masked(node):
+            return node
+        if param_shaped(node):
+            out = []
+            for (sub, leaf), p, sh in zip(jax.tree_util.tree_leaves_with_path(node, is_leaf=_is_masked),
+                                          param_leaves, sh_leaves):
+                if _is_masked(leaf) or leaf.shape == p.shape:
+                    out.append(leaf if _is_masked(leaf) else sh)
+                elif leaf.ndim == 0:
+                    out.append(replicated)
+                else:
+                    raise unmatched((*path, *sub), leaf)
+            return jax.tree.unflatten(jax.tree.structure(node, is_leaf=_is_masked), out)
+        if np.ndim(node) == 0:
+            return replicated
+        raise unmatched(path, node)
+
+    return jax.tree_util.tree_map_with_path(one, abstract_opt, is_leaf=lambda x: _is_masked(x) or param_shaped(x))
 
 
 def setup(cfg: ModelConfig, tx: optax.GradientTransformation, mesh: Mesh, *, seed: int,
@@ -72,7 +99,7 @@ def setup(cfg: ModelConfig, tx: optax.GradientTransformation, mesh: Mesh, *, see
     abstract_state = jax.eval_shape(init)
     replicated = NamedSharding(mesh, P())
     state_sh = {"params": param_sh,
-                "opt_state": _opt_shardings(abstract_state["opt_state"], param_sh, mesh),
+                "opt_state": _opt_shardings(abstract_state["opt_state"], abstract_state["params"], param_sh, mesh),
                 "step": replicated}
     batch_sh = batch_sharding(mesh)
     micro_sh = NamedSharding(mesh, P(None, LOGICAL_RULES["batch"], None))

@@ -19,3 +19,16 @@ def model():
 def tokens(model):
     """Batch of 2 sequences of seq_len + 1 tokens (inputs and shifted targets)."""
     return jax.random.randint(jax.random.key(0), (2, model.cfg.seq_len + 1), 0, model.cfg.vocab_size)
+
+
+@pytest.fixture(autouse=True)
+def no_rank_promotion(monkeypatch):
+    """Implicit rank promotion (``x_BxLxD * g_D``) raises, as in nanodo's tests: broadcasts across
+    ranks must be written out. Subprocesses inherit JAX_NUMPY_RANK_PROMOTION=raise."""
+    import jax
+
+    old = jax.config.jax_numpy_rank_promotion
+    jax.config.update("jax_numpy_rank_promotion", "raise")
+    monkeypatch.setenv("JAX_NUMPY_RANK_PROMOTION", "raise")
+    yield
+    jax.config.update("jax_numpy_rank_promotion", old)

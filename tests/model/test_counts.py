@@ -1,30 +1,27 @@
 import json
-from pathlib import Path
 
 import pytest
 
 from scaling_jax.model import counts
 from scaling_jax.model.config import load_model_config
 
-TESTBED = Path(__file__).resolve().parents[2] / ".." / "shared" / "testbed" / "models"
 PAPER = ["d=96_l=8_h=4", "d=512_l=8_h=4", "d=576_l=24_h=8", "d=1024_l=24_h=8", "open_lm_1b", "open_lm_7b"]
 
 
-def _testbed_counts(name):
+def _testbed_counts(testbed_dir, name):
     """The testbed's params / params_no_embed for a model, read from its result files."""
     seen = set()
-    for path in TESTBED.glob(f"*-{name}-*.json"):
+    for path in (testbed_dir / "models").glob(f"*-{name}-*.json"):
         hp = json.loads(path.read_text())["hyperparameters"]
         seen.add((hp["params"], hp["params_no_embed"]))
     assert len(seen) == 1, (name, seen)
     return seen.pop()
 
 
-@pytest.mark.skipif(not TESTBED.is_dir(), reason="testbed not present at ../shared/testbed")
 @pytest.mark.parametrize("name", PAPER)
-def test_paper_counts_equal_testbed(name):
+def test_paper_counts_equal_testbed(name, testbed_dir):
     cfg = load_model_config(name)
-    params, no_embed = _testbed_counts(name)
+    params, no_embed = _testbed_counts(testbed_dir, name)
     assert counts.paper_params(cfg) == params
     assert counts.params_no_embed(cfg) == no_embed
 

@@ -55,7 +55,8 @@ SHARDED_RUN = textwrap.dedent("""
 
 @pytest.fixture(scope="module")
 def sharded():
-    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=8", "JAX_PLATFORMS": "cpu"}
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=8", "JAX_PLATFORMS": "cpu",
+           "JAX_NUMPY_RANK_PROMOTION": "raise"}
     proc = subprocess.run([sys.executable, "-c", SHARDED_RUN], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -7,7 +7,7 @@ import pytest
 from flax import nnx
 
 from scaling_jax.model.loss import lm_loss
-from scaling_jax.model.transformer import Transformer
+from scaling_jax.model.transformer import Block, Transformer, _norm, _rotary_angles
 
 forward = nnx.jit(lambda model, tokens: model(tokens))
 
@@ -107,3 +107,61 @@ def test_scan_same_loss_and_grads_as_unrolled(model, tokens):
 
 def test_remat_unrolled_same_as_plain(model, tokens):
     _assert_same(loss_and_grads(unrolled(model), tokens), loss_and_grads(unrolled(model, remat="block"), tokens), 1e-5)
+
+
+BLOCK_PATHS = {"attn_norm", "wq_DxHxK", "wk_DxHxK", "wv_DxHxK", "q_norm", "k_norm", "wo_HxKxD",
+               "ffn_norm", "w1_DxF", "w2_DxF", "w3_FxD"}  # the checkpoints' layout: do not rename
+
+
+@pytest.fixture(scope="module")
+def block(model):
+    return Block(model.cfg, 0, rngs=nnx.Rngs(1))
+
+
+def _h(block, seed=0):
+    cfg = block.cfg
+    return jax.random.normal(jax.random.key(seed), (2, cfg.seq_len, cfg.d_model), jnp.float32)
+
+
+def test_block_parameter_paths_are_unchanged(block, model):
+    assert {path for path, _ in nnx.to_flat_state(nnx.state(block))} == {(p,) for p in BLOCK_PATHS}
+    no_qk = Block(dataclasses.replace(model.cfg, qk_norm=False), 0, rngs=nnx.Rngs(1))
+    no_qk_paths = {path for path, _ in nnx.to_flat_state(nnx.state(no_qk))}
+    assert no_qk_paths == {(p,) for p in BLOCK_PATHS - {"q_norm", "k_norm"}}
+    stacked = {path for path, _ in nnx.to_flat_state(nnx.state(model)) if path[0] == "blocks"}
+    assert stacked == {("blocks", p) for p in BLOCK_PATHS}
+
+
+def test_attention_is_causal(block):
+    h_BxLxD = _h(block)
+    rope = _rotary_angles(block.cfg, h_BxLxD.shape[1])
+    attend = jax.jit(lambda h: block.attention(h, rope))
+    ref_BxLxD = attend(h_BxLxD)
+    assert ref_BxLxD.shape == h_BxLxD.shape
+    for p in (0, 5, h_BxLxD.shape[1] - 1):
+        out_BxLxD = attend(h_BxLxD.at[:, p].add(1.0))
+        np.testing.assert_array_equal(out_BxLxD[:, :p], ref_BxLxD[:, :p])
+        assert not np.allclose(out_BxLxD[:, p:], ref_BxLxD[:, p:])
+
+
+def test_swiglu_equals_hand_computation(block):
+    h = np.asarray(_h(block, 1), np.float64)
+    w1, w2, w3 = (np.asarray(w[...], np.float64) for w in (block.w1_DxF, block.w2_DxF, block.w3_FxD))
+    gate = h @ w1
+    want = (gate / (1 + np.exp(-gate)) * (h @ w2)) @ w3
+    np.testing.assert_allclose(block.swiglu(_h(block, 1)), want, rtol=1e-4, atol=1e-5)
+
+
+def test_block_is_attention_then_swiglu_with_residuals(block):
+    x = _h(block, 2)
+    rope = _rotary_angles(block.cfg, x.shape[1])
+    eps = block.cfg.norm_eps
+    mid = x + block.attention(_norm(x, block.attn_norm[...], eps), rope)
+    np.testing.assert_array_equal(block(x, rope), mid + block.swiglu(_norm(mid, block.ffn_norm[...], eps)))
+
+
+def test_implicit_rank_promotion_raises_here():
+    """The folder's conftest turns on JAX's guard against silent broadcasting across ranks."""
+    with pytest.raises(ValueError, match="jax_numpy_rank_promotion='raise'"):
+        jnp.ones((2, 3)) + jnp.ones(3)
+    assert (jnp.ones((2, 3)) + jnp.ones(3)[None, :]).shape == (2, 3)  # explicit broadcasting is fine

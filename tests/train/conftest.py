@@ -46,3 +46,16 @@ def compilation_cache(tmp_path_factory):
         os.environ.pop("JAX_COMPILATION_CACHE_DIR", None)
     else:
         os.environ["JAX_COMPILATION_CACHE_DIR"] = old
+
+
+@pytest.fixture(autouse=True)
+def no_rank_promotion(monkeypatch):
+    """Implicit rank promotion (``x_BxLxD * g_D``) raises, as in nanodo's tests: broadcasts across
+    ranks must be written out. Subprocesses inherit JAX_NUMPY_RANK_PROMOTION=raise."""
+    import jax
+
+    old = jax.config.jax_numpy_rank_promotion
+    jax.config.update("jax_numpy_rank_promotion", "raise")
+    monkeypatch.setenv("JAX_NUMPY_RANK_PROMOTION", "raise")
+    yield
+    jax.config.update("jax_numpy_rank_promotion", old)

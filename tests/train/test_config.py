@@ -65,3 +65,75 @@ def test_paper_configs_match_the_testbed(config, testbed_dir):
     assert (o.lr, o.weight_decay, o.cooldown_lr, o.warmup) == (hp["lr"], hp["wd"], hp["cd"], hp["warmup"])
     if config != "open_lm_7b":  # the testbed lists global_bs 1 for the 7B run
         assert cfg.budget.global_batch == hp["global_bs"]
+
+
+BAD_VALUES = [  # (override, the dotted field the message must name)
+    ("logging.every=0", "logging.every: must be an integer >= 1, got 0"),
+    ("logging.val_every=-1", "logging.val_every: must be an integer >= 0"),
+    ("optimizer.lr=.nan", "optimizer.lr: must be a finite number > 0, got nan"),
+    ("optimizer.lr=0", "optimizer.lr: must be a finite number > 0"),
+    ("optimizer.cooldown_lr=-1e-5", "optimizer.cooldown_lr: must be a finite number >= 0"),
+    ("optimizer.warmup=-1", "optimizer.warmup: must be an integer >= 0"),
+    ("optimizer.b1=1", "optimizer.b1: must be a finite number in [0, 1)"),
+    ("optimizer.b2=-0.5", "optimizer.b2: must be a finite number in [0, 1)"),
+    ("optimizer.eps=0", "optimizer.eps: must be a finite number > 0"),
+    ("optimizer.weight_decay=-0.1", "optimizer.weight_decay: must be a finite number >= 0"),
+    ("optimizer.clip=.inf", "optimizer.clip: must be a finite number > 0, got inf"),
+    ("optimizer.z_loss=-1", "optimizer.z_loss: must be a finite number >= 0"),
+    ("checkpoint.every=-5", "checkpoint.every: must be an integer >= 1, got -5"),
+    ("checkpoint.keep=0", "checkpoint.keep: must be an integer >= 1, got 0"),
+    ("data.threads=0", "data.threads: must be an integer >= 1, got 0"),
+    ("data.prefetch=-1", "data.prefetch: must be an integer >= 0"),
+    ("data.seed=-1", "data.seed: must be an integer >= 0"),
+    ("data.val_sequences=0", "data.val_sequences: must be an integer >= 1"),
+    ("data.corpus.synthetic.vocab_size=0", "data.corpus.synthetic.vocab_size: must be an integer >= 1"),
+    ("data.corpus.synthetic.n_sources=0", "data.corpus.synthetic.n_sources: must be an integer >= 1"),
+    ("data.corpus.synthetic.successors=-2", "data.corpus.synthetic.successors: must be an integer >= 1"),
+    ("data.corpus.synthetic.zipf_exponent=-1", "data.corpus.synthetic.zipf_exponent: must be a finite number >= 0"),
+    ("data.corpus.synthetic.concentration=0", "data.corpus.synthetic.concentration: must be a finite number > 0"),
+    ("data.corpus.synthetic.seed=-3", "data.corpus.synthetic.seed: must be an integer >= 0"),
+    ("mesh.data=0", "mesh.data: must be an integer >= 1 or -1, got 0"),
+    ("mesh.fsdp=-2", "mesh.fsdp: must be an integer >= 1 or -1, got -2"),
+    ("mesh.tensor=-1", "mesh.tensor: at most one mesh axis may be -1"),
+    ("budget.tokens=-1", "budget.tokens: must be a finite number > 0"),
+    ("budget.global_batch=0", "budget.global_batch: must be an integer >= 1"),
+    ("budget.grad_accum=0", "budget.grad_accum: must be an integer >= 1"),
+    ("budget.grad_accum=3", "budget.global_batch: 8 is not a multiple of grad_accum 3"),
+    ("seed=-1", "seed: must be an integer >= 0"),
+    ("vocab_chunk=0", "vocab_chunk: must be an integer >= 1"),
+    ("model.set.seq_len=0", "seq_len: must be an integer >= 1"),
+    ("model.set.rope_theta=.nan", "rope_theta: must be a finite number > 0"),
+    # Checked by the loop itself, still before anything is written:
+    ("model.set.vocab_size=32", "model.set.vocab_size: 32 rows cannot embed"),
+    ("optimizer.warmup=20", "optimizer.warmup: 20 steps is not below the run's 20 steps"),
+    ("data.val_sequences=4", "data.val_sequences: 4 is less than one evaluation batch"),
+    ("mesh.fsdp=2", "mesh sizes {'data': -1, 'fsdp': 2, 'tensor': 1} do not divide 1 devices"),
+    ("budget.tokens=10", "budget: D = 10 tokens is less than one step"),
+]
+
+
+@pytest.mark.parametrize("override, message", BAD_VALUES, ids=[o for o, _ in BAD_VALUES])
+def test_bad_value_names_field_and_the_cli_writes_nothing(tiny_yaml, tmp_path, capsys, override, message):
+    from scaling_jax.cli import main
+
+    out = tmp_path / "run"
+    assert main(["train", str(tiny_yaml), "--out", str(out), override]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("scaling-jax train: error: ") and err.count("\n") == 1, err
+    assert message in err
+    assert not out.exists()
+
+
+def test_out_that_is_a_file_is_refused_before_writing(tiny_yaml, tmp_path):
+    from scaling_jax.train import loop
+
+    out = tmp_path / "run"
+    out.write_text("not a folder")
+    with pytest.raises(ValueError, match="exists and is not a folder"):
+        loop.train(load_train_config(tiny_yaml), out)
+    assert out.read_text() == "not a folder"
+
+
+def test_exponent_form_overrides_parse(tiny_yaml):
+    cfg = load_train_config(tiny_yaml, ["optimizer.lr=1e-3", "budget.tokens=2.56e3", "optimizer.eps=1E-9"])
+    assert (cfg.optimizer.lr, cfg.budget.tokens, cfg.optimizer.eps) == (1e-3, 2560.0, 1e-9)

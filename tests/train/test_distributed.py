@@ -27,7 +27,8 @@ def _rows(out):
 
 @pytest.mark.slow
 def test_two_processes_agree_with_one(tmp_path, tiny_yaml):
-    env = {**os.environ, "PYTHONPATH": str(REPO), "JAX_PLATFORMS": "cpu"}
+    env = {**os.environ, "PYTHONPATH": str(REPO), "JAX_PLATFORMS": "cpu",
+           "JAX_NUMPY_RANK_PROMOTION": "raise"}
     env.pop("XLA_FLAGS", None)
     tiny_yaml.write_text(tiny_yaml.read_text().replace("tokens: 2560", "tokens: 1280"))  # 10 steps
     port = _free_port()
