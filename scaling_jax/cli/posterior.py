@@ -7,12 +7,14 @@ from pathlib import Path
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("posterior", help="fit Bayesian Eq. 4/5 on Table-1 points and check band coverage on the testbed")
-    p.add_argument("--testbed", default=None, help="testbed folder (default: $SCALING_JAX_TESTBED or a cached download)")
+    p = sub.add_parser("posterior",
+                       help="fit Bayesian Eq. 4/5 on Table-1 points and check band coverage on the testbed")
+    p.add_argument("--testbed", default=None,
+                   help="testbed folder (default: $SCALING_JAX_TESTBED or a cached download)")
     p.add_argument("--out", type=Path, default=Path("out/posterior"))
     p.add_argument("--datasets", nargs="+", default=None, help="training sets to check (default: all in the testbed)")
     p.add_argument("--num-warmup", type=int, default=1000)
-    p.add_argument("--num-samples", type=int, default=1000)
+    p.add_argument("--num-samples", type=int, default=2000)  # NutsConfig.num_samples
     p.add_argument("--chains", type=int, default=4)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--bootstrap", type=int, default=1000, help="LM bootstrap resamples for the comparison")
@@ -33,9 +35,10 @@ ROWS = (("loss", "bayes loss"), ("loss_prior_discrepancy", "  prior-only Δ"), (
 def _row(name: str, s: dict) -> str:
     c = s["coverage"]
     m = s["m_ge_10"]
+    ratio, m_ratio = s["median_width_95"] / s["median_abs_err"], m["median_width_95"] / m["median_abs_err"]
     return (f"  {name:<15} {s['n_heldout']:>3} {c['50']:>6.2f} {c['90']:>6.2f} {c['95']:>6.2f} "
-            f"{s['median_width_95']:>8.4f} {s['median_abs_err']:>8.4f} {s['median_width_95'] / s['median_abs_err']:>6.1f}"
-            f"   | M>=10: {m['n_heldout']:>3} {m['coverage']['95']:>5.2f} {m['median_width_95'] / m['median_abs_err']:>5.1f}")
+            f"{s['median_width_95']:>8.4f} {s['median_abs_err']:>8.4f} {ratio:>6.1f}"
+            f"   | M>=10: {m['n_heldout']:>3} {m['coverage']['95']:>5.2f} {m_ratio:>5.1f}")
 
 
 def _print_set(ds: str, check) -> None:
@@ -55,7 +58,8 @@ def run(args: argparse.Namespace) -> int:
 
     atomic.check_out_dir(args.out)
     tb = load_testbed(args.testbed)
-    config = NutsConfig(num_warmup=args.num_warmup, num_samples=args.num_samples, num_chains=args.chains, seed=args.seed)
+    config = NutsConfig(num_warmup=args.num_warmup, num_samples=args.num_samples, num_chains=args.chains,
+                        seed=args.seed)
     print(HEADER)
     result = run_posterior(tb, args.out, datasets=args.datasets, config=config, n_bootstrap=args.bootstrap,
                            calibrate=args.calibrate, pooling=not args.no_pooling, plots=not args.no_plots,
