@@ -34,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
     from scaling_jax.errors import UserError
     from scaling_jax.laws.bootstrap import bootstrap
     from scaling_jax.laws.fit import fit_law
-    from scaling_jax.laws.huber import fit_huber
+    from scaling_jax.laws.huber import bootstrap_starts, fit_huber
     from scaling_jax.testbed.points_io import read_points
 
     if args.out is not None:
@@ -49,7 +49,11 @@ def run(args: argparse.Namespace) -> int:
     out = fit.to_json(args.estimator)
     intervals = {}
     if args.bootstrap > 0:
-        bs = bootstrap(args.law, inputs, y, n_resamples=args.bootstrap, seed=args.seed)
+        # Resamples are refitted by the estimator that made the point estimate; the Huber
+        # refits start from its optimum (and a few grid corners) rather than the full grid.
+        starts = bootstrap_starts(args.law, fit.params) if args.estimator == "huber" else None
+        bs = bootstrap(args.law, inputs, y, n_resamples=args.bootstrap, seed=args.seed, estimator=args.estimator,
+                       starts=starts)
         out["bootstrap"] = bs.summary()
         if bs.n_kept:
             intervals = bs.param_intervals(0.95)
@@ -61,8 +65,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"  {k:>8} = {v:.6g}{ci}")
     if args.bootstrap > 0:
         b = out["bootstrap"]
-        print(f"  bootstrap: {b['n_kept']}/{b['n_resamples']} resamples kept, {b['n_underdetermined']} dropped as "
-              f"underdetermined, {b['n_unconverged']} unconverged")
+        print(f"  bootstrap ({b['estimator']} refits): {b['n_kept']}/{b['n_resamples']} resamples kept, "
+              f"{b['n_underdetermined']} dropped as underdetermined, {b['n_unconverged']} unconverged")
     for w in fit.identifiability["warnings"]:
         print(f"  warning: {w}")
     if args.out is not None:

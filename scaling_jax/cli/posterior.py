@@ -14,7 +14,7 @@ def add_parser(sub) -> None:
     p.add_argument("--out", type=Path, default=Path("out/posterior"))
     p.add_argument("--datasets", nargs="+", default=None, help="training sets to check (default: all in the testbed)")
     p.add_argument("--num-warmup", type=int, default=1000)
-    p.add_argument("--num-samples", type=int, default=1000)
+    p.add_argument("--num-samples", type=int, default=2000)  # NutsConfig.num_samples
     p.add_argument("--chains", type=int, default=4)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--bootstrap", type=int, default=1000, help="LM bootstrap resamples for the comparison")

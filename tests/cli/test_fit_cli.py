@@ -13,13 +13,14 @@ def _csv(tmp_path):
     D = N * M
     loss = predict("chinchilla", {"E": 1.8, "A": 400.0, "B": 900.0, "alpha": 0.3, "beta": 0.28}, N=N, D=D)
     p = tmp_path / "runs.csv"
-    p.write_text("N,D,loss\n" + "".join(f"{n},{d},{l}\n" for n, d, l in zip(N, D, loss)))
+    p.write_text("N,D,loss\n" + "".join(f"{n},{d},{v}\n" for n, d, v in zip(N, D, loss)))
     return p
 
 
 def test_fit_csv_writes_fit_json(tmp_path, capsys):
     p = _csv(tmp_path)
-    assert main(["fit", "--runs", str(p), "--law", "chinchilla", "--out", str(tmp_path / "o"), "--bootstrap", "20"]) == 0
+    assert main(["fit", "--runs", str(p), "--law", "chinchilla", "--out", str(tmp_path / "o"),
+                 "--bootstrap", "20"]) == 0
     out = json.loads((tmp_path / "o" / "fit.json").read_text())
     assert out["law"] == "chinchilla" and out["estimator"] == "lm"
     assert set(out["params"]) == {"E", "A", "B", "alpha", "beta"}
@@ -57,3 +58,23 @@ def test_bad_csv_names_line_and_column(tmp_path, capsys):
     assert main(["fit", "--runs", str(p)]) == 2
     assert "missing column(s) ['D']" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+def test_huber_intervals_come_from_huber_refits(testbed_dir, tmp_path, capsys):
+    # Issue 9: the LM bootstrap's E interval [-2.27, 1.78] was printed beside the Huber E = 1.720.
+    assert main(["fit", "--runs", str(testbed_dir), "--dataset", "rpj", "--law", "chinchilla", "--estimator", "huber",
+                 "--bootstrap", "50", "--out", str(tmp_path)]) == 0
+    out = json.loads((tmp_path / "fit.json").read_text())
+    assert out["estimator"] == "huber" and out["bootstrap"]["estimator"] == "huber"
+    assert out["bootstrap"]["n_kept"] >= 45
+    ci = out["bootstrap"]["intervals_95"]
+    for k, v in out["params"].items():
+        assert ci[k][0] <= v <= ci[k][1], k
+    assert 0 < ci["E"][0] < ci["E"][1] < 2.0
+    assert "bootstrap (huber refits): " in capsys.readouterr().out
+
+
+def test_lm_fit_json_names_the_bootstrap_estimator(tmp_path):
+    assert main(["fit", "--runs", str(_csv(tmp_path)), "--law", "overtrain", "--out", str(tmp_path),
+                 "--bootstrap", "10"]) == 0
+    assert json.loads((tmp_path / "fit.json").read_text())["bootstrap"]["estimator"] == "lm"

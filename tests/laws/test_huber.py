@@ -36,3 +36,40 @@ def test_robust_to_an_outlier_where_least_squares_is_not():
 def test_unsupported_law():
     with pytest.raises(ValueError, match="supports laws"):
         fit_huber("error", {"L": [3.0, 2.5, 2.0, 1.5]}, [0.8, 0.7, 0.6, 0.5])
+
+
+def test_bootstrap_refits_with_huber():
+    from scaling_jax.laws.bootstrap import bootstrap
+    from scaling_jax.laws.huber import bootstrap_starts
+
+    true, xs, y = _points()
+    rng = np.random.default_rng(0)
+    y = y * (1 + 0.003 * rng.standard_normal(y.size))
+    y[5] *= 1.5  # an outlier: LM refits chase it, Huber refits do not
+    point = fit_huber("overtrain", xs, y, starts=SMALL_GRID)
+    b = bootstrap("overtrain", xs, y, n_resamples=60, seed=0, estimator="huber",
+                  starts=bootstrap_starts("overtrain", point.params))
+    assert b.estimator == "huber" and b.summary()["estimator"] == "huber" and b.n_kept >= 50
+    ci = b.param_intervals(0.95)
+    for k, v in point.params.items():
+        assert ci[k][0] <= v <= ci[k][1], k
+    assert ci["E"][0] > 0
+    # Log-space refits keep every resample's E, a, b positive.
+    assert (b.params[:, :3] > 0).all()
+
+
+def test_bootstrap_starts_put_the_point_estimate_first():
+    from scaling_jax.laws.huber import BOOTSTRAP_GRID, bootstrap_starts
+
+    s = bootstrap_starts("overtrain", {"E": 2.0, "a": 100.0, "b": 300.0, "eta": 0.1})
+    np.testing.assert_allclose(s[0], [np.log(2.0), np.log(100.0), np.log(300.0), 0.1])
+    assert len(s) == 1 + len(BOOTSTRAP_GRID["overtrain"])
+
+
+def test_bootstrap_rejects_unknown_estimator():
+    from scaling_jax.errors import UserError
+    from scaling_jax.laws.bootstrap import bootstrap
+
+    _, xs, y = _points()
+    with pytest.raises(UserError, match="'ols'"):
+        bootstrap("overtrain", xs, y, n_resamples=5, estimator="ols")

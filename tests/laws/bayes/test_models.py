@@ -1,5 +1,6 @@
 """Simulated data from known parameters: the posterior covers the truth, more points narrow
-the bands, bad input fails like the point fitter. Few draws (4 × 200) keep each NUTS run at ~20 s, mostly compilation."""
+the bands, bad input fails like the point fitter. Few draws (4 × 200) keep each NUTS run at ~20 s,
+mostly compilation."""
 
 import dataclasses
 
@@ -52,7 +53,8 @@ def many():
     N, M = np.meshgrid(SIZES, [20.0, 80.0, 320.0])
     loss = simulate(N.ravel(), M.ravel())
     L_fit = np.r_[loss.L, true_loss(1.44e9, 20.0)]
-    err = ErrorData(L=L_fit, Err=np.asarray(forms.error(TRUE_ERR, L_fit)) * np.exp(0.003 * np.random.default_rng(1).normal(size=L_fit.size)))
+    noise = np.exp(0.003 * np.random.default_rng(1).normal(size=L_fit.size))
+    err = ErrorData(L=L_fit, Err=np.asarray(forms.error(TRUE_ERR, L_fit)) * noise)
     post = run_nuts(chained_model, loss, err, config=dataclasses.replace(CONFIG, num_warmup=400))
     return loss, err, post
 
@@ -78,7 +80,11 @@ def test_predictive_bands_cover_the_true_law_off_the_fit_points(many):
     law = LossLaw.from_samples(post.samples, loss.support)
     b = Bands.from_draws(loss_draws(law, *to_CM(N=TARGETS_N, M=TARGETS_M)))
     assert np.all(b.covers(true_loss(TARGETS_N, TARGETS_M), 95))
-    assert np.all((b.lo[95] <= b.lo[90]) & (b.lo[90] <= b.lo[50]) & (b.hi[50] <= b.hi[90]) & (b.hi[90] <= b.hi[95]))
+    # Informative, not just wide: the median tracks the true law, the 95 % bands stay within
+    # 25 % of the loss (8 %, 17 %, 6 % here) and the farthest extrapolation (6.9B) is widest.
+    np.testing.assert_allclose(b.median, true_loss(TARGETS_N, TARGETS_M), rtol=0.02)
+    rel_width = (b.hi[95] - b.lo[95]) / b.median
+    assert np.all(rel_width < 0.25) and np.argmax(rel_width) == 1
 
 
 def test_chained_error_band_covers_truth_and_carries_both_laws(many):
@@ -111,9 +117,11 @@ def test_same_seed_same_draws(few):
     data, post = few
     again = run_nuts(loss_model, data, config=CONFIG)
     np.testing.assert_array_equal(post.samples["eta"], again.samples["eta"])
-    law = LossLaw.from_samples(post.samples, data.support)
+    # Predictive draws from the two runs' laws (each with its own prior-discrepancy draws) agree
+    # too: the whole path from seed to band is reproducible, not just one call.
+    law, law_again = (LossLaw.from_samples(p.samples, data.support) for p in (post, again))
     C, M = to_CM(N=TARGETS_N, M=TARGETS_M)
-    np.testing.assert_array_equal(loss_draws(law, C, M, seed=3), loss_draws(law, C, M, seed=3))
+    np.testing.assert_array_equal(loss_draws(law, C, M, seed=3), loss_draws(law_again, C, M, seed=3))
     assert not np.array_equal(loss_draws(law, C, M, seed=3), loss_draws(law, C, M, seed=4))
 
 
