@@ -18,9 +18,16 @@ parameters and tokens, and the law is written
   Chinchilla-style fits find 0.28-0.37, and Beta(2, 6) has mean 0.25 and 95 % of its mass in
   (0.03, 0.6). They get separate priors because Eq. 3, unlike Eq. 4, lets them differ.
 
-With the centre inside the data, L₀, the local slopes α·A₀ and β·B₀ and the curvatures are
-what the fit points pin; E, A, B are then far less correlated with α, β than in the paper's
-coordinates, where A = A₀·N₀^α makes ln A move with α by ln N₀ ≈ 18 per unit.
+Sampled coordinates. The data pin L₀ and the law's relative slopes at the centre,
+g_N = −∂ ln L/∂ ln N = α·A₀/L₀ and g_D = β·B₀/L₀; E and the A/B split are what they pin least.
+Sampling α, β directly leaves a curved ridge (lower E goes with a larger reducible loss and a
+smaller α at the same slope) that NUTS crosses slowly (min ESS ≈ 80, R-hat ≈ 1.03 at 2 × 300
+draws on the tests' 20 simulated runs). So NUTS samples (ln L₀, u, w, ln g_N, ln g_D), with
+α = g_N/(w·(1 − u)), β = g_D/((1 − w)·(1 − u)), and a factor that makes the prior exactly the
+one above: Beta(2, 6)'s density at α times the Jacobian |∂α/∂ ln g_N| = α (β likewise), over a
+Normal base for ln g whose own density is taken back out (the base only gives the initial
+point and the sampler a proper distribution to start from). On the same data and seeds: min
+ESS ≈ 200 and R-hat ≈ 1.01-1.015, for the same time.
 
 Likelihood as Eq. 4's (see ``models``): ln L_obs ~ Normal(ln L_law(N, D), σ_fit), σ_fit with
 the same LogNormal prior. The support of the fit points is measured in (ln C, ln M), C = 6ND,
@@ -46,7 +53,9 @@ from scaling_jax.laws.bayes.models import ErrorData, _FitPoints, _set_arrays, _s
 from scaling_jax.laws.bayes.predict import _paired
 from scaling_jax.laws.points import as_points, design_problems
 
-EXPONENT_PRIOR = (2.0, 6.0)  # Beta prior of α and β (see module docstring)
+EXPONENT_PRIOR = dist.Beta(2.0, 6.0)  # prior of α and β (see module docstring)
+# Base of the sampled ln g (taken back out by the prior factor): centred where α = β = 0.25 at u = w = 0.5.
+SLOPE_BASE = dist.Normal(np.log(0.25 * 0.25), 1.0)
 
 
 @dataclass(frozen=True)
@@ -91,14 +100,26 @@ class ChinchillaData(_FitPoints):
         return float(np.mean(np.log(self.D)))
 
 
+def _exponent_log_prior(x, ln_g):
+    """log Beta(2, 6) density of exponent x = g/c, times |∂x/∂ ln g| = x, less the base's density of
+    ln g; zero density (−∞) for x ≥ 1, where the Beta density already falls to 0 as (1 − x)⁵."""
+    inside = x < 1.0
+    safe = jnp.where(inside, x, 0.5)
+    log_p = EXPONENT_PRIOR.log_prob(safe) + jnp.log(safe) - SLOPE_BASE.log_prob(ln_g)
+    return jnp.where(inside, log_p, -jnp.inf)
+
+
 def chinchilla_model(data: ChinchillaData):
     """Eq. 3 on ln L with a learned fit noise σ_fit, in anchored coordinates (module docstring);
     deterministic sites E, A, B, alpha, beta carry the paper's parameters."""
     ln_L0 = numpyro.sample("ln_L0", dist.Normal(np.log(data.L_bar), 1.0))
     u_E = numpyro.sample("u_E", dist.Beta(2.0, 2.0))
     w = numpyro.sample("w", dist.Beta(2.0, 2.0))
-    alpha = numpyro.sample("alpha", dist.Beta(*EXPONENT_PRIOR))
-    beta = numpyro.sample("beta", dist.Beta(*EXPONENT_PRIOR))
+    ln_g_N = numpyro.sample("ln_g_N", SLOPE_BASE)
+    ln_g_D = numpyro.sample("ln_g_D", SLOPE_BASE)
+    alpha = numpyro.deterministic("alpha", jnp.exp(ln_g_N) / (w * (1.0 - u_E)))
+    beta = numpyro.deterministic("beta", jnp.exp(ln_g_D) / ((1.0 - w) * (1.0 - u_E)))
+    numpyro.factor("exponent_prior", _exponent_log_prior(alpha, ln_g_N) + _exponent_log_prior(beta, ln_g_D))
     sigma = _sigma_fit("sigma_loss")
     L0 = jnp.exp(ln_L0)
     E = numpyro.deterministic("E", u_E * L0)

@@ -174,6 +174,21 @@ def test_one_tokens_per_parameter_ratio_only_warns():
         ChinchillaData(N=FIT_N, D=FIT_D, L=true_loss_NxD(FIT_N, FIT_D))
 
 
+def test_sampled_slopes_give_the_documented_beta_prior_on_the_exponents():
+    """Base draws of ln g reweighted by the prior factor: α = g/c is Beta(2, 6) whatever c = w·(1 − u)."""
+    from scaling_jax.laws.bayes.chinchilla import SLOPE_BASE, _exponent_log_prior
+
+    ln_g = np.random.default_rng(0).normal(float(SLOPE_BASE.loc), 1.0, 400_000)
+    for c in (0.1, 0.25, 0.6):
+        alpha = np.exp(ln_g) / c
+        wt = np.exp(np.asarray(_exponent_log_prior(alpha, ln_g)))
+        wt /= wt.sum()
+        mean = np.sum(wt * alpha)
+        assert abs(mean - 0.25) < 0.01, (c, mean)  # Beta(2, 6): mean 1/4, sd 0.144
+        np.testing.assert_allclose(np.sqrt(np.sum(wt * (alpha - mean) ** 2)), np.sqrt(12 / (64 * 9)), rtol=0.05)
+        assert np.all(wt[alpha >= 1] == 0)
+
+
 def test_discrepancy_defaults_to_prior_draws_paired_with_the_posterior():
     support = ChinchillaData(FIT_N, FIT_D, true_loss_NxD(FIT_N, FIT_D)).support
     s = {k: np.full(7, v) for k, v in TRUE.items()} | {"sigma_loss": np.full(7, NOISE)}
