@@ -27,7 +27,9 @@ draws on the tests' 20 simulated runs). So NUTS samples (ln L₀, u, w, ln g_N, 
 one above: Beta(2, 6)'s density at α times the Jacobian |∂α/∂ ln g_N| = α (β likewise), over a
 Normal base for ln g whose own density is taken back out (the base only gives the initial
 point and the sampler a proper distribution to start from). On the same data and seeds: min
-ESS ≈ 200 and R-hat ≈ 1.01-1.015, for the same time.
+ESS ≈ 200 and R-hat ≈ 1.01-1.015, for the same time. A default fit (4 chains × 1,000 + 1,000)
+on 20 or 250 simulated runs takes ~37-39 s with compilation on two busy CPU cores, with
+R-hat ≤ 1.002, min ESS > 1,600 and no divergences.
 
 Likelihood as Eq. 4's (see ``models``): ln L_obs ~ Normal(ln L_law(N, D), σ_fit), σ_fit with
 the same LogNormal prior. The support of the fit points is measured in (ln C, ln M), C = 6ND,

@@ -88,6 +88,7 @@ def test_posterior_covers_the_true_parameters_and_mixes(fits):
         truth_fit = np.log(true_loss_NxD(data.N, data.D))
         assert np.all((lo <= truth_fit) & (truth_fit <= hi)) and np.all(hi - lo < 4 * NOISE)
         d = post.diagnostics
+        # 2 × 300 draws give R-hat 1.011-1.013 here (≤ 1.002 at the default 4 × 1,000).
         assert d.max_rhat <= 1.02 and d.min_ess > 100 and d.divergences == 0, d.to_dict()
     # 20 runs over 40× in N and 8× in D/N separate the exponents: α and β are not confounded.
     a_lo, a_hi = np.percentile(fits[0][1].samples["alpha"], [2.5, 97.5])
