@@ -31,13 +31,12 @@ from scaling_jax.laws.bayes import (
     Residuals,
     calibrate,
     chained_error_draws,
-    chained_model,
     hierarchical_loss_model,
     loss_draws,
-    loss_model,
     run_nuts,
 )  # fmt: skip
 from scaling_jax.laws.bayes.design import error_distance, loss_distance
+from scaling_jax.laws.bayes.fit import fit_bayes
 from scaling_jax.laws.bayes.predict import LEVELS
 from scaling_jax.paper import recipe
 from scaling_jax.testbed import RunRecord, Testbed
@@ -109,7 +108,7 @@ class SetFit:
 def fit_set(tb: Testbed, dataset: str, config: NutsConfig) -> SetFit:
     lr, er = recipe.loss_fit_runs(tb, dataset), recipe.error_fit_runs(tb, dataset)
     ld, ed = loss_data(lr), error_data(er)
-    post = run_nuts(chained_model, ld, ed, config=config)
+    post = fit_bayes("overtrain", loss=ld, error=ed, config=config).posterior
     fit_l, fit_e = {r.name for r in lr}, {r.name for r in er}
     runs = sorted(tb.select(dataset=dataset).runs, key=lambda r: (r.N, r.M))
     lh = tuple(r for r in runs if r.name not in fit_l)
@@ -182,8 +181,10 @@ def check_set(tb: Testbed, fit: SetFit, config: NutsConfig, n_bootstrap: int = 1
     summary = {"loss": band_stats(lb, y_l, lM), "error": band_stats(eb, y_e, eM)}
     if calibrated:
         _, _, plb, peb = score(*prior_laws)
-        summary |= {"loss_prior_discrepancy": band_stats(plb, y_l, lM), "error_prior_discrepancy": band_stats(peb, y_e, eM)}
-    bb, b_draws, b_summary = _bootstrap_bands(recipe.loss_fit_runs(tb, fit.dataset), lh, n_bootstrap, config.seed)
+        summary |= {"loss_prior_discrepancy": band_stats(plb, y_l, lM),
+                    "error_prior_discrepancy": band_stats(peb, y_e, eM)}
+    table1 = recipe.loss_fit_runs(tb, fit.dataset)
+    bb, b_draws, b_summary = _bootstrap_bands(table1, lh, n_bootstrap, config.seed)
     summary |= {
         "bootstrap_loss": {**band_stats(bb, y_l, lM), "resamples": b_summary},
         "discrepancy": {"loss": ll.discrepancy.summary(), "error": el.discrepancy.summary()},
@@ -226,7 +227,8 @@ def pooling_comparison(tb: Testbed, datasets, config: NutsConfig, table1: dict[s
     for design, fit_runs in designs.items():
         data = {ds: loss_data(fit_runs[ds]) for ds in datasets}
         pooled = run_nuts(hierarchical_loss_model, PooledLossData(tuple(data[ds] for ds in datasets)), config=config)
-        out[design] = {"n_fit_points_per_set": len(next(iter(fit_runs.values()))), "hierarchical": {}, "independent": {},
+        out[design] = {"n_fit_points_per_set": len(next(iter(fit_runs.values()))),
+                       "hierarchical": {}, "independent": {},
                        "hierarchical_diagnostics": pooled.diagnostics.to_dict(), "independent_diagnostics": {}}
         for s, ds in enumerate(datasets):
             fit_names = {x.name for x in designs["table1"][ds]}
@@ -236,9 +238,9 @@ def pooling_comparison(tb: Testbed, datasets, config: NutsConfig, table1: dict[s
             if design == "table1" and table1 and ds in table1:
                 indep = table1[ds]
             else:
-                post = run_nuts(loss_model, data[ds], config=config)
-                out[design]["independent_diagnostics"][ds] = post.diagnostics.to_dict()
-                indep = LossLaw.from_samples(post.samples, data[ds].support, discrepancy.get(ds))
+                fit = fit_bayes("overtrain", loss=data[ds], config=config, loss_discrepancy=discrepancy.get(ds))
+                out[design]["independent_diagnostics"][ds] = fit.posterior.diagnostics.to_dict()
+                indep = fit.loss_law
             hier = LossLaw.from_samples(pooled.samples, data[ds].support, discrepancy.get(ds), index=s)
             for name, law in (("hierarchical", hier), ("independent", indep)):
                 out[design][name][ds] = band_stats(Bands.from_draws(loss_draws(law, C, M, seed=config.seed)), y, M)

@@ -13,7 +13,8 @@ def test_posterior_on_the_testbed_writes_the_issue_shape(testbed_dir, tmp_path, 
     assert main(argv) == 0
     body = json.loads((out / "posterior.json").read_text())
     rpj = body["datasets"]["rpj"]
-    assert set(rpj) >= {"loss", "error", "bootstrap_loss", "diagnostics", "loss_prior_discrepancy", "error_prior_discrepancy"}
+    assert set(rpj) >= {"loss", "error", "bootstrap_loss", "diagnostics", "loss_prior_discrepancy",
+                        "error_prior_discrepancy"}
     # rpj's bands take their discrepancy from the other two sets' held-out runs, never its own.
     disc = rpj["discrepancy"]["loss"]
     assert disc["source"] == "held-out runs of c4_original, rw_original"

@@ -78,10 +78,20 @@ class Posterior:
 
     samples: dict[str, np.ndarray]
     diagnostics: Diagnostics
+    mcmc: object = field(default=None, repr=False, compare=False)  # the numpyro MCMC that drew them
 
     @property
     def num_draws(self) -> int:
         return len(next(iter(self.samples.values())))
+
+    def to_inference_data(self):
+        """The run as ArviZ InferenceData (posterior by chain, sample stats, observed data)."""
+        import arviz as az
+
+        if self.mcmc is None:
+            raise ValueError("this Posterior keeps no MCMC run to convert")
+        with jax.enable_x64(True):
+            return az.from_numpyro(self.mcmc)
 
 
 def diagnose(grouped: dict[str, np.ndarray], diverging_CxS: np.ndarray, num_chains: int) -> Diagnostics:
@@ -144,4 +154,4 @@ def run_nuts(model: Callable, *args, config: NutsConfig = NutsConfig(), **kwargs
         diverging = np.asarray(mcmc.get_extra_fields(group_by_chain=True)["diverging"])
     diag = diagnose(grouped, diverging, config.num_chains)
     flat = {k: v.reshape((-1,) + v.shape[2:]) for k, v in grouped.items()}
-    return Posterior(samples=flat, diagnostics=diag)
+    return Posterior(samples=flat, diagnostics=diag, mcmc=mcmc)

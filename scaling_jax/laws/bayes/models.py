@@ -86,7 +86,8 @@ class LossData(_FitPoints):
         xs, y = as_points("overtrain", {"C": self.C, "M": self.M}, self.L)
         _set_arrays(self, C=xs["C"], M=xs["M"], L=y)
         for problem in design_problems("overtrain", xs):
-            warnings.warn(f"Eq. 4 fit points: {problem}; the posterior there is the prior's", RuntimeWarning, stacklevel=3)
+            warnings.warn(f"Eq. 4 fit points: {problem}; the posterior there is the prior's", RuntimeWarning,
+                          stacklevel=3)
 
     @property
     def x(self) -> np.ndarray:
