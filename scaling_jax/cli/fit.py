@@ -1,75 +1,130 @@
-"""``scaling-jax fit``: fit a law to a user's runs, with bootstrap intervals."""
+"""``scaling-jax fit``: fit a law to a user's runs, with intervals and predictions."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
-LAW_INPUTS = {
-    # law -> (inputs from points, target column)
-    "chinchilla": (lambda p: {"N": p["N"], "D": p["D"]}, "loss"),
-    "overtrain": (lambda p: {"C": 6.0 * p["N"] * p["D"], "M": p["D"] / p["N"]}, "loss"),
-    "error": (lambda p: {"L": p["loss"]}, "error"),
-}
+LAWS = ("chinchilla", "error", "overtrain")
+NOT_CONVERGED = 3  # exit status of a Bayesian fit that did not converge (without --allow-unconverged)
 
 
 def add_parser(sub) -> None:
     p = sub.add_parser("fit", help="fit a scaling law to runs (CSV with N, D, loss[, error] or a testbed folder)")
-    p.add_argument("--runs", required=True, help="CSV file or testbed folder")
-    p.add_argument("--law", choices=sorted(LAW_INPUTS), default="overtrain")
-    p.add_argument("--estimator", choices=("lm", "huber"), default="lm")
-    p.add_argument("--out", type=Path, default=None, help="folder for fit.json")
+    p.add_argument("--runs", required=True,
+                   help="CSV file or testbed folder (the paper's release or record.json files)")
+    p.add_argument("--law", choices=LAWS, default="overtrain")
+    p.add_argument("--estimator", choices=("lm", "huber", "bayes"), default="lm")
+    p.add_argument("--out", type=Path, default=None, help="folder for fit.json (and, for bayes, posterior.nc, figures)")
     p.add_argument("--val-set", default=None,
                    help="validation set whose loss is fitted (testbed input; default: each run's own set, "
                         "else the paper's c4_val)")
     p.add_argument("--metric", default="err_17", choices=("err_17", "err_46"), help="downstream error (testbed input)")
-    p.add_argument("--dataset", default=None, help="only this training set of a testbed")
-    p.add_argument("--bootstrap", type=int, default=200, help="resamples for intervals (0: none)")
+    p.add_argument("--dataset", default=None, help="the training set of a testbed to fit")
+    p.add_argument("--bootstrap", type=int, default=200, help="resamples for lm/huber intervals (0: none)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--predict", action="append", default=[], metavar="N,D",
+                   help="predict at N,D (or N=..,D=.. / C=..,M=.. / N=..,M=..; L=.. for --law error); repeatable")
+    p.add_argument("--predict-file", default=None, help="CSV of targets: columns N, D (or C, M; L for --law error)")
+    p.add_argument("--calibration", default=None,
+                   help="bayes: discrepancy learned from past sweeps (calibration.json written by `posterior`)")
+    p.add_argument("--num-warmup", type=int, default=None, help="bayes: NUTS warm-up steps per chain")
+    p.add_argument("--num-samples", type=int, default=None, help="bayes: NUTS draws per chain")
+    p.add_argument("--chains", type=int, default=None, help="bayes: NUTS chains")
+    p.add_argument("--allow-unconverged", action="store_true",
+                   help=f"bayes: exit 0 even when NUTS did not converge (else exit {NOT_CONVERGED})")
+    p.add_argument("--no-plots", action="store_true", help="bayes: skip the trace, pair and band figures")
     p.set_defaults(func=run)
+
+
+def _fmt(x: float) -> str:
+    return f"{x:.5g}"
+
+
+def _print_report(args, report, n_points: int) -> None:
+    body = report.body
+    if args.estimator == "bayes":
+        d = body["diagnostics"]
+        print(f"{args.law} law, bayes estimator (NUTS), {n_points} points: R-hat max {d['max_rhat']:.4f}, "
+              f"ESS min {d['min_ess']:.0f}, divergences {d['divergences']}")
+        for k, (lo, hi) in body["intervals_95"].items():
+            print(f"  {k:>11} = {_fmt(body['params'][k])}  95% [{_fmt(lo)}, {_fmt(hi)}]")
+    else:
+        print(f"{args.law} law, {args.estimator} estimator, {n_points} points: objective {body['objective']:.4g}, "
+              f"converged {body['converged']} ({body['starts']['converged']}/{body['starts']['total']} starts)")
+        intervals = body.get("bootstrap", {}).get("intervals_95", {})
+        for k, v in body["params"].items():
+            ci = f"  95% [{_fmt(intervals[k][0])}, {_fmt(intervals[k][1])}]" if k in intervals else ""
+            print(f"  {k:>8} = {v:.6g}{ci}")
+        if "bootstrap" in body:
+            b = body["bootstrap"]
+            print(f"  bootstrap ({b['estimator']} refits): {b['n_kept']}/{b['n_resamples']} resamples kept, "
+                  f"{b['n_underdetermined']} dropped as underdetermined, {b['n_unconverged']} unconverged")
+        for w in body["identifiability"]["warnings"]:
+            print(f"  warning: {w}")
+    rows = body.get("predictions", [])
+    if rows:
+        keys = [k for k in ("loss", "error") if k in rows[0]]
+        inputs = ("L",) if args.law == "error" else ("N", "D", "M")
+        print("predictions (median and 50/95 % predictive intervals):")
+        print("  " + " ".join(f"{k:>10}" for k in inputs) + "".join(f" {k:>8} {'50%':>17} {'95%':>17}" for k in keys))
+        for r in rows:
+            cells = " ".join(f"{r[k]:>10.4g}" for k in inputs)
+            for k in keys:
+                s = r[k]
+                cells += (f" {s['median']:>8.4f} [{s['lo50']:.4f}, {s['hi50']:.4f}] "
+                          f"[{s['lo95']:.4f}, {s['hi95']:.4f}]")
+            print("  " + cells)
+    for problem in report.problems:
+        print(f"  not converged: {problem}; rerun with more warm-up (--num-warmup) or draws (--num-samples)")
 
 
 def run(args: argparse.Namespace) -> int:
     from scaling_jax import atomic
     from scaling_jax.errors import UserError
-    from scaling_jax.laws.bootstrap import bootstrap
-    from scaling_jax.laws.fit import fit_law
-    from scaling_jax.laws.huber import bootstrap_starts, fit_huber
-    from scaling_jax.testbed.points_io import read_points
+    from scaling_jax.laws.fit_report import fit_points
+    from scaling_jax.testbed.points_io import parse_target, read_points, read_targets_csv
 
     if args.out is not None:
         atomic.check_out_dir(args.out)
-    if args.bootstrap < 0:
-        raise UserError(f"--bootstrap: must be >= 0, got {args.bootstrap}")
-    make_inputs, target = LAW_INPUTS[args.law]
+    targets = [parse_target(s, args.law) for s in args.predict]
+    if args.predict_file:
+        targets += read_targets_csv(args.predict_file, args.law)
+    if args.calibration and args.estimator != "bayes":
+        raise UserError("--calibration applies to --estimator bayes only")
+    config = _nuts_config(args) if args.estimator == "bayes" else None
     pts = read_points(args.runs, val_set=args.val_set, metric=args.metric, dataset=args.dataset,
                       need_error=args.law == "error")
-    inputs, y = make_inputs(pts), pts[target]
-    fit = (fit_huber if args.estimator == "huber" else fit_law)(args.law, inputs, y)
-    out = fit.to_json(args.estimator)
-    intervals = {}
-    if args.bootstrap > 0:
-        # Resamples are refitted by the estimator that made the point estimate; the Huber
-        # refits start from its optimum (and a few grid corners) rather than the full grid.
-        starts = bootstrap_starts(args.law, fit.params) if args.estimator == "huber" else None
-        bs = bootstrap(args.law, inputs, y, n_resamples=args.bootstrap, seed=args.seed, estimator=args.estimator,
-                       starts=starts)
-        out["bootstrap"] = bs.summary()
-        if bs.n_kept:
-            intervals = bs.param_intervals(0.95)
-            out["bootstrap"]["intervals_95"] = {k: list(v) for k, v in intervals.items()}
-    print(f"{args.law} law, {args.estimator} estimator, {len(y)} points: objective {fit.rss:.4g}, "
-          f"converged {fit.converged} ({fit.n_converged}/{fit.n_starts} starts)")
-    for k, v in fit.params.items():
-        ci = f"  95% [{intervals[k][0]:.5g}, {intervals[k][1]:.5g}]" if k in intervals else ""
-        print(f"  {k:>8} = {v:.6g}{ci}")
-    if args.bootstrap > 0:
-        b = out["bootstrap"]
-        print(f"  bootstrap ({b['estimator']} refits): {b['n_kept']}/{b['n_resamples']} resamples kept, "
-              f"{b['n_underdetermined']} dropped as underdetermined, {b['n_unconverged']} unconverged")
-    for w in fit.identifiability["warnings"]:
-        print(f"  warning: {w}")
+    loss_disc = error_disc = None
+    if args.calibration:
+        from scaling_jax.laws.bayes.calibration_file import load_calibration
+
+        loss_disc = load_calibration(args.calibration, "loss") if args.law != "error" else None
+        error_disc = load_calibration(args.calibration, "error") if "error" in pts else None
+    report = fit_points(pts, args.law, args.estimator, n_bootstrap=args.bootstrap, seed=args.seed, targets=targets,
+                        config=config, loss_discrepancy=loss_disc, error_discrepancy=error_disc)
+    _print_report(args, report, len(pts["loss"]))
     if args.out is not None:
-        path = atomic.write_json(args.out / "fit.json", out)
-        print(f"wrote {path}")
+        written = [atomic.write_json(args.out / "fit.json", report.body)]
+        if report.bayes is not None:
+            from scaling_jax.laws import figures
+
+            written.append(figures.write_inference_data(report.bayes, args.out / "posterior.nc"))
+            if not args.no_plots:
+                written += figures.bayes_figures(report.bayes, pts, report.targets, args.out)
+        print(f"wrote {', '.join(map(str, written))}")
+    if not report.converged and not args.allow_unconverged:
+        return NOT_CONVERGED
     return 0
+
+
+def _nuts_config(args):
+    from scaling_jax.errors import UserError
+    from scaling_jax.laws.bayes import NutsConfig
+
+    given = {"num_warmup": ("--num-warmup", args.num_warmup), "num_samples": ("--num-samples", args.num_samples),
+             "num_chains": ("--chains", args.chains)}  # fmt: skip
+    for flag, v in given.values():
+        if v is not None and v < 1:
+            raise UserError(f"{flag}: must be >= 1, got {v}")
+    return NutsConfig(seed=args.seed, **{k: v for k, (_, v) in given.items() if v is not None})

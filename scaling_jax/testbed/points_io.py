@@ -28,11 +28,12 @@ def _check_value(where: str, column: str, raw: str) -> float:
 
 
 def read_points_csv(path: Path, need_error: bool = False) -> dict[str, np.ndarray]:
-    """``{"N", "D", "loss"[, "error"]}`` arrays; errors name the file, line and column."""
-    need = REQUIRED + (("error",) if need_error else ())
+    """``{"N", "D", "loss"[, "error"]}`` arrays (``error`` whenever the file has the column);
+    errors name the file, line and column."""
     with path.open(newline="") as f:
         reader = csv.DictReader(f)
         header = reader.fieldnames or []
+        need = REQUIRED + (("error",) if need_error or "error" in header else ())
         missing = [c for c in need if c not in header]
         if missing:
             raise UserError(f"{path}: missing column(s) {missing}; found {header}")
@@ -80,11 +81,86 @@ def testbed_points(tb: Testbed, *, val_set: str | None = None, metric: str = "er
         "D": np.array([r.D for r in runs], float),
         "loss": np.array([r.losses[name] for r in runs]),
     }
-    if need_error:
-        missing = [r.name for r in runs if getattr(r, metric) is None]
-        if missing:
-            raise UserError(f"{where}: run(s) {missing[:3]} have no downstream {metric}")
+    missing = [r.name for r in runs if getattr(r, metric) is None]
+    if need_error and missing:
+        raise UserError(f"{where}: run(s) {missing[:3]} have no downstream {metric}")
+    if not missing:
         out["error"] = np.array([getattr(r, metric) for r in runs])
+    return out
+
+
+# How a prediction target may be given: the keys of one spec, and how each becomes (N, D, C, M).
+TARGET_FORMS = {
+    ("D", "N"): lambda v: (v["N"], v["D"]),
+    ("C", "M"): lambda v: (math.sqrt(v["C"] / (6.0 * v["M"])), v["M"] * math.sqrt(v["C"] / (6.0 * v["M"]))),
+    ("M", "N"): lambda v: (v["N"], v["M"] * v["N"]),
+}
+
+
+def _target(values: dict[str, float], law: str, where: str) -> dict[str, float]:
+    for k, v in values.items():
+        if not math.isfinite(v) or v <= 0:
+            raise UserError(f"{where}: {k} must be positive and finite, got {v!r}")
+    if law == "error":
+        if set(values) != {"L"}:
+            raise UserError(f"{where}: the error law predicts from a loss: give L=..., got {sorted(values)}")
+        return {"L": values["L"]}
+    form = TARGET_FORMS.get(tuple(sorted(values)))
+    if form is None:
+        raise UserError(f"{where}: give N,D or N=...,D=... or C=...,M=... or N=...,M=..., got {sorted(values)}")
+    N, D = form(values)
+    return {"N": N, "D": D, "C": 6.0 * N * D, "M": D / N}
+
+
+def parse_target(spec: str, law: str) -> dict[str, float]:
+    """One ``--predict`` value: ``N,D`` (two numbers), ``N=...,D=...``, ``C=...,M=...``, ``N=...,M=...``,
+    or ``L=...`` for the error law; returns N, D, C and M (or L)."""
+    where = f"--predict {spec!r}"
+    parts = [s.strip() for s in spec.split(",") if s.strip()]
+    try:
+        if parts and all("=" not in s for s in parts):
+            if law == "error" and len(parts) == 1:
+                return _target({"L": float(parts[0])}, law, where)
+            if len(parts) != 2:
+                raise UserError(f"{where}: expected two numbers N,D")
+            return _target({"N": float(parts[0]), "D": float(parts[1])}, law, where)
+        values = {}
+        for s in parts:
+            key, _, raw = s.partition("=")
+            values[key.strip()] = float(raw)
+    except ValueError as e:
+        if isinstance(e, UserError):
+            raise
+        raise UserError(f"{where}: not a number ({e})") from None
+    return _target(values, law, where)
+
+
+def read_targets_csv(path: str | Path, law: str) -> list[dict[str, float]]:
+    """``--predict-file``: one target per row, columns N, D (or C, M; L for the error law)."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputNotFound(f"--predict-file {path}: no such file")
+    with path.open(newline="") as f:
+        reader = csv.DictReader(f)
+        header = [h.strip() for h in reader.fieldnames or []]
+        keys = ["L"] if law == "error" else next((list(k) for k in (("N", "D"), ("C", "M")) if set(k) <= set(header)),
+                                                 None)
+        if keys is None or not set(keys) <= set(header):
+            want = "L" if law == "error" else "N, D (or C, M)"
+            raise UserError(f"{path}: needs columns {want}; found {header}")
+        out = []
+        for line, row in enumerate(reader, start=2):
+            where = f"{path}:{line}"
+            values = {}
+            for k in keys:
+                raw = (row.get(k) or "").strip()
+                try:
+                    values[k] = float(raw)
+                except ValueError:
+                    raise UserError(f"{where}: column {k!r} is not a number: {raw!r}") from None
+            out.append(_target(values, law, where))
+    if not out:
+        raise UserError(f"{path}: no targets")
     return out
 
 
