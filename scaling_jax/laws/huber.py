@@ -147,7 +147,7 @@ def bootstrap_starts(law: str, params: Mapping[str, float] | None = None) -> np.
     """Log-space starts for refitting resamples: the point estimate ``params`` (when given) and
     BOOTSTRAP_GRID's few corners. Resamples lie near the full data, so their optima lie near the
     point estimate; the grid guards against a resample whose optimum has moved to another basin.
-    Each start costs one L-BFGS run per resample (about 10-40 ms on 2 CPU cores)."""
+    Each start costs one L-BFGS run per resample, so keep this short."""
     _check(law)
     grid = BOOTSTRAP_GRID[law]
     if params is None:
