@@ -15,6 +15,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from scaling_jax.errors import UserError
+from scaling_jax.laws import forms
 from scaling_jax.laws.bayes.predict import LEVELS, Bands
 
 ESTIMATORS = ("lm", "huber", "bayes")
@@ -54,8 +55,9 @@ def _prediction_rows(targets: Sequence[dict], draws: Mapping[str, np.ndarray]) -
     return [{**t, **{k: interval_summary(b, i) for k, b in bands.items()}} for i, t in enumerate(targets)]
 
 
-def _target_inputs(law: str, targets: Sequence[dict]) -> dict[str, np.ndarray]:
-    keys = ("L",) if law == "error" else ("C", "M")
+def _target_inputs(law: str, targets: Sequence[dict], keys: Sequence[str] | None = None) -> dict[str, np.ndarray]:
+    """The targets as the law's own inputs (``keys``: others, e.g. the (C, M) of Bayesian draws)."""
+    keys = forms.law(law)[2] if keys is None else keys
     return {k: np.array([t[k] for t in targets], np.float64) for k in keys}
 
 
@@ -158,7 +160,8 @@ def _fit_bayes(pts, law, seed, targets, config, loss_discrepancy, error_discrepa
                  "target_accept_prob": config.target_accept_prob},
     }  # fmt: skip
     if targets:
-        draws = fit.draws(**_target_inputs(law, targets), seed=config.seed)
+        keys = ("L",) if law == "error" else ("C", "M")
+        draws = fit.draws(**_target_inputs(law, targets, keys), seed=config.seed)
         body["prediction_method"] = {k: {"estimator": "bayes", "parameters": f"posterior ({n_draws} draws)",
                                          "noise": "fit noise sigma and discrepancy at the target's distance"}
                                      for k in draws}  # fmt: skip
