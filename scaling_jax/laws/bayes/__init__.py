@@ -2,9 +2,11 @@
 
 ``models`` holds the priors and likelihoods; ``design`` the extrapolation distance;
 ``discrepancy`` the law's misfit beyond its fit points (prior, or calibrated on past sweeps);
+``calibration_file`` saves and loads calibrated discrepancies for reuse;
 ``infer`` NUTS and its diagnostics; ``predict`` predictive draws and intervals.
 """
 
+from scaling_jax.laws.bayes.calibration_file import load_calibration, save_calibration
 from scaling_jax.laws.bayes.design import Support
 from scaling_jax.laws.bayes.discrepancy import Discrepancy, Residuals, calibrate, prior_discrepancy
 from scaling_jax.laws.bayes.infer import Diagnostics, NutsConfig, Posterior, run_nuts
@@ -31,6 +33,6 @@ from scaling_jax.laws.bayes.predict import (
 __all__ = [
     "Bands", "Diagnostics", "Discrepancy", "ErrorData", "ErrorLaw", "LossData", "LossLaw", "NutsConfig",
     "PooledLossData", "Posterior", "Residuals", "Support", "calibrate", "chained_error_draws", "chained_model",
-    "error_draws", "error_model", "hierarchical_loss_model", "loss_draws", "loss_model", "predictive",
-    "prior_discrepancy", "run_nuts", "to_CM",
+    "error_draws", "error_model", "hierarchical_loss_model", "load_calibration", "loss_draws", "loss_model",
+    "predictive", "prior_discrepancy", "run_nuts", "save_calibration", "to_CM",
 ]  # fmt: skip
