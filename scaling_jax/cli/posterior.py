@@ -19,8 +19,8 @@ def add_parser(sub) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--bootstrap", type=int, default=1000, help="LM bootstrap resamples for the comparison")
     p.add_argument("--calibrate", choices=("others", "none"), default="others",
-                   help="discrepancy of each set's bands: learned from the other sets' held-out runs (default) "
-                        "or the prior's only")
+                   help="discrepancy of each set's bands: learned from the other sets' held-out runs (default; "
+                        "also writes calibration.json, learned from all sets, for reuse) or the prior's only")
     p.add_argument("--no-pooling", action="store_true", help="skip the hierarchical vs independent comparison")
     p.add_argument("--no-plots", action="store_true", help="skip the PNG figures")
     p.set_defaults(func=run)

@@ -116,10 +116,12 @@ def fit_set(tb: Testbed, dataset: str, config: NutsConfig) -> SetFit:
     return SetFit(dataset, post, ld, ed, lh, eh)
 
 
-def calibrate_from(fits: dict[str, SetFit], target: str, config: NutsConfig) -> tuple[Discrepancy, Discrepancy] | None:
+def calibrate_from(fits: dict[str, SetFit], target: str | None,
+                   config: NutsConfig) -> tuple[Discrepancy, Discrepancy] | None:
     """Loss and error discrepancies learned from the held-out runs of every set but
-    ``target`` (leave one set out, so the target's own held-out runs never inform its bands);
-    None when there is no other set."""
+    ``target`` (leave one set out, so the target's own held-out runs never inform its bands),
+    or of every set when ``target`` is None (the calibration to save for a new sweep);
+    None when there is no such set."""
     sources = sorted(ds for ds in fits if ds != target)
     if not sources:
         return None

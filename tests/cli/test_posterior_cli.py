@@ -3,6 +3,7 @@ import json
 import pytest
 
 from scaling_jax.cli import main
+from scaling_jax.laws.bayes import load_calibration
 
 
 @pytest.mark.slow
@@ -33,6 +34,13 @@ def test_posterior_on_the_testbed_writes_the_issue_shape(testbed_dir, tmp_path, 
     t = rpj["targets"][0]
     assert set(t["loss_quantiles"]) == {"q2.5", "q5", "q25", "q50", "q75", "q95", "q97.5"}
     assert (out / "figure1_bands.png").stat().st_size > 10_000 and (out / "calibration.png").stat().st_size > 10_000
+    # The reusable calibration learns from every set's held-out runs, rpj's included.
+    cal = json.loads((out / "calibration.json").read_text())
+    assert cal["created_from"]["datasets"] == ["c4_original", "rpj", "rw_original"]
+    for kind, axes in (("loss", ("C", "M_below", "M_above")), ("error", ("L",))):
+        d = load_calibration(out / "calibration.json", kind)
+        assert d.source == "held-out runs of c4_original, rpj, rw_original" and d.axes == axes
+        assert len(d.floor) == 200 and d.tau_DxK.shape == (200, len(axes))
     assert "bayes loss" in capsys.readouterr().out
 
 

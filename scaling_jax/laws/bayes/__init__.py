@@ -3,9 +3,11 @@
 ``models`` holds the priors and likelihoods of Eq. 4 and Eq. 5, ``chinchilla`` those of Eq. 3;
 ``design`` the extrapolation distance;
 ``discrepancy`` the law's misfit beyond its fit points (prior, or calibrated on past sweeps);
+``calibration_file`` saves and loads calibrated discrepancies for reuse;
 ``infer`` NUTS and its diagnostics; ``predict`` predictive draws and intervals.
 """
 
+from scaling_jax.laws.bayes.calibration_file import load_calibration, save_calibration
 from scaling_jax.laws.bayes.chinchilla import (
     ChinchillaData,
     ChinchillaLaw,
@@ -39,6 +41,6 @@ __all__ = [
     "Bands", "ChinchillaData", "ChinchillaLaw", "chained_chinchilla_model", "chinchilla_model",
     "Diagnostics", "Discrepancy", "ErrorData", "ErrorLaw", "LossData", "LossLaw", "NutsConfig",
     "PooledLossData", "Posterior", "Residuals", "Support", "calibrate", "chained_error_draws", "chained_model",
-    "error_draws", "error_model", "hierarchical_loss_model", "loss_draws", "loss_model", "predictive",
-    "prior_discrepancy", "run_nuts", "to_CM",
+    "error_draws", "error_model", "hierarchical_loss_model", "load_calibration", "loss_draws", "loss_model",
+    "predictive", "prior_discrepancy", "run_nuts", "save_calibration", "to_CM",
 ]  # fmt: skip

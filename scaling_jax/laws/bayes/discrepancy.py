@@ -37,6 +37,7 @@ import numpy as np
 import numpyro
 import numpyro.distributions as dist
 
+from scaling_jax.errors import UserError
 from scaling_jax.laws.bayes.design import ERROR_AXES, LOSS_AXES
 from scaling_jax.laws.bayes.infer import NutsConfig, run_nuts
 
@@ -78,11 +79,64 @@ class Discrepancy:
         idx = np.random.default_rng(seed).choice(len(self.floor), n, replace=len(self.floor) < n)
         return Discrepancy(self.floor[idx], self.tau_DxK[idx], self.axes, self.source)
 
+    @property
+    def kind(self) -> str:
+        """"loss" or "error": the law family whose distances its axes measure."""
+        for kind in PRIOR_SCALES:
+            if self.axes == _axes(kind):
+                return kind
+        raise ValueError(f"discrepancy axes {self.axes} match no kind ({sorted(PRIOR_SCALES)})")
+
+    def to_dict(self) -> dict:
+        """Every draw as JSON-ready lists (``tau[k]`` the draws along ``axes[k]``); Python's float
+        repr round-trips float64 exactly, so :meth:`from_dict` rebuilds the same draws."""
+        return {"kind": self.kind, "axes": list(self.axes), "source": self.source,
+                "floor": np.asarray(self.floor, np.float64).tolist(),
+                "tau": np.asarray(self.tau_DxK, np.float64).T.tolist()}  # fmt: skip
+
+    @classmethod
+    def from_dict(cls, d, where: str = "discrepancy") -> "Discrepancy":
+        """Inverse of :meth:`to_dict`, checked: a bad field raises ``UserError`` naming
+        ``where`` (e.g. "cal.json: laws.loss") and the field."""
+        if not isinstance(d, dict):
+            raise UserError(f"{where}: expected an object, got {type(d).__name__}")
+        missing = [k for k in ("kind", "axes", "source", "floor", "tau") if k not in d]
+        if missing:
+            raise UserError(f"{where}: missing field(s) {missing}")
+        kind = d["kind"]
+        if kind not in PRIOR_SCALES:
+            raise UserError(f"{where}.kind: expected one of {sorted(PRIOR_SCALES)}, got {kind!r}")
+        axes = _axes(kind)
+        if d["axes"] != list(axes):
+            raise UserError(f"{where}.axes: a {kind} discrepancy has axes {list(axes)}, got {d['axes']!r}")
+        if not isinstance(d["source"], str):
+            raise UserError(f"{where}.source: expected a string, got {d['source']!r}")
+        floor = _draws(d["floor"], f"{where}.floor")
+        if not isinstance(d["tau"], list) or len(d["tau"]) != len(axes):
+            got = len(d["tau"]) if isinstance(d["tau"], list) else type(d["tau"]).__name__
+            raise UserError(f"{where}.tau: expected {len(axes)} axes ({', '.join(axes)}), got {got}")
+        tau = [_draws(t, f"{where}.tau[{k}] ({axis})") for k, (t, axis) in enumerate(zip(d["tau"], axes))]
+        for k, t in enumerate(tau):
+            if len(t) != len(floor):
+                raise UserError(f"{where}.tau[{k}] ({axes[k]}): {len(t)} draws, but floor has {len(floor)}")
+        return cls(floor, np.stack(tau, axis=-1), axes, d["source"])
+
     def summary(self) -> dict:
         """Median and 95 % interval of δ₀ and each τ, and the source: for JSON reports."""
         q = lambda x: [float(v) for v in np.percentile(x, [2.5, 50.0, 97.5])]  # noqa: E731
         return {"source": self.source, "floor": q(self.floor),
                 "tau": {axis: q(self.tau_DxK[:, k]) for k, axis in enumerate(self.axes)}}  # fmt: skip
+
+
+def _draws(x, where: str) -> np.ndarray:
+    """A non-empty list of finite, non-negative numbers as float64 (δ₀ and τ are scales)."""
+    if not isinstance(x, list) or not x or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in x):
+        raise UserError(f"{where}: expected a non-empty list of numbers")
+    a = np.array(x, np.float64)
+    bad = np.flatnonzero(~np.isfinite(a) | (a < 0))
+    if bad.size:
+        raise UserError(f"{where}: draws must be finite and >= 0; draw {bad[0]} is {x[bad[0]]!r}")
+    return a
 
 
 def _axes(kind: str) -> tuple[str, ...]:
