@@ -109,9 +109,7 @@ def run(args: argparse.Namespace) -> int:
         if report.bayes is not None:
             from scaling_jax.laws import figures
 
-            written.append(figures.write_inference_data(report.bayes, args.out / "posterior.nc"))
-            if not args.no_plots:
-                written += figures.bayes_figures(report.bayes, pts, report.targets, args.out)
+            written += figures.write_bayes_files(report.bayes, pts, report.targets, args.out, plots=not args.no_plots)
         print(f"wrote {', '.join(map(str, written))}")
     if not report.converged and not args.allow_unconverged:
         return NOT_CONVERGED

@@ -22,11 +22,19 @@ def pyplot():
     return plt
 
 
-def write_inference_data(fit, path: Path) -> Path:
-    """``posterior.nc``: ``arviz.from_numpyro`` of the fit's NUTS run (load with ``arviz.from_netcdf``),
-    written to a temp file beside ``path`` and renamed over it."""
+def write_bayes_files(fit, pts: Mapping[str, np.ndarray], targets: Sequence[dict], out: Path,
+                      plots: bool = True) -> list[Path]:
+    """``posterior.nc`` and, with ``plots``, ``trace.png``, ``pair.png`` and ``fit_bands.png``."""
     idata = fit.posterior.to_inference_data()
     idata.posterior.attrs["law"] = fit.law
+    written = [write_netcdf(idata, Path(out) / "posterior.nc")]
+    if plots:
+        written += bayes_figures(fit, idata, pts, targets, out)
+    return written
+
+
+def write_netcdf(idata, path: Path) -> Path:
+    """InferenceData as netCDF (load with ``arviz.from_netcdf``), via a temp file renamed over ``path``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
@@ -39,24 +47,23 @@ def write_inference_data(fit, path: Path) -> Path:
 
 
 def _save(plt, fig, path: Path) -> Path:
-    out = atomic.savefig(path, fig, dpi=100, bbox_inches="tight")
+    out = atomic.savefig(path, fig, dpi=80, bbox_inches="tight")
     plt.close(fig)
     return out
 
 
-def bayes_figures(fit, pts: Mapping[str, np.ndarray], targets: Sequence[dict], out: Path) -> list[Path]:
-    """``trace.png``, ``pair.png`` (the law's parameters) and ``fit_bands.png``."""
+def bayes_figures(fit, idata, pts: Mapping[str, np.ndarray], targets: Sequence[dict], out: Path) -> list[Path]:
+    """``trace.png`` (every parameter of the fitted laws), ``pair.png`` (the first law's) and ``fit_bands.png``."""
     import arviz as az
+
+    from scaling_jax.laws.bayes.fit import PARAMS
 
     plt = pyplot()
     out = Path(out)
-    names = list(fit.param_names)
-    idata = fit.posterior.to_inference_data()
-    written = []
-    axes = az.plot_trace(idata, var_names=names, compact=True, show=False)
-    written.append(_save(plt, np.ravel(axes)[0].figure, out / "trace.png"))
-    axes = az.plot_pair(idata, var_names=names, kind="kde" if len(names) <= 4 else "scatter",
-                        marginals=True, show=False)
+    axes = az.plot_trace(idata, var_names=list(fit.param_names), compact=True, show=False)
+    written = [_save(plt, np.ravel(axes)[0].figure, out / "trace.png")]
+    axes = az.plot_pair(idata, var_names=list(PARAMS[fit.law]), kind="scatter", marginals=True, show=False,
+                        scatter_kwargs={"alpha": 0.2, "s": 2})
     written.append(_save(plt, np.ravel(axes)[0].figure, out / "pair.png"))
     written.append(fit_bands(fit, pts, targets, out / "fit_bands.png"))
     return written

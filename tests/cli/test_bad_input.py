@@ -36,6 +36,12 @@ def _file(tmp: Path) -> Path:
     return f
 
 
+def _error_only_calibration(tmp: Path) -> Path:
+    from scaling_jax.laws.bayes import prior_discrepancy, save_calibration
+
+    return save_calibration(tmp / "cal.json", error=prior_discrepancy("error", 50), source="a past sweep")
+
+
 def _two_sets(tmp: Path) -> Path:
     own_records(tmp / "two", "setA")
     return own_records(tmp / "two", "setB")
@@ -74,6 +80,23 @@ CASES = {
                                   "--law", "error", "--out", str(t / "o")], "must be positive"),
     "negative --bootstrap": (lambda t, tb: ["fit", "--runs", str(tb), "--dataset", "rpj", "--bootstrap", "-1",
                                             "--out", str(t / "o")], "--bootstrap: must be >= 0"),
+    "--predict with N = 0": (lambda t, tb: ["fit", "--runs", str(tb), "--dataset", "rpj", "--predict", "0,1e9",
+                                             "--out", str(t / "o")], "N must be positive"),
+    "--predict of the wrong shape": (lambda t, tb: ["fit", "--runs", str(tb), "--dataset", "rpj", "--predict", "1e9",
+                                                    "--out", str(t / "o")], "expected two numbers N,D"),
+    "--predict without a bootstrap": (lambda t, tb: ["fit", "--runs", str(tb), "--dataset", "rpj", "--bootstrap", "0",
+                                                     "--predict", "1e9,2e10", "--out", str(t / "o")],
+                                      "use --bootstrap > 0"),
+    "error law without an error column": (
+        lambda t, tb: ["fit", "--runs", str(_csv(t / "r.csv", ["1e8,2e9,3.1", "2e8,4e9,3.0"])), "--law", "error",
+                       "--out", str(t / "o")], "missing column(s) ['error']"),
+    "--calibration with lm": (lambda t, tb: ["fit", "--runs", str(tb), "--dataset", "rpj", "--calibration",
+                                             str(_file(t)), "--out", str(t / "o")], "applies to --estimator bayes"),
+    "calibration file of another law": (
+        lambda t, tb: ["fit", "--runs", str(tb), "--dataset", "rpj", "--estimator", "bayes", "--calibration",
+                       str(_error_only_calibration(t)), "--out", str(t / "o")], "calibrates only ['error']"),
+    "--chains 0": (lambda t, tb: ["fit", "--runs", str(tb), "--dataset", "rpj", "--estimator", "bayes", "--chains", "0",
+                                  "--out", str(t / "o")], "--chains: must be >= 1"),
     "missing testbed": (lambda t, tb: ["reproduce", "--testbed", str(t / "nope"), "--out", str(t / "o")], "not found"),
 }
 

@@ -21,8 +21,17 @@ def _csv(path, with_error=True, seed=0):
     M = np.tile([10.0, 40.0, 160.0], 4)
     L = predict("overtrain", LOSS, C=6 * N * N * M, M=M) * np.exp(0.003 * rng.standard_normal(N.size))
     cols = ["N", "D", "loss"] + (["error"] if with_error else [])
-    rows = [[n, n * m, l] + ([float(predict("error", ERR, L=l))] if with_error else []) for n, m, l in zip(N, M, L)]
+    rows = [[n, n * m, y] + ([float(predict("error", ERR, L=y))] if with_error else []) for n, m, y in zip(N, M, L)]
     path.write_text(",".join(cols) + "\n" + "".join(",".join(map(repr, map(float, r))) + "\n" for r in rows))
+    return path
+
+
+def _calibration(path):
+    """A calibration file as `posterior` writes one (here: prior draws, under a named source)."""
+    from scaling_jax.laws.bayes import prior_discrepancy, save_calibration
+
+    save_calibration(path, loss=prior_discrepancy("loss", 500, seed=3), error=prior_discrepancy("error", 500, seed=4),
+                     source="test sweep")
     return path
 
 
@@ -30,7 +39,8 @@ def _csv(path, with_error=True, seed=0):
 def bayes_run(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("bayes")
     argv = ["fit", "--runs", str(_csv(tmp / "runs.csv")), "--law", "overtrain", "--estimator", "bayes",
-            "--predict", "1e9,2e10", "--predict", "C=1e21,M=80", *SMALL, "--out", str(tmp / "o")]
+            "--predict", "1e9,2e10", "--predict", "C=1e21,M=80", *SMALL, "--calibration",
+            str(_calibration(tmp / "cal.json")), "--allow-unconverged", "--out", str(tmp / "o")]
     return main(argv), tmp / "o"
 
 
@@ -45,9 +55,10 @@ def test_bayes_fit_json_predictions_and_files(bayes_run):
         lo, hi = body["intervals_95"][k]
         assert lo <= {**LOSS, **ERR}[k] <= hi, (k, lo, hi)
     assert body["priors"]["u_E"].startswith("Beta(") and body["priors"]["sigma_loss"].startswith("LogNormal(")
-    assert body["diagnostics"]["converged"] is True and body["diagnostics"]["max_rhat"] < 1.05
+    d = body["diagnostics"]
+    assert d["max_rhat"] < 1.05 and d["converged"] == (d["divergences"] <= 0.01 * 600)
     assert body["nuts"]["num_chains"] == 2 and body["nuts"]["num_samples"] == 300
-    assert body["discrepancy"]["loss"]["source"] == "prior"
+    assert body["discrepancy"]["loss"]["source"] == body["discrepancy"]["error"]["source"] == "test sweep"
     p1, p2 = body["predictions"]
     assert p1["N"] == 1e9 and p1["D"] == 2e10 and p1["M"] == 20 and p1["C"] == pytest.approx(1.2e20)
     assert p2["M"] == 80 and p2["C"] == pytest.approx(1e21) and p2["D"] == pytest.approx(80 * p2["N"])
@@ -68,7 +79,7 @@ def test_bayes_fit_json_predictions_and_files(bayes_run):
 
 @pytest.mark.slow
 def test_unconverged_bayes_fit_exits_3_unless_allowed(tmp_path, capsys):
-    csv = _csv(tmp_path / "runs.csv", with_error=False)
+    csv = _csv(tmp_path / "runs.csv")  # the fixture's runs: the compiled sampler is reused from the cache
     tiny = ["--num-warmup", "3", "--num-samples", "8", "--chains", "2"]
     assert main(["fit", "--runs", str(csv), "--estimator", "bayes", *tiny]) == 3
     out = capsys.readouterr().out
