@@ -54,8 +54,10 @@ def _prediction_rows(targets: Sequence[dict], draws: Mapping[str, np.ndarray]) -
     return [{**t, **{k: interval_summary(b, i) for k, b in bands.items()}} for i, t in enumerate(targets)]
 
 
-def _target_inputs(law: str, targets: Sequence[dict]) -> dict[str, np.ndarray]:
-    keys = ("L",) if law == "error" else ("C", "M")
+def _target_inputs(law: str, targets: Sequence[dict], keys: Sequence[str] | None = None) -> dict[str, np.ndarray]:
+    """The targets as arrays: ``keys`` (the law's own inputs, for a point fit's bootstrap), else L for the
+    error law and (C, M) for a loss law (the Bayesian laws' inputs)."""
+    keys = keys or (("L",) if law == "error" else ("C", "M"))
     return {k: np.array([t[k] for t in targets], np.float64) for k in keys}
 
 
@@ -78,7 +80,7 @@ def fit_points(pts: Mapping[str, np.ndarray], law: str, estimator: str = "lm", *
 
 
 def _fit_point(pts, law, estimator, n_bootstrap, seed, targets) -> FitReport:
-    from scaling_jax.laws import huber, predictive
+    from scaling_jax.laws import forms, huber, predictive
     from scaling_jax.laws.bootstrap import bootstrap
     from scaling_jax.laws.fit import fit_law
 
@@ -103,7 +105,8 @@ def _fit_point(pts, law, estimator, n_bootstrap, seed, targets) -> FitReport:
     if not bs.n_kept:
         raise UserError(f"no usable bootstrap resample of {n_bootstrap} to predict from")
     sigma = predictive.log_residual_scale(law, fit.params, inputs, y)
-    draws = {target: predictive.predictive_draws(bs, sigma, seed=seed, **_target_inputs(law, targets))}
+    draws = {target: predictive.predictive_draws(bs, sigma, seed=seed,
+                                                     **_target_inputs(law, targets, forms.law(law)[2]))}
     method = {target: {"estimator": estimator, "parameters": f"{estimator} bootstrap ({bs.n_kept} resamples)",
                        "noise": "log residual scale" if sigma is not None else "none: no residual degrees of freedom",
                        "log_residual_scale": sigma}}  # fmt: skip
