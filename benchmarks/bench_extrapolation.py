@@ -103,12 +103,16 @@ def main() -> None:
                 scored[est, ds] = score(rep, held, c_max)
                 if est == "bayes":
                     d = rep.body["diagnostics"]
-                    notes.append(f"bayes {ds}: max R-hat {d['max_rhat']:.4f}, min ESS {d['min_ess']:.0f}, "
+                    sig = rep.body["params"].get("sigma_loss", float("nan"))
+                    notes.append(f"bayes {ds}: sigma_loss {sig:.4f}, max R-hat {d['max_rhat']:.4f}, "
+                                 f"min ESS {d['min_ess']:.0f}, "
                                  f"divergences {d['divergences']}" + ("" if rep.converged else
                                                                        f", NOT converged: {rep.problems}"))
                 elif "bootstrap" in rep.body:
                     b = rep.body["bootstrap"]
-                    notes.append(f"{est} {ds}: bootstrap {b['n_kept']}/{b['n_resamples']} resamples kept")
+                    sigma = rep.body["prediction_method"]["loss"]["log_residual_scale"]
+                    notes.append(f"{est} {ds}: bootstrap {b['n_kept']}/{b['n_resamples']} resamples kept, "
+                                 f"log residual scale {sigma if sigma is None else round(sigma, 4)}")
                 print(f"  {est:<6} {walls[est, ds]:7.1f} s", flush=True)
         print(f"\n{law} law: 95 % predictive intervals of held-out runs by distance d = log10(C / C_max_fit)")
         print(f"{'estimator':<9} {'set':<12} {'d bin':<9} {'n':>3} {'cov95':>6} {'med width/L':>12} "
