@@ -30,6 +30,17 @@ def test_fit_csv_writes_fit_json(tmp_path, capsys):
     assert "alpha" in capsys.readouterr().out
 
 
+def test_fit_csv_chinchilla_lm_predicts(tmp_path):
+    """lm/huber bootstraps of Eq. 3 predict from the targets' N, D (not the Bayesian laws' C, M)."""
+    p = _csv(tmp_path)
+    assert main(["fit", "--runs", str(p), "--law", "chinchilla", "--out", str(tmp_path / "o"), "--bootstrap", "20",
+                 "--predict", "1e9,2e10"]) == 0
+    (row,) = json.loads((tmp_path / "o" / "fit.json").read_text())["predictions"]
+    truth = predict("chinchilla", {"E": 1.8, "A": 400.0, "B": 900.0, "alpha": 0.3, "beta": 0.28}, N=1e9, D=2e10)
+    assert abs(row["loss"]["median"] / float(truth) - 1) < 1e-3
+    assert row["loss"]["lo95"] <= row["loss"]["median"] <= row["loss"]["hi95"]
+
+
 def test_fit_testbed_error_law(testbed_dir, testbed, tmp_path):
     assert main(["fit", "--runs", str(testbed_dir), "--dataset", "rpj", "--law", "error", "--bootstrap", "0",
                  "--out", str(tmp_path)]) == 0
