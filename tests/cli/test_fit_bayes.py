@@ -28,10 +28,11 @@ def _csv(path, with_error=True, seed=0):
 
 def _calibration(path):
     """A calibration file as `posterior` writes one (here: prior draws, under a named source)."""
-    from scaling_jax.laws.bayes import prior_discrepancy, save_calibration
+    from scaling_jax.laws.bayes import Discrepancy, prior_discrepancy, save_calibration
 
-    save_calibration(path, loss=prior_discrepancy("loss", 500, seed=3), error=prior_discrepancy("error", 500, seed=4),
-                     source="test sweep")
+    loss, error = prior_discrepancy("loss", 500, seed=3), prior_discrepancy("error", 500, seed=4)
+    save_calibration(path, loss=Discrepancy(loss.floor, loss.tau_DxK, loss.axes, "test sweep"),
+                     error=Discrepancy(error.floor, error.tau_DxK, error.axes, "test sweep"), source="test sweep")
     return path
 
 
