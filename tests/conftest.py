@@ -6,6 +6,14 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 
 
+def pytest_configure(config):
+    """CLI calls in tests cache compiled programs in this session's own folder, not the user's
+    (so a run's time does not depend on what an earlier run left in ~/.cache)."""
+    import tempfile
+
+    os.environ.setdefault("SCALING_JAX_COMPILATION_CACHE", tempfile.mkdtemp(prefix="scaling_jax_test_cache_"))
+
+
 @pytest.fixture(scope="session")
 def testbed_dir() -> Path:
     """The paper's released testbed: $SCALING_JAX_TESTBED, else ../shared/testbed."""
