@@ -28,3 +28,16 @@ def testbed(testbed_dir):
     from scaling_jax.testbed import load_testbed
 
     return load_testbed(testbed_dir)
+
+
+@pytest.fixture
+def no_rank_promotion(monkeypatch):
+    """Implicit rank promotion (``x_BxLxD * g_D``) raises, as in nanodo's tests: broadcasts across
+    ranks must be written out. Subprocesses inherit JAX_NUMPY_RANK_PROMOTION=raise."""
+    import jax
+
+    old = jax.config.jax_numpy_rank_promotion
+    jax.config.update("jax_numpy_rank_promotion", "raise")
+    monkeypatch.setenv("JAX_NUMPY_RANK_PROMOTION", "raise")
+    yield
+    jax.config.update("jax_numpy_rank_promotion", old)

@@ -22,13 +22,5 @@ def tokens(model):
 
 
 @pytest.fixture(autouse=True)
-def no_rank_promotion(monkeypatch):
-    """Implicit rank promotion (``x_BxLxD * g_D``) raises, as in nanodo's tests: broadcasts across
-    ranks must be written out. Subprocesses inherit JAX_NUMPY_RANK_PROMOTION=raise."""
-    import jax
-
-    old = jax.config.jax_numpy_rank_promotion
-    jax.config.update("jax_numpy_rank_promotion", "raise")
-    monkeypatch.setenv("JAX_NUMPY_RANK_PROMOTION", "raise")
-    yield
-    jax.config.update("jax_numpy_rank_promotion", old)
+def _no_rank_promotion(no_rank_promotion):
+    """Model tests run with implicit rank promotion raising (``no_rank_promotion``, tests/conftest.py)."""

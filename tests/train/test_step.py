@@ -38,15 +38,19 @@ print(json.dumps(out))
 """
 
 
+def _on_eight_devices(script: str) -> dict:
+    """Run ``script`` in a subprocess with 8 CPU devices (rank promotion raising); its last stdout line as JSON."""
+    env = {**os.environ, "PYTHONPATH": str(REPO), "XLA_FLAGS": "--xla_force_host_platform_device_count=8",
+           "JAX_PLATFORMS": "cpu", "JAX_NUMPY_RANK_PROMOTION": "raise"}
+    proc = subprocess.run([sys.executable, "-c", script], cwd=REPO, env=env, capture_output=True, text=True,
+                          timeout=240)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
 @pytest.mark.slow
 def test_eight_device_mesh_matches_one_device():
-    env = {**os.environ, "PYTHONPATH": str(REPO),
-           "XLA_FLAGS": "--xla_force_host_platform_device_count=8", "JAX_PLATFORMS": "cpu",
-           "JAX_NUMPY_RANK_PROMOTION": "raise"}
-    proc = subprocess.run([sys.executable, "-c", SCRIPT], cwd=REPO, env=env, capture_output=True,
-                          text=True, timeout=240)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    out = _on_eight_devices(SCRIPT)
     assert out["one"]["n_devices"] == 1 and out["eight"]["n_devices"] == 8
     for a, b in zip(out["one"]["losses"] + out["one"]["eval"], out["eight"]["losses"] + out["eight"]["eval"]):
         assert abs(a - b) < 1e-4 * abs(a), out
@@ -104,13 +108,7 @@ print(json.dumps({"rows": rows, "error": error, "loop_errors": loop_errors}))
 
 @pytest.mark.slow
 def test_optimizer_state_takes_its_parameters_sharding():
-    env = {**os.environ, "PYTHONPATH": str(REPO),
-           "XLA_FLAGS": "--xla_force_host_platform_device_count=8", "JAX_PLATFORMS": "cpu",
-           "JAX_NUMPY_RANK_PROMOTION": "raise"}
-    proc = subprocess.run([sys.executable, "-c", OPT_SCRIPT], cwd=REPO, env=env, capture_output=True,
-                          text=True, timeout=240)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    out = _on_eight_devices(OPT_SCRIPT)
     arrays = [r for r in out["rows"] if r["ndim"] > 0]
     assert len(arrays) == 2 * 14  # Adam's mu and nu, one per parameter
     for r in arrays:
