@@ -67,9 +67,14 @@ class Discrepancy:
         dist = np.asarray(dist_PxK, np.float64)
         if dist.shape[-1] != len(self.axes):
             raise ValueError(f"distances have {dist.shape[-1]} axes, discrepancy has {self.axes}")
-        dist_DxPxK = dist if dist.ndim == 3 else dist[None]
-        tau = np.asarray(self.tau_DxK, np.float64)[:, None, :]
-        return np.sqrt(np.asarray(self.floor, np.float64)[:, None] ** 2 + np.sum((tau * dist_DxPxK) ** 2, axis=-1))
+        tau2_DxK = np.asarray(self.tau_DxK, np.float64) ** 2
+        # Σ_k τ_k² Δ_k² as a contraction: no (draws, P, K) temporary (~1 GB at 4,000 × 10,000 × 3).
+        if dist.ndim == 3:
+            var_DxP = np.einsum("dk,dpk->dp", tau2_DxK, dist**2)
+        else:
+            var_DxP = tau2_DxK @ (dist**2).T
+        var_DxP += np.asarray(self.floor, np.float64)[:, None] ** 2
+        return np.sqrt(var_DxP, out=var_DxP)
 
     def take(self, n: int, seed: int = 0) -> "Discrepancy":
         """``n`` draws (resampled, with replacement only when there are fewer than ``n``),
