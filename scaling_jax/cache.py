@@ -13,8 +13,8 @@ from pathlib import Path
 
 ENV_VAR = "SCALING_JAX_COMPILATION_CACHE"
 OFF = ("0", "off", "none", "false")
-# The law fits compile many small programs (0.1-1 s each); JAX's default threshold (1 s) skips most.
-MIN_COMPILE_SECONDS = 0.05
+# The law fits compile many small programs (most under 1 s): cache them all (JAX's default skips those under 1 s).
+MIN_COMPILE_SECONDS = 0.0
 
 
 def cache_dir() -> Path | None:
