@@ -142,7 +142,7 @@ def read_targets_csv(path: str | Path, law: str) -> list[dict[str, float]]:
         raise InputNotFound(f"--predict-file {path}: no such file")
     with path.open(newline="") as f:
         reader = csv.DictReader(f)
-        header = [h.strip() for h in reader.fieldnames or []]
+        header = reader.fieldnames or []
         keys = ["L"] if law == "error" else next((list(k) for k in (("N", "D"), ("C", "M")) if set(k) <= set(header)),
                                                  None)
         if keys is None or not set(keys) <= set(header):
@@ -151,13 +151,7 @@ def read_targets_csv(path: str | Path, law: str) -> list[dict[str, float]]:
         out = []
         for line, row in enumerate(reader, start=2):
             where = f"{path}:{line}"
-            values = {}
-            for k in keys:
-                raw = (row.get(k) or "").strip()
-                try:
-                    values[k] = float(raw)
-                except ValueError:
-                    raise UserError(f"{where}: column {k!r} is not a number: {raw!r}") from None
+            values = {k: _check_value(where, k, (row.get(k) or "").strip()) for k in keys}
             out.append(_target(values, law, where))
     if not out:
         raise UserError(f"{path}: no targets")
