@@ -7,17 +7,8 @@ from pathlib import Path
 import numpy as np
 
 from scaling_jax import atomic
+from scaling_jax.laws.figures import pyplot
 from scaling_jax.paper import recipe
-
-
-def pyplot():
-    """matplotlib.pyplot on the Agg backend (files only, no display)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 def figure5(grid: list[dict], path: Path) -> Path:

@@ -9,8 +9,8 @@ import numpy as np
 
 from scaling_jax import atomic
 from scaling_jax.laws.bayes import Bands, error_draws, loss_draws
+from scaling_jax.laws.figures import pyplot
 from scaling_jax.paper import recipe
-from scaling_jax.paper.plots import pyplot
 
 VAL = recipe.LOSS_VAL_SET
 
