@@ -31,14 +31,24 @@ def multiplier(N, D):
 
 def chinchilla(p: Params, N, D):
     """Eq. 3: L(N, D) = E + A·N^−α + B·D^−β."""
-    return p["E"] + p["A"] * _pow(N, -p["alpha"]) + p["B"] * _pow(D, -p["beta"])
+    return chinchilla_at_logs(p, jnp.log(N), jnp.log(D))
+
+
+def chinchilla_at_logs(p: Params, logN, logD):
+    """Eq. 3 from ln N and ln D: callers that broadcast few inputs against many parameter draws
+    pass the logs precomputed, as XLA recomputes a fused log for every (draw, input) element."""
+    return p["E"] + p["A"] * jnp.exp(-p["alpha"] * logN) + p["B"] * jnp.exp(-p["beta"] * logD)
 
 
 def overtrain(p: Params, C, M):
     """Eq. 4: L(C, M) = E + (a·M^η + b·M^−η)·C^−η."""
+    return overtrain_at_logs(p, jnp.log(C), jnp.log(M))
+
+
+def overtrain_at_logs(p: Params, logC, logM):
+    """Eq. 4 from ln C and ln M (see :func:`chinchilla_at_logs`)."""
     eta = p["eta"]
     # Two exponentials, not three powers: a·exp(η(log M − log C)) + b·exp(−η(log M + log C)).
-    logC, logM = jnp.log(C), jnp.log(M)
     return p["E"] + p["a"] * jnp.exp(eta * (logM - logC)) + p["b"] * jnp.exp(-eta * (logM + logC))
 
 

@@ -52,7 +52,7 @@ from scaling_jax.laws import forms
 from scaling_jax.laws.bayes.design import Support, log_cm
 from scaling_jax.laws.bayes.discrepancy import Discrepancy
 from scaling_jax.laws.bayes.models import ErrorData, _FitPoints, _set_arrays, _sigma_fit, error_model
-from scaling_jax.laws.bayes.predict import _paired, log_law_DxP
+from scaling_jax.laws.bayes.predict import _paired, log_law_DxP, log_rows
 from scaling_jax.laws.points import as_points, design_problems
 
 EXPONENT_PRIOR = dist.Beta(2.0, 6.0)  # prior of α and β (see module docstring)
@@ -165,12 +165,12 @@ class ChinchillaLaw:
         )  # fmt: skip
 
     def law_args(self, C, M) -> tuple:
-        """(form, parameters as (draws, 1) columns, N and D as (1, P) rows) for ``log_law_DxP``, with
+        """(form, parameters as (draws, 1) columns, ln N and ln D as (1, P) rows) for ``log_law_DxP``, with
         N = (C/(6M))^½, D = M·N; call under x64."""
         C, M = np.asarray(C, np.float64), np.asarray(M, np.float64)
         N = np.sqrt(C / (6.0 * M))
         p = {k: jnp.asarray(getattr(self, k))[:, None] for k in ("E", "A", "B", "alpha", "beta")}
-        return forms.chinchilla, p, jnp.asarray(N)[None], jnp.asarray(M * N)[None]
+        return forms.chinchilla_at_logs, p, *log_rows(N, M * N)
 
     def log_law(self, C, M) -> np.ndarray:
         """ln L of the law per draw, no noise: shape ``(draws, P)``."""
