@@ -29,6 +29,7 @@ import numpy as np
 
 from scaling_jax.data.synthetic import MarkovMixture, SyntheticConfig
 from scaling_jax.errors import UserError
+from scaling_jax.eval.score import LanguageModel
 from scaling_jax.eval.tasks import TaskSpec
 
 CONTEXT, MC_CONT, LM_CONT, N_CHOICES, N_OPTIONS = 12, 3, 2, 4, 2
@@ -129,3 +130,31 @@ def synthetic_suite(cfg: SyntheticConfig, n_examples: int = 400, seed: int = 0) 
         TaskSpec("synth_schema", "schema", chance=1 / N_OPTIONS, bayes_accuracy=sc_bayes, rows=tuple(sc),
                  token_text=True),
     ]
+
+
+def mixture_lm(cfg: SyntheticConfig, max_seq_len: int = 4096) -> LanguageModel:
+    """The corpus's own posterior predictive p(x_t | x_<t) as a ``LanguageModel``: the best model
+    of the language, scored by the same code (memory K·B·L·V: for small corpora only). Impossible
+    transitions get log-probability -1e4 instead of -inf so every score stays finite."""
+    import jax
+    import jax.numpy as jnp
+
+    mix = MarkovMixture(cfg)
+    K, V = cfg.n_sources, cfg.vocab_size
+    T = np.zeros((K, V, V))
+    np.add.at(T, (np.arange(K)[:, None, None], np.arange(V)[None, :, None], mix.succ_KxVxS), mix.prob_KxVxS)
+    S = np.zeros((K, V))
+    np.add.at(S, (np.arange(K)[:, None], mix.start_KxS), mix.start_prob_KxS)
+    with np.errstate(divide="ignore"):
+        logT = np.maximum(np.log(T), -1e4).astype(np.float32)
+        logS = np.maximum(np.log(mix.prior_K)[:, None] + np.log(S), -1e4).astype(np.float32)
+
+    def apply(params, tokens_BxL):
+        logT_KxVxV, logS_KxV = params
+        first_KxB = logS_KxV[:, tokens_BxL[:, 0]]
+        step_KxBxL = logT_KxVxV[:, tokens_BxL[:, :-1], tokens_BxL[:, 1:]]
+        cum_KxBxL = jnp.concatenate([first_KxB[..., None], first_KxB[..., None] + jnp.cumsum(step_KxBxL, -1)], -1)
+        return jax.nn.logsumexp(cum_KxBxL[..., None] + logT_KxVxV[:, tokens_BxL], axis=0)
+
+    return LanguageModel(apply=apply, params=(jnp.asarray(logT), jnp.asarray(logS)), max_seq_len=max_seq_len,
+                         vocab_size=V, name=f"mixture(seed={cfg.seed})")
