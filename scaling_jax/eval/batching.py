@@ -1,6 +1,7 @@
 """Fixed shapes for the scorer: sequence-length buckets, padded batches and the scored-span mask.
 
-Each row (context + continuation) goes to the smallest bucket that holds it; every row of one
+Each row (context + continuation) goes to the smallest bucket that holds its inputs (all its
+tokens but the last); every row of one
 item (all choices of a multiple-choice question) goes in the same batch. Batches of one bucket
 all have the same number of rows (a multiple of the mesh's batch shards), so the scoring
 function compiles once per bucket. Rows are right-padded: a causal model's outputs at the real
@@ -68,7 +69,7 @@ def plan(encoded: list, max_seq_len: int, *, tokens_per_batch: int, shards: int 
     min_rows = max((len(e.tokens) for e in encoded), default=1)
     by_bucket: dict[int, list[int]] = {}
     for i, e in enumerate(encoded):
-        longest = max(len(t) for t in e.tokens)
+        longest = max(len(t) for t in e.tokens) - 1  # model inputs: every token but the last
         by_bucket.setdefault(next(b for b in bks if b >= longest), []).append(i)
     for length in bks:
         items = sorted(by_bucket.get(length, ()), key=lambda i: -max(len(t) for t in encoded[i].tokens))

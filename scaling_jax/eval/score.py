@@ -94,7 +94,8 @@ class Scorer:
             return jnp.asarray(x)
         return jax.make_array_from_callback(x.shape, sh, lambda idx: x[idx])
 
-    def __call__(self, batch: Batch) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def dispatch(self, batch: Batch):
+        """Start scoring ``batch`` (asynchronously); ``fetch`` the result."""
         t0 = time.perf_counter()
         args = [self._put(a) for a in (batch.inputs, batch.targets, batch.mask)]
         if self.lm.mesh is not None:
@@ -102,7 +103,16 @@ class Scorer:
                 out = self._fn(self.lm.params, *args)
         else:
             out = self._fn(self.lm.params, *args)
-        logprob, exact, greedy = (np.asarray(o) for o in out)
         self.seconds += time.perf_counter() - t0
         self.tokens += batch.inputs.size
+        return out
+
+    def fetch(self, out) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(log-probability sums, greedy-exact flags, argmax tokens) of a dispatched batch."""
+        t0 = time.perf_counter()
+        logprob, exact, greedy = (np.asarray(o) for o in out)
+        self.seconds += time.perf_counter() - t0
         return logprob, exact, greedy
+
+    def __call__(self, batch: Batch) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        return self.fetch(self.dispatch(batch))

@@ -29,8 +29,12 @@ _ENCODED: dict[tuple, tuple[list[Item], list[Encoded]]] = {}
 
 
 def _tokenizer_key(tokenizer) -> Any:
+    """A tokenizer.json by its path, the evaluator's own tokenizers by their ``cache_key``, any
+    other object by its identity."""
     path = getattr(tokenizer, "path", None)
-    return ("file", path) if path else ("object", id(tokenizer), getattr(tokenizer, "vocab_size", None))
+    if path:
+        return ("file", path)
+    return getattr(tokenizer, "cache_key", None) or ("object", id(tokenizer))
 
 
 def prepare(task: TaskData, tokenizer, max_seq_len: int, limit: int | None) -> tuple[list[Item], list[Encoded]]:
@@ -81,7 +85,8 @@ def _judge(task: TaskSpec, item: Item, enc: Encoded, logprob, exact, greedy, dec
 
 
 def run_suite(lm: LanguageModel, tokenizer, specs: list[TaskSpec], *, limit: int | None = None,
-              tokens_per_batch: int = 8192, progress: bool = False, scorer: Scorer | None = None) -> SuiteResult:
+              tokens_per_batch: int = 8192, smallest_bucket: int = 16, progress: bool = False,
+              scorer: Scorer | None = None) -> SuiteResult:
     """Score every task of ``specs`` that can be read (a missing file is warned about and listed);
     ``tokenizer`` reads the text tasks, token-id tasks (the synthetic suite) read themselves."""
     t_start = time.perf_counter()
@@ -101,14 +106,25 @@ def run_suite(lm: LanguageModel, tokenizer, specs: list[TaskSpec], *, limit: int
     results: dict[int, dict[int, tuple]] = {i: {} for i in range(len(flat))}
     n_batches = 0
     bar = tqdm(total=len(flat), unit="ex", desc="eval", disable=not progress, dynamic_ncols=True)
-    for batch in batching.plan(encoded, lm.max_seq_len, tokens_per_batch=tokens_per_batch, shards=lm.shards):
-        logprob, exact, greedy = scorer(batch)
+
+    def collect(batch, out) -> None:
+        logprob, exact, greedy = scorer.fetch(out)
         done = set()
         for b, ((item, row), (lo, hi)) in enumerate(zip(batch.rows, batch.spans)):
             results[item][row] = (logprob[b], exact[b], greedy[b, lo:hi])
             done.add(item)
-        n_batches += 1
         bar.update(len(done))
+
+    pending = None  # one batch in flight while the next is built: the host never waits idle
+    for batch in batching.plan(encoded, lm.max_seq_len, tokens_per_batch=tokens_per_batch, shards=lm.shards,
+                               smallest_bucket=smallest_bucket):
+        out = scorer.dispatch(batch)
+        if pending is not None:
+            collect(*pending)
+        pending = (batch, out)
+        n_batches += 1
+    if pending is not None:
+        collect(*pending)
     bar.close()
     examples, per_task = [], {t.spec.label: [] for t in tasks}
     for k, (ti, ii) in enumerate(flat):

@@ -13,6 +13,7 @@ class IdTokenizer:
 
     def __init__(self, vocab_size: int):
         self.vocab_size = vocab_size
+        self.cache_key = ("ids", vocab_size)
 
     def encode_batch(self, texts: list[str]) -> list[list[int]]:
         out = []
@@ -36,6 +37,7 @@ class ByteTokenizer:
 
     def __init__(self, vocab_size: int):
         self.vocab_size = vocab_size
+        self.cache_key = ("bytes", vocab_size)
 
     def encode_batch(self, texts: list[str]) -> list[list[int]]:
         return [[b % self.vocab_size for b in t.encode("utf-8")] for t in texts]

@@ -18,7 +18,7 @@ RUN = {
     "optimizer": {"warmup": 2, "lr": 1e-2},
     "budget": {"tokens": 40 * 8 * 32, "global_batch": 8},
     "checkpoint": {"every": 10, "keep": 5},
-    "logging": {"every": 10, "progress": False, "tensorboard": False},
+    "logging": {"every": 10, "val_every": 10, "progress": False, "tensorboard": False},
     "eval": {"tasks": "synthetic", "limit": 50},
 }
 
@@ -42,6 +42,9 @@ def trained_run(tmp_path_factory) -> Path:
     cfg_path = root / "run.yaml"
     cfg_path.write_text(yaml.safe_dump(copy.deepcopy(RUN)))
     train(load_train_config(cfg_path), root / "run")
+    # notebooks/03_downstream_eval.ipynb reuses this run when tests/test_notebooks.py runs after
+    # these tests in one session (it trains its own, the same config, when run alone)
+    os.environ["SCALING_JAX_EVAL_RUN"] = str(root / "run")
     return root / "run"
 
 
