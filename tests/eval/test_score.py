@@ -79,3 +79,38 @@ def test_every_row_of_an_item_is_in_one_batch(random_lm):
     for k, batch in enumerate(plan(_items(1, 40), lm.max_seq_len, tokens_per_batch=200, smallest_bucket=8)):
         for i, _ in batch.rows:
             assert seen.setdefault(i, k) == k
+
+
+MESH_SCRIPT = """
+import dataclasses, json, jax
+from tests.eval.conftest import random_transformer
+from scaling_jax.data.synthetic import SyntheticConfig
+from scaling_jax.eval.suite import run_suite
+from scaling_jax.eval.synthetic_tasks import synthetic_suite
+from scaling_jax.model.sharding import batch_sharding, make_mesh
+lm, _ = random_transformer(0, seq_len=32, vocab_size=64)
+specs = synthetic_suite(SyntheticConfig(vocab_size=64, n_sources=8, successors=4), 30)
+one = run_suite(lm, None, specs)
+mesh = make_mesh(data=2, fsdp=2)
+params = jax.device_put(lm.params, jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec()))
+four = run_suite(dataclasses.replace(lm, mesh=mesh, batch_sharding=batch_sharding(mesh), params=params), None, specs)
+diff = max(abs(a - b) for x, y in zip(one.examples, four.examples) for a, b in zip(x["logprobs"], y["logprobs"]))
+print(json.dumps({"diff": diff, "same": one.accuracies == four.accuracies}))
+"""
+
+
+def test_batches_split_over_the_mesh_data_axes():
+    """Four CPU devices (data=2 × fsdp=2, in a subprocess): the same scores as one device."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": str(repo), "XLA_FLAGS": "--xla_force_host_platform_device_count=4",
+           "JAX_PLATFORMS": "cpu"}
+    out = subprocess.run([sys.executable, "-c", MESH_SCRIPT], cwd=repo, env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-2000:]
+    res = json.loads(out.stdout.strip().splitlines()[-1])
+    assert res["same"] and res["diff"] < 1e-4
