@@ -75,18 +75,25 @@ def write_metadata(root: str, meta: dict[str, Any]) -> None:
         atomic.write_json(Path(root) / METADATA, meta)
 
 
-def read_metadata(root: str) -> dict[str, Any]:
-    if is_gcs(root):
-        store = ts.KvStore.open(kvstore(root)).result()
-        raw = store.read(METADATA).result()
+def read_bytes(path: str) -> bytes:
+    """The whole of one file, local or ``gs://bucket/key`` (one GCS object read)."""
+    path = str(path)
+    if is_gcs(path):
+        root, _, key = path.rpartition("/")
+        raw = ts.KvStore.open(kvstore(root)).result().read(key).result()
         if raw.state != "value":
-            raise InputNotFound(f"{join(root, METADATA)}: not found (corpus not prepared?)")
-        text = bytes(raw.value).decode()
-    else:
-        path = Path(root) / METADATA
-        if not path.is_file():
-            raise InputNotFound(f"{path}: not found (corpus not prepared?)")
-        text = path.read_text()
+            raise InputNotFound(f"{path}: not found")
+        return bytes(raw.value)
+    if not Path(path).is_file():
+        raise InputNotFound(f"{path}: not found")
+    return Path(path).read_bytes()
+
+
+def read_metadata(root: str) -> dict[str, Any]:
+    try:
+        text = read_bytes(join(root, METADATA)).decode()
+    except InputNotFound:
+        raise InputNotFound(f"{join(root, METADATA)}: not found (corpus not prepared?)") from None
     meta = json.loads(text)
     if meta.get("format") != FORMAT:
         raise UserError(f"{join(root, METADATA)}: format {meta.get('format')!r}, expected {FORMAT!r}")

@@ -97,20 +97,31 @@ class MarkovMixture:
             out[:, t] = x_B
         return out
 
+    def log_path(self, prev: int, x_T: np.ndarray) -> np.ndarray:
+        """log P_k(x_1..x_T | x_0 = prev) under every source k: a (K,) array (-inf: impossible)."""
+        x_T = np.asarray(x_T)
+        prevs = np.concatenate([[prev], x_T[:-1]]).astype(np.int64)
+        hit_KxLxS = self.succ_KxVxS[:, prevs] == x_T[None, :, None]
+        with np.errstate(divide="ignore"):  # log 0 = -inf: source k cannot emit this
+            return np.log((self.prob_KxVxS[:, prevs] * hit_KxLxS).sum(-1)).sum(-1)
+
+    def log_start(self, x0: int) -> np.ndarray:
+        """log π_k s_k(x_0) for every source k."""
+        with np.errstate(divide="ignore"):
+            return np.log(self.prior_K) + np.log((self.start_prob_KxS * (self.start_KxS == x0)).sum(-1))
+
+    def log_joint(self, x_T: np.ndarray) -> np.ndarray:
+        """log π_k p_k(x_0..x_T) for every source k: the unnormalised posterior over sources."""
+        return self.log_start(int(x_T[0])) + self.log_path(int(x_T[0]), x_T[1:])
+
     def bayes_loss(self, tokens_BxT: np.ndarray) -> np.ndarray:
         """Bayes-optimal mean loss (nats/token) of predicting x_1..x_L from the prefix, per row."""
         tokens_BxT = np.asarray(tokens_BxT)
         out = np.empty(len(tokens_BxT))
-        log_prior_K = np.log(self.prior_K)
         for b, x_T in enumerate(tokens_BxT):
-            prev, nxt = x_T[:-1], x_T[1:]
-            hit_KxLxS = self.succ_KxVxS[:, prev] == nxt[None, :, None]
-            with np.errstate(divide="ignore"):  # log 0 = -inf: source k cannot emit this
-                start_K = np.log((self.start_prob_KxS * (self.start_KxS == x_T[0])).sum(-1))
-                step_KxL = np.log((self.prob_KxVxS[:, prev] * hit_KxLxS).sum(-1))
-            joint = logsumexp(log_prior_K + start_K + step_KxL.sum(-1))
-            marginal0 = logsumexp(log_prior_K + start_K)
-            out[b] = -(joint - marginal0) / len(nxt)
+            joint = logsumexp(self.log_joint(x_T))
+            marginal0 = logsumexp(self.log_start(int(x_T[0])))
+            out[b] = -(joint - marginal0) / (len(x_T) - 1)
         return out
 
 

@@ -18,6 +18,21 @@ TASKS_17: tuple[str, ...] = (
 )
 
 
+# The paper's 46-task list (``heavy.yaml``'s labels): the tasks of the testbed's eval files.
+TASKS_46: tuple[str, ...] = (
+    "mmlu_zeroshot", "hellaswag_zeroshot", "jeopardy", "bigbench_qa_wikidata", "arc_easy", "arc_challenge",
+    "mmlu", "bigbench_misconceptions", "copa", "siqa", "commonsense_qa", "piqa", "openbook_qa",
+    "bigbench_novel_concepts", "bigbench_strange_stories", "bigbench_strategy_qa", "lambada_openai", "hellaswag",
+    "winograd", "winogrande", "bigbench_conlang_translation", "bigbench_language_identification",
+    "bigbench_conceptual_combinations", "bigbench_elementary_math_qa", "bigbench_dyck_languages",
+    "agi_eval_lsat_ar", "bigbench_cs_algorithms", "bigbench_logical_deduction", "bigbench_operators",
+    "bigbench_repeat_copy_logic", "simple_arithmetic_nospaces", "simple_arithmetic_withspaces", "math_qa",
+    "logi_qa", "pubmed_qa_labeled", "squad", "agi_eval_lsat_rc", "agi_eval_lsat_lr", "coqa",
+    "bigbench_understanding_fables", "boolq", "agi_eval_sat_en", "winogender_mc_female", "winogender_mc_male",
+    "enterprise_pii_classification", "bbq",
+)
+
+
 def read_random_baselines(path: str | Path) -> Mapping[str, float]:
     """Task name -> random-baseline accuracy in [0, 1] (the CSV holds percent)."""
     path = Path(path)

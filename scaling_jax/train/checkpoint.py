@@ -36,6 +36,9 @@ class Checkpoints:
     def latest_step(self) -> int | None:
         return self.manager.latest_step()
 
+    def read_meta(self, step: int) -> dict:
+        return self.manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
+
     def save(self, step: int, state, data_iter, meta: dict[str, Any]) -> None:
         self.manager.save(step, args=ocp.args.Composite(
             state=ocp.args.StandardSave(state),
@@ -47,10 +50,11 @@ class Checkpoints:
         self.manager.wait_until_finished()
 
     def restore(self, step: int, abstract_state, state_shardings, data_iter, shapes: dict) -> tuple[Any, dict]:
-        """Restore into ``data_iter`` and return (state, meta); a checkpoint of another model
-        shape is an error naming its folder and the first differing parameter."""
+        """Restore into ``data_iter`` (None: leave the data state) and return (state, meta); a
+        checkpoint of another model shape is an error naming its folder and the first differing
+        parameter."""
         where = self.directory / str(step)
-        meta = self.manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
+        meta = self.read_meta(step)
         saved = meta.get("param_shapes", {})
         if saved != shapes:
             diff = sorted(set(saved) ^ set(shapes)) or [k for k in shapes if saved[k] != shapes[k]]
@@ -62,10 +66,10 @@ class Checkpoints:
                 "Use the model config it was trained with, or a new --out.")
         target = jax.tree.map(lambda s, a: jax.tree.map(
             lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s), a), state_shardings, abstract_state)
-        out = self.manager.restore(step, args=ocp.args.Composite(
-            state=ocp.args.StandardRestore(target),
-            data=grain.checkpoint.CheckpointRestore(data_iter),
-        ))
+        items = {"state": ocp.args.StandardRestore(target)}
+        if data_iter is not None:
+            items["data"] = grain.checkpoint.CheckpointRestore(data_iter)
+        out = self.manager.restore(step, args=ocp.args.Composite(**items))
         return out["state"], meta
 
     def close(self) -> None:

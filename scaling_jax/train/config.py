@@ -138,6 +138,22 @@ class LoggingSection:
 
 
 @dataclasses.dataclass(frozen=True)
+class EvalSection:
+    """Downstream evaluation at the end of the run (and every ``every`` steps if > 0): ``tasks`` is
+    '' (none), 'synthetic', a heavy.yaml-style task list, or labels of the default list, as
+    ``scaling-jax eval --tasks``; ``limit`` scores the first examples of each task; ``tokenizer`` a
+    tokenizer.json for text tasks (default: the corpus's)."""
+
+    tasks: str = ""
+    every: int = 0
+    limit: int | None = None
+    tokenizer: str = ""
+
+    def __post_init__(self):
+        check_ranges(self, optional=("limit",), every=NON_NEGATIVE_INT, limit=POSITIVE_INT)
+
+
+@dataclasses.dataclass(frozen=True)
 class TrainConfig:
     name: str = ""
     seed: int = 0
@@ -149,6 +165,7 @@ class TrainConfig:
     budget: BudgetSection = BudgetSection(multiplier=20.0)
     checkpoint: CheckpointSection = CheckpointSection()
     logging: LoggingSection = LoggingSection()
+    eval: EvalSection = EvalSection()
 
     def __post_init__(self):
         check_ranges(self, optional=("vocab_chunk",), seed=NON_NEGATIVE_INT, vocab_chunk=POSITIVE_INT)

@@ -20,12 +20,15 @@ from scaling_jax import atomic
 from scaling_jax.config import ConfigError, to_dict
 from scaling_jax.data.pipeline import batches, open_source
 from scaling_jax.errors import UserError
+from scaling_jax.eval.suite import SuiteResult, resolve_tasks, run_suite
+from scaling_jax.eval.tasks import load_task
 from scaling_jax.model.counts import paper_params, params_no_embed
 from scaling_jax.model.sharding import check_even_split, make_mesh, split_sizes
 from scaling_jax.testbed.schema import RunRecord
 from scaling_jax.train import distributed, evaluate
 from scaling_jax.train.checkpoint import Checkpoints, param_shapes
 from scaling_jax.train.config import TrainConfig, budget, model_config
+from scaling_jax.train.lm import run_tokenizer, transformer_lm
 from scaling_jax.train.metrics import MetricsLog
 from scaling_jax.train.optimizer import optimizer, schedule
 from scaling_jax.train.step import global_batch, setup
@@ -98,6 +101,16 @@ def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False) -> Outcome
         raise ConfigError(f"data.val_sequences: {cfg.data.val_sequences} is less than one "
                           f"evaluation batch of {eval_gb} sequences")
 
+    # Downstream tasks, read and checked before anything is written.
+    eval_specs, eval_tok = [], None
+    if cfg.eval.tasks:
+        corpus = cfg.data.corpus
+        eval_specs = resolve_tasks(cfg.eval.tasks, corpus.synthetic if corpus.kind == "synthetic" else None,
+                                   where="eval.tasks")
+        eval_tok = run_tokenizer(cfg, model_cfg.vocab_size, cfg.eval.tokenizer or None)
+        for spec in eval_specs:  # a malformed task file fails now, not after training
+            load_task(spec)
+
     # Output folder: a fresh run never overwrites, a resumed one needs a checkpoint.
     if out.exists() and not out.is_dir():
         raise UserError(f"{out}: exists and is not a folder; choose a new --out")
@@ -148,6 +161,15 @@ def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False) -> Outcome
             log.write(step, f"val/{name}", results[name].record())
         return results
 
+    lm = transformer_lm(s.graphdef, None, model_cfg, mesh, name=run_name(cfg, model_cfg.name, bud.M))
+
+    def downstream(step: int) -> SuiteResult:
+        res = run_suite(dataclasses.replace(lm, params=state["params"]), eval_tok, eval_specs,
+                        limit=cfg.eval.limit)
+        log.write(step, "eval", {**res.accuracies, **{k: v for k, v in res.summary.items()
+                                                      if k.startswith("err_") and v is not None}})
+        return res
+
     pending: list[tuple[int, dict]] = []
     last_good = start if resume else None
 
@@ -191,6 +213,8 @@ def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False) -> Outcome
                     bar.update(step - bar.n)
                 if cfg.logging.val_every and step % cfg.logging.val_every == 0 and step < bud.steps:
                     validate(step)
+                if eval_specs and cfg.eval.every and step % cfg.eval.every == 0 and step < bud.steps:
+                    downstream(step)
                 if step % cfg.checkpoint.every == 0 or step == bud.steps:
                     flush()
                     ckpts.save(step, state, data_iter, {**meta, "step": step})
@@ -198,12 +222,16 @@ def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False) -> Outcome
             if stopped:
                 return Outcome(step=step, stopped_early=True, record=None)
             results = validate(step)
+            suite = downstream(step) if eval_specs else None
     finally:
         bar.close()
         stop.restore()
         ckpts.close()
         log.close()
 
+    hp, down = _hyperparameters(cfg, model_cfg, bud, val_sets), {}
+    if suite is not None:
+        down, hp["eval"] = _downstream_fields(cfg, suite)
     record = RunRecord(
         name=run_name(cfg, model_cfg.name, bud.M),
         dataset=cfg.data.name,
@@ -213,11 +241,27 @@ def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False) -> Outcome
         D=bud.tokens_trained,
         losses={k: r.loss for k, r in results.items()},
         loss_intervals={k: (r.lower_95, r.upper_95) for k, r in results.items()},
-        hyperparameters=_hyperparameters(cfg, model_cfg, bud, val_sets),
+        hyperparameters=hp,
+        **down,
     )
     if writer:
+        if suite is not None:
+            suite.write(out)
         atomic.write_text(out / "record.json", record.to_json() + "\n")
     return Outcome(step=step, stopped_early=False, record=record)
+
+
+def _downstream_fields(cfg: TrainConfig, suite: SuiteResult) -> tuple[dict, dict]:
+    """The record's ``accuracies`` and errors. A synthetic-suite run has no paper tasks: its suite
+    average fills ``err_46`` and ``err_17`` (``hyperparameters.eval.suite`` says so), so ``fit
+    --law error`` and ``posterior`` read it like the paper's."""
+    s = suite.summary
+    synthetic = s["err_46"] is None and s["err_17"] is None and s["err_synthetic"] is not None
+    errs = {"err_46": s["err_synthetic"], "err_17": s["err_synthetic"]} if synthetic else \
+        {"err_46": s["err_46"], "err_17": s["err_17"]}
+    info = {"suite": "synthetic" if synthetic else "tasks", "tasks": cfg.eval.tasks, "limit": cfg.eval.limit,
+            **{k: s[k] for k in ("err_46_n_tasks", "err_17_n_tasks", "err_synthetic_n_tasks")}, "missing": s["missing"]}
+    return {"accuracies": suite.accuracies, **errs}, info
 
 
 def _hyperparameters(cfg: TrainConfig, model_cfg, bud, val_sets) -> dict:

@@ -1,0 +1,102 @@
+"""Our transformer behind the evaluator's ``LanguageModel``: from a live training state or from a
+checkpoint on disk (a run folder, its ``checkpoints/`` folder, or one step's folder)."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from flax import nnx
+
+from scaling_jax.config import from_dict
+from scaling_jax.data.tokenizer import load_tokenizer
+from scaling_jax.errors import InputNotFound, UserError
+from scaling_jax.eval.score import LanguageModel
+from scaling_jax.eval.tokenizers import ByteTokenizer
+from scaling_jax.model.config import ModelConfig
+from scaling_jax.model.sharding import batch_sharding, make_mesh
+from scaling_jax.train.checkpoint import Checkpoints, param_shapes
+from scaling_jax.train.config import TrainConfig, load_train_config, model_config
+from scaling_jax.train.optimizer import optimizer
+from scaling_jax.train.step import setup
+
+_APPLY: dict = {}
+
+
+def _apply(graphdef):
+    """One apply function per model graph, so the evaluator's compiled programs are reused by
+    every checkpoint of the same shape."""
+    if graphdef not in _APPLY:
+        def apply(p, tokens_BxL):
+            return nnx.merge(graphdef, p)(tokens_BxL)
+        _APPLY[graphdef] = apply
+    return _APPLY[graphdef]
+
+
+def transformer_lm(graphdef, params, model_cfg: ModelConfig, mesh=None, name: str = "") -> LanguageModel:
+    return LanguageModel(apply=_apply(graphdef), params=params, max_seq_len=model_cfg.seq_len,
+                         vocab_size=model_cfg.vocab_size,
+                         mesh=mesh, batch_sharding=batch_sharding(mesh) if mesh is not None else None,
+                         name=name or model_cfg.name)
+
+
+def run_tokenizer(cfg: TrainConfig, vocab_size: int, override: str | None = None):
+    """The text tokenizer: ``override`` (a tokenizer.json), else the run's corpus's; a run on the
+    synthetic language has none and reads text as bytes (``ByteTokenizer``)."""
+    if override:
+        return load_tokenizer(override)
+    if cfg.data.corpus.kind == "synthetic":
+        return ByteTokenizer(vocab_size)
+    from scaling_jax.data.store import read_metadata
+
+    return load_tokenizer(read_metadata(cfg.data.corpus.path)["tokenizer"])
+
+
+@dataclasses.dataclass(frozen=True)
+class LoadedRun:
+    lm: LanguageModel
+    config: TrainConfig
+    step: int
+    run_dir: Path | None
+
+
+def _locate(path: Path) -> tuple[Path, int | None, Path | None]:
+    """(checkpoints folder, step or None for the latest, run folder or None)."""
+    if not path.exists():
+        raise InputNotFound(f"{path}: no such run folder or checkpoint")
+    if (path / "checkpoints").is_dir():
+        return path / "checkpoints", None, path
+    if path.name.isdigit() and path.is_dir():
+        run = path.parent.parent if path.parent.name == "checkpoints" else None
+        return path.parent, int(path.name), run
+    if any(p.name.isdigit() for p in path.iterdir()):
+        return path, None, path.parent if path.name == "checkpoints" else None
+    raise UserError(f"{path}: neither a run folder (with checkpoints/) nor a checkpoint folder")
+
+
+def load_run(path: str | Path, mesh=None) -> LoadedRun:
+    """The parameters of a saved run, laid out on ``mesh`` (default: the run's mesh config)."""
+    ckpt_dir, step, run_dir = _locate(Path(path))
+    ckpts = Checkpoints(ckpt_dir, keep=1 << 30, async_save=False)
+    try:
+        step = ckpts.latest_step() if step is None else step
+        if step is None:
+            raise UserError(f"{ckpt_dir}: no checkpoint")
+        cfg_file = run_dir / "config.json" if run_dir is not None else None
+        if cfg_file is not None and cfg_file.is_file():
+            cfg = load_train_config(cfg_file)
+        else:
+            meta_cfg = ckpts.read_meta(step).get("config")
+            if not meta_cfg:
+                raise UserError(f"{ckpt_dir / str(step)}: checkpoint carries no run config")
+            cfg = from_dict(TrainConfig, meta_cfg, where=f"{ckpt_dir / str(step)}: config")
+        model_cfg = model_config(cfg)
+        mesh = mesh or make_mesh(cfg.mesh.data, cfg.mesh.fsdp, cfg.mesh.tensor)
+        # The optimizer only shapes the state being restored; its schedule length does not matter.
+        s = setup(model_cfg, optimizer(cfg.optimizer, cfg.optimizer.warmup + 1), mesh, seed=cfg.seed)
+        shapes = param_shapes(s.abstract_state["params"])
+        state, _ = ckpts.restore(step, s.abstract_state, s.state_shardings, None, shapes)
+    finally:
+        ckpts.close()
+    name = run_dir.name if run_dir is not None else model_cfg.name
+    return LoadedRun(transformer_lm(s.graphdef, state["params"], model_cfg, mesh, name), cfg, step, run_dir)
