@@ -110,3 +110,22 @@ def run_backtest(sweeps: Sequence[Sweep], recipes: Sequence[Recipe], cuts: Mappi
         scored = _score(s, recipe, p, cut, fit_idx, upto) if p is not None else ()
         out.append(CutResult(s.name, recipe, cut, role, st, why, tuple(int(i) for i in fit_idx), p, scored))
     return out
+
+
+def held_out(sweep: Sweep, result: CutResult, min_M: float = 0.0) -> dict:
+    """Relative errors (%) of ``result``'s fit on every run of ``sweep`` it did not fit (with M ≥ ``min_M``):
+    the mean over all of them (the paper's Figure-5 average) and over those above its cut."""
+    if result.params is None:
+        return {"n": 0, "mean_rel_err": None, "n_above_cut": 0, "mean_rel_err_above_cut": None}
+    keep = np.ones(len(sweep), bool)
+    keep[list(result.fit_idx)] = False
+    keep &= sweep.M >= min_M * (1 - 1e-6)
+    idx = np.flatnonzero(keep)
+    sub = {k: v[idx] for k, v in sweep.pts.items()}
+    pred = np.atleast_1d(predict(result.recipe.law, result.params, **law_inputs(result.recipe.law, sub)))
+    err = np.abs(pred - sub["loss"]) / sub["loss"] * 100.0
+    above = sweep.C[idx] > result.cut * (1 + 1e-9)
+    mean = lambda e: float(e.mean()) if e.size else None  # noqa: E731
+    return {"n": int(idx.size), "mean_rel_err": mean(err),
+            "n_above_cut": int(above.sum()), "mean_rel_err_above_cut": mean(err[above]),
+            "rel_err": {sweep.labels[i]: float(e) for i, e in zip(idx, err)}}  # fmt: skip
