@@ -32,14 +32,16 @@ class ChosenFit:
 
 
 def refit_and_predict(sweep: Sweep, recipe: Recipe, cut: float, targets: Sequence[dict], *, n_bootstrap: int = 200,
-                      seed: int = 0) -> ChosenFit:
-    """Fit ``recipe`` on its runs of ``sweep`` at or below ``cut``; bands at ``targets`` (dicts with N, D)."""
+                      seed: int = 0, params: dict[str, float] | None = None, reason: str = "") -> ChosenFit:
+    """Fit ``recipe`` on its runs of ``sweep`` at or below ``cut`` (or take ``params``, that fit
+    already made by the backtest's final row); bands at ``targets`` (dicts with N, D)."""
     mask = recipe.fit_mask(sweep.pts["N"], sweep.pts["D"], cut)
-    fits = fit_rows(sweep.pts, [recipe], mask[None].astype(float))
-    if fits.params[0] is None:
+    if params is None and not reason:
+        fits = fit_rows(sweep.pts, [recipe], mask[None].astype(float))
+        params, reason = fits.params[0], fits.reasons[0]
+    if params is None:
         raise UserError(f"{sweep.name}: the chosen recipe {recipe.name} cannot be refitted on the runs up to "
-                        f"{cut:.3g} FLOPs: {fits.reasons[0]}")
-    params = fits.params[0]
+                        f"{cut:.3g} FLOPs: {reason}")
     idx = np.flatnonzero(mask)
     sub = {k: np.asarray(v)[idx] for k, v in sweep.pts.items()}
     xs, y = law_inputs(recipe.law, sub), sub["loss"]
