@@ -20,7 +20,7 @@ def backtest_out(tmp_path_factory):
     pts = simulated_points()
     final = float(np.sort(6 * pts["N"] * pts["D"])[-8])
     argv = ["backtest", "--runs", write_csv(tmp / "runs.csv", pts), "--recipes", RECIPES, "--cuts", "4",
-            "--final-cut", f"{final:.6e}", "--predict", "3e9,6e10", "--predict", "N=5e9,M=20", "--bootstrap", "40",
+            "--final-cut", f"{final:.6e}", "--predict", "3e9,6e10", "--predict", "N=5e9,M=20", "--bootstrap", "20",
             "--out", str(tmp / "out")]
     return main(argv), tmp / "out"
 
