@@ -34,9 +34,10 @@ def law_inputs(law: str, pts: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]
 
 
 # Iteration caps in a backtest. Every lane of a row runs until its slowest start stops, and a few
-# starts always wander until the cap; the best start stops well before it (LM: ~50 steps, L-BFGS:
-# ~100-250). Measured on the testbed's 324 (recipe, cut) rows: the same rows converge with caps
-# 100 and 400 (LM), and the chosen optima agree (see tests/backtest/test_fits.py).
+# starts always wander until the cap; the best start stops well before it (LM: ~50 steps). On the
+# testbed's 324 (recipe, cut) rows LM caps of 100 and 400 gave the same converged rows and optima
+# (a one-off comparison, BENCHMARKS.md); L-BFGS (Huber) keeps the library's 500: a cap of 100
+# moved some predictions by several %.
 LM_MAX_ITER = 100
 HUBER_MAX_ITER = 500
 
@@ -74,7 +75,7 @@ def fit_rows(pts: Mapping[str, np.ndarray], recipes: Sequence[Recipe], W: np.nda
             p, conv = np.asarray(best.params), np.asarray(best.converged)
         else:
             # A finite optimum counts: L-BFGS's own flag asks for a gradient norm below 1e-12 within
-            # HUBER_MAX_ITER steps, which a flat valley misses long after the objective has settled.
+            # HUBER_MAX_ITER steps, which a flat valley can miss after the objective has settled.
             p, obj, _ = huber.fit_huber_batch(law, xs, y, W[rows], huber_starts(law), HUBER_MAX_ITER)
             conv = np.isfinite(obj)
         for j, i in enumerate(rows):
