@@ -12,7 +12,8 @@ import numpy as np
 from scaling_jax.backtest.fits import fit_rows, law_inputs
 from scaling_jax.backtest.recipes import Recipe
 from scaling_jax.errors import UserError
-from scaling_jax.laws.fit import predict
+from scaling_jax.laws import forms
+from scaling_jax.laws.fit import fit_batch, predict
 
 
 @dataclasses.dataclass(frozen=True)
@@ -129,3 +130,40 @@ def held_out(sweep: Sweep, result: CutResult, min_M: float = 0.0) -> dict:
     return {"n": int(idx.size), "mean_rel_err": mean(err),
             "n_above_cut": int(above.sum()), "mean_rel_err_above_cut": mean(err[above]),
             "rel_err": {sweep.labels[i]: float(e) for i, e in zip(idx, err)}}  # fmt: skip
+
+
+def run_error_backtest(sweeps: Sequence[Sweep], cuts: Mapping[str, np.ndarray],
+                       final_cuts: Mapping[str, float]) -> dict[str, list[dict]]:
+    """Eq. 5 (downstream error from loss, averaged over tasks) on the same rolling cuts: fitted on
+    the runs at or below each cut (one batched LM call for every sweep and cut), scored on the runs
+    above it from their measured loss. Sweeps without an ``error`` column are left out."""
+    sweeps = [s for s in sweeps if "error" in s.pts]
+    if not sweeps:
+        return {}
+    offsets = np.cumsum([0] + [len(s) for s in sweeps])
+    L = np.concatenate([s.pts["loss"] for s in sweeps])
+    err = np.concatenate([s.pts["error"] for s in sweeps])
+    rows, W = [], []
+    for s, off in zip(sweeps, offsets):
+        for cut, role in [(float(c), "selection") for c in cuts.get(s.name, ())] + [(final_cuts[s.name], "final")]:
+            w = np.zeros(L.size)
+            w[off:off + len(s)] = s.C <= cut * (1 + 1e-9)
+            rows.append((s, off, float(cut), role))
+            W.append(w)
+    best, _ = fit_batch("error", {"L": L}, err, np.array(W))
+    names = forms.law("error")[1]
+    out: dict[str, list[dict]] = {s.name: [] for s in sweeps}
+    for (s, off, cut, role), w, p, ok in zip(rows, W, np.asarray(best.params), np.asarray(best.converged)):
+        upto = final_cuts[s.name] if role == "selection" else np.inf
+        idx = np.flatnonzero((s.C > cut * (1 + 1e-9)) & (s.C <= upto * (1 + 1e-9)))
+        params = {k: float(v) for k, v in zip(names, p)} if ok and np.all(np.isfinite(p)) else None
+        scored = []
+        if params is not None and idx.size:
+            pred = np.atleast_1d(predict("error", params, L=s.pts["loss"][idx]))
+            true = s.pts["error"][idx]
+            scored = [{"run": s.labels[i], "C": float(s.C[i]), "M": float(s.M[i]), "error": float(t),
+                       "pred": float(q), "rel_err": abs(float(q) - float(t)) / float(t) * 100.0,
+                       "log10_C_over_C0": float(np.log10(s.C[i] / cut))} for i, q, t in zip(idx, pred, true)]
+        out[s.name].append({"cut": cut, "role": role, "status": "ok" if params else "failed",
+                            "n_fit": int((w[off:off + len(s)] > 0).sum()), "params": params, "scored": scored})
+    return out

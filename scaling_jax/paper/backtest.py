@@ -15,6 +15,8 @@ import dataclasses
 from pathlib import Path
 from typing import Sequence
 
+import numpy as np
+
 from scaling_jax import atomic
 from scaling_jax.backtest import cuts as cuts_mod
 from scaling_jax.backtest import recipes as recipes_mod
@@ -110,6 +112,13 @@ def run_backtest(runs: str | Path, *, dataset: str | None = None, val_set: str |
         if tb is not None and not paper_recipe.missing_runs(tb, s.name):
             b["held_out"] = _paper_comparison(s, tb, results, choice.recipe)
         body["datasets"][s.name] = b
+    for name, rows in score.run_error_backtest(sweeps, cuts, finals).items():
+        for r in rows:
+            r["mean_rel_err"] = float(np.mean([x["rel_err"] for x in r["scored"]])) if r["scored"] else None
+            r["by_distance"] = report.by_distance(r["scored"])
+        body["datasets"][name]["error_law"] = {
+            "law": "error (Eq. 5), averaged over tasks, fitted on every run at or below the cut; scored from "
+                   "the measured loss of the runs above it", "cuts": rows}
     if len(sweeps) == 1:
         # One training set: its recipes and choice at the top level too (``chosen.recipe`` etc.).
         body.update({k: v for k, v in body["datasets"][sweeps[0].name].items()})
@@ -166,6 +175,10 @@ def summary_lines(bt: Backtest) -> list[str]:
             lines.append(f"  held out, {key} {h['recipe']}: all {h['all_held_out']['mean_rel_err']:.2f} % "
                          f"(n={h['all_held_out']['n']}), M>=6 {h['held_out_M_ge_6']['mean_rel_err']:.2f} %, "
                          f"above cut {h['above_cut']['mean_rel_err']:.2f} %; targets: {tg}")
+        for r in d.get("error_law", {}).get("cuts", []):
+            if r["role"] == "final" and r["mean_rel_err"] is not None:
+                lines.append(f"  Eq. 5 (downstream error from loss) at the final cut: {r['mean_rel_err']:.2f} % mean "
+                             f"relative error on {len(r['scored'])} runs above it")
         for p in ch["predictions"]:
             lo, hi = p["loss"]["lo95"], p["loss"]["hi95"]
             lines.append(f"  predict N={p['N']:.4g} D={p['D']:.4g}: loss {p['loss']['median']:.4f} "

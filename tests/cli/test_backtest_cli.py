@@ -41,5 +41,9 @@ def test_backtest_cli_writes_the_contract(backtest_out, capsys):
         assert c["status"] == "ok" and c["by_distance"] and c["by_distance"][0]["n"] >= 1
     paper = body["recipes"]["eq3/lsq/paper"]
     assert paper["ineligible"] and any(s["recipe"] == "eq3/lsq/paper" for s in body["skipped"])
+    # Eq. 5 on the same cuts, from the CSV's error column: recovers the simulated law.
+    err = body["error_law"]["cuts"]
+    assert [c["role"] for c in err] == ["selection"] * len(body["selection_cuts"]) + ["final"]
+    assert err[-1]["params"]["gamma"] == pytest.approx(0.7, rel=0.1) and err[-1]["mean_rel_err"] < 1.0
     assert (out / "error_vs_distance.png").is_file()
     assert (out / "figure5" / "eq3_lsq_all.png").is_file()
