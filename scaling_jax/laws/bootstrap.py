@@ -91,14 +91,15 @@ ESTIMATORS = ("lm", "huber")
 
 def bootstrap(law: str, inputs: Mapping[str, object], y: object, *, n_resamples: int = 1000, seed: int = 0,
               starts: np.ndarray | None = None, max_iter: int | None = None, dedupe: bool = True,
-              estimator: str = "lm") -> BootstrapResult:
+              estimator: str = "lm", weights: np.ndarray | None = None) -> BootstrapResult:
     """Refit ``law`` on ``n_resamples`` resamples of the points with ``estimator``, each from every start.
 
     ``starts`` are in the estimator's parameterisation: the paper's parameters for ``"lm"`` (default
     its start grid), log space for ``"huber"`` (default: a Huber point fit's optimum and
     ``huber.BOOTSTRAP_GRID``; pass ``huber.bootstrap_starts(law, point.params)`` to reuse a point fit).
     ``max_iter`` defaults to each estimator's own (LM 400, L-BFGS 500). ``dedupe`` fits each
-    distinct resample once (same answer, fewer fits when points are few).
+    distinct resample once (same answer, fewer fits when points are few). ``weights`` (n,) multiply
+    every resample's multiplicities (e.g. 1/y² for least squares on relative residuals).
     """
     if estimator not in ESTIMATORS:
         raise UserError(f"bootstrap estimator must be one of {list(ESTIMATORS)}, not {estimator!r}")
@@ -113,7 +114,8 @@ def bootstrap(law: str, inputs: Mapping[str, object], y: object, *, n_resamples:
             uniq, inverse = np.unique(W[ok], axis=0, return_inverse=True)
         else:
             uniq, inverse = W[ok], np.arange(int(ok.sum()))
-        fitted, converged = _refit(estimator, law, xs, y, uniq, starts, max_iter)
+        scale = 1.0 if weights is None else np.asarray(weights, np.float64)[None]
+        fitted, converged = _refit(estimator, law, xs, y, uniq * scale, starts, max_iter)
         good = converged & np.all(np.isfinite(fitted), axis=1)
         per_resample = good[inverse.ravel()]
         n_unconv = int((~per_resample).sum())

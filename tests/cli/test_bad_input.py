@@ -97,6 +97,24 @@ CASES = {
                        str(_error_only_calibration(t)), "--out", str(t / "o")], "calibrates only ['error']"),
     "--chains 0": (lambda t, tb: ["fit", "--runs", str(tb), "--dataset", "rpj", "--estimator", "bayes", "--chains", "0",
                                   "--out", str(t / "o")], "--chains: must be >= 1"),
+    "backtest --cuts 0": (lambda t, tb: ["backtest", "--runs", str(tb), "--dataset", "rpj", "--cuts", "0",
+                                         "--out", str(t / "o")], "--cuts: must be >= 1"),
+    "backtest unknown recipe": (lambda t, tb: ["backtest", "--runs", str(tb), "--recipes", "eq4/lsq/most",
+                                               "--out", str(t / "o")], "unknown recipe 'eq4/lsq/most'"),
+    "backtest one multiplier only": (
+        lambda t, tb: ["backtest", "--runs", str(_csv(t / "r.csv", [f"{n},{20 * n},{3 - n / 1e9}" for n in
+                                                                    (1e7, 2e7, 4e7, 8e7, 1.6e8, 3.2e8)])),
+                       "--out", str(t / "o")], "same token multiplier M = 20"),
+    "backtest non-finite loss": (lambda t, tb: ["backtest", "--runs", str(_csv(t / "r.csv", ["1e8,2e9,nan"])),
+                                                "--out", str(t / "o")], "must be positive and finite"),
+    "backtest too few runs to cut": (
+        lambda t, tb: ["backtest", "--runs", str(_csv(t / "r.csv", [f"{n},{m * n},{3 - n / 1e9 - m / 1e3}" for n, m in
+                                                                    ((1e7, 20), (2e7, 40), (4e7, 20), (8e7, 80))])),
+                       "--out", str(t / "o")], "too few to backtest"),
+    "backtest --final-cut paper on a CSV": (
+        lambda t, tb: ["backtest", "--runs", str(_csv(t / "r.csv", [f"{n},{m * n},{3 - n / 1e9 - m / 1e3}" for n, m in
+                                                                    ((1e7, 20), (2e7, 40), (4e7, 20), (8e7, 80))])),
+                       "--final-cut", "paper", "--out", str(t / "o")], "lacks the paper recipe's runs"),
     "missing testbed": (lambda t, tb: ["reproduce", "--testbed", str(t / "nope"), "--out", str(t / "o")], "not found"),
 }
 

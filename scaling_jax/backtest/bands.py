@@ -1,0 +1,68 @@
+"""The chosen recipe refitted on every run it may use, and its predictive bands at targets.
+
+Bands come from a bootstrap refitted by the recipe's own estimator (``lsq_log`` resamples keep
+their 1/y² weights) times the fit's log residual scale, as ``scaling-jax fit`` makes them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Sequence
+
+import numpy as np
+
+from scaling_jax.backtest.fits import HUBER_MAX_ITER, LM_MAX_ITER, fit_rows, law_inputs
+from scaling_jax.backtest.recipes import Recipe
+from scaling_jax.backtest.score import Sweep
+from scaling_jax.errors import UserError
+from scaling_jax.laws import huber, predictive
+from scaling_jax.laws.bayes.predict import Bands
+from scaling_jax.laws.bootstrap import bootstrap
+from scaling_jax.laws.fit_report import interval_summary
+
+
+@dataclasses.dataclass(frozen=True)
+class ChosenFit:
+    recipe: Recipe
+    cut: float
+    fit_idx: tuple[int, ...]
+    params: dict[str, float]
+    predictions: list[dict]  # {N, D, C, M, loss: {median, lo50, ..., hi95}}
+    bootstrap: dict
+
+
+def refit_and_predict(sweep: Sweep, recipe: Recipe, cut: float, targets: Sequence[dict], *, n_bootstrap: int = 200,
+                      seed: int = 0, params: dict[str, float] | None = None, reason: str = "") -> ChosenFit:
+    """Fit ``recipe`` on its runs of ``sweep`` at or below ``cut`` (or take ``params``, that fit
+    already made by the backtest's final row); bands at ``targets`` (dicts with N, D)."""
+    mask = recipe.fit_mask(sweep.pts["N"], sweep.pts["D"], cut)
+    if params is None and not reason:
+        fits = fit_rows(sweep.pts, [recipe], mask[None].astype(float))
+        params, reason = fits.params[0], fits.reasons[0]
+    if params is None:
+        raise UserError(f"{sweep.name}: the chosen recipe {recipe.name} cannot be refitted on the runs up to "
+                        f"{cut:.3g} FLOPs: {reason}")
+    idx = np.flatnonzero(mask)
+    sub = {k: np.asarray(v)[idx] for k, v in sweep.pts.items()}
+    xs, y = law_inputs(recipe.law, sub), sub["loss"]
+    rows, bs_summary = [], {}
+    if targets:
+        if n_bootstrap < 1:
+            raise UserError("--predict needs a bootstrap for its bands: use --bootstrap > 0")
+        starts = huber.bootstrap_starts(recipe.law, params) if recipe.estimator == "huber" else None
+        is_huber = recipe.estimator == "huber"
+        bs = bootstrap(recipe.law, xs, y, n_resamples=n_bootstrap, seed=seed, estimator="huber" if is_huber else "lm",
+                       starts=starts, max_iter=HUBER_MAX_ITER if is_huber else LM_MAX_ITER,
+                       weights=1.0 / y**2 if recipe.estimator == "lsq_log" else None)
+        bs_summary = bs.summary()
+        if not bs.n_kept:
+            raise UserError(f"{sweep.name}: no usable bootstrap resample of {n_bootstrap} to predict from")
+        sigma = predictive.log_residual_scale(recipe.law, params, xs, y)
+        T = {k: np.array([float(t[k]) for t in targets]) for k in ("N", "D")}
+        draws = predictive.predictive_draws(bs, sigma, seed=seed, **law_inputs(recipe.law, T))
+        bands = Bands.from_draws(draws)
+        for i, t in enumerate(targets):
+            N, D = float(t["N"]), float(t["D"])
+            rows.append({"N": N, "D": D, "C": 6.0 * N * D, "M": D / N, "loss": interval_summary(bands, i)})
+        bs_summary["log_residual_scale"] = sigma
+    return ChosenFit(recipe, cut, tuple(int(i) for i in idx), params, rows, bs_summary)

@@ -1,0 +1,86 @@
+"""Fits of many (recipe, cut) rows at once: one compiled call per law form and solver.
+
+Each row is a 0/1 weight vector over all points (the runs its recipe may fit at its cut); rows
+of ``lsq`` and ``lsq_log`` recipes share one Levenberg–Marquardt call (``lsq_log`` rows carry
+weights 1/y²), ``huber`` rows one L-BFGS call. Rows whose runs cannot pin the law are skipped
+with the reason, never fitted.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from scaling_jax.backtest.recipes import Recipe
+from scaling_jax.laws import forms, huber
+from scaling_jax.laws.fit import fit_batch
+from scaling_jax.laws.fit_report import LAW_INPUTS
+from scaling_jax.laws.points import design_problems
+
+
+@dataclasses.dataclass(frozen=True)
+class RowFits:
+    """Per row: parameters (None when skipped or not converged), and why not."""
+
+    params: list[dict[str, float] | None]
+    status: list[str]  # "ok", "skipped" or "failed"
+    reasons: list[str]
+
+
+def law_inputs(law: str, pts: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    return LAW_INPUTS[law][0](pts)
+
+
+# Iteration caps in a backtest. Every lane of a row runs until its slowest start stops, and a few
+# starts always wander until the cap; the best start stops well before it (LM: ~50 steps). On the
+# testbed's 324 (recipe, cut) rows LM caps of 100 and 400 gave the same converged rows and optima
+# (a one-off comparison, BENCHMARKS.md); L-BFGS (Huber) keeps the library's 500: a cap of 100
+# moved some predictions by several %.
+LM_MAX_ITER = 100
+HUBER_MAX_ITER = 500
+
+
+def huber_starts(law: str) -> np.ndarray:
+    """Huber starts in a backtest: the bootstrap's 8 log-space grid corners (the full grid costs
+    ~40 ms per start and row on 2 cores; backtests refit hundreds of rows)."""
+    return huber.BOOTSTRAP_GRID[law]
+
+
+def fit_rows(pts: Mapping[str, np.ndarray], recipes: Sequence[Recipe], W: np.ndarray) -> RowFits:
+    """Fit row ``i`` of ``W`` (R, n) 0/1 with ``recipes[i]``; one batched call per (law, solver)."""
+    W = np.asarray(W, np.float64)
+    y = np.asarray(pts["loss"], np.float64)
+    R = len(recipes)
+    params: list = [None] * R
+    status, reasons = ["ok"] * R, [""] * R
+    groups: dict[tuple[str, str], list[int]] = {}
+    for i, r in enumerate(recipes):
+        xs = law_inputs(r.law, pts)
+        problems = design_problems(r.law, xs, W[i])
+        n = int((W[i] > 0).sum())
+        if n < r.n_params:
+            problems = [f"{n} fit run(s) for {r.n_params} parameters"] + problems
+        if problems:
+            status[i], reasons[i] = "skipped", "; ".join(dict.fromkeys(problems))
+            continue
+        groups.setdefault((r.law, "huber" if r.estimator == "huber" else "lm"), []).append(i)
+    for (law, solver), rows in groups.items():
+        xs = law_inputs(law, pts)
+        names = forms.law(law)[1]
+        if solver == "lm":
+            Wg = np.stack([W[i] / y**2 if recipes[i].estimator == "lsq_log" else W[i] for i in rows])
+            best, _ = fit_batch(law, xs, y, Wg, max_iter=LM_MAX_ITER)
+            p, conv = np.asarray(best.params), np.asarray(best.converged)
+        else:
+            # A finite optimum counts: L-BFGS's own flag asks for a gradient norm below 1e-12 within
+            # HUBER_MAX_ITER steps, which a flat valley can miss after the objective has settled.
+            p, obj, _ = huber.fit_huber_batch(law, xs, y, W[rows], huber_starts(law), HUBER_MAX_ITER)
+            conv = np.isfinite(obj)
+        for j, i in enumerate(rows):
+            if conv[j] and np.all(np.isfinite(p[j])):
+                params[i] = {k: float(v) for k, v in zip(names, p[j])}
+            else:
+                status[i], reasons[i] = "failed", "no start converged to a finite optimum"
+    return RowFits(params, status, reasons)

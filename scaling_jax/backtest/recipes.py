@@ -1,0 +1,107 @@
+"""A recipe: which law, which estimator, which runs may be fitted.
+
+Estimators: ``lsq`` least squares in loss (Levenberg–Marquardt); ``lsq_log`` least squares on
+relative residuals ((ŷ − y)/y, the first-order log-loss residual: the same LM with point
+weights 1/y², so it shares LM's compiled call); ``huber`` the robust log-space fit of
+laws/huber.py. Designs: ``paper`` the paper's Table-1 shape (each model size's run nearest
+M = 20, plus the smallest size's run nearest M = 320), ``all`` every run below the cut,
+``m10`` every run below the cut with M ≥ 10 (strongly under-trained runs left out).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+
+import numpy as np
+
+from scaling_jax.errors import UserError
+from scaling_jax.laws import forms
+
+LAWS = ("overtrain", "chinchilla")
+ESTIMATORS = ("lsq", "lsq_log", "huber")
+DESIGNS = ("paper", "all", "m10")
+LAW_LABEL = {"overtrain": "eq4", "chinchilla": "eq3"}
+MIN_M = 10.0  # the m10 design drops runs with M below this
+
+
+@dataclasses.dataclass(frozen=True)
+class Recipe:
+    law: str  # "overtrain" (Eq. 4, alpha = beta) or "chinchilla" (Eq. 3)
+    estimator: str  # "lsq", "lsq_log" or "huber"
+    design: str  # "paper", "all" or "m10"
+
+    def __post_init__(self):
+        for field, value, allowed in (("law", self.law, LAWS), ("estimator", self.estimator, ESTIMATORS),
+                                      ("design", self.design, DESIGNS)):
+            if value not in allowed:
+                raise UserError(f"recipe {field} {value!r}: one of {list(allowed)}")
+
+    @property
+    def name(self) -> str:
+        return f"{LAW_LABEL[self.law]}/{self.estimator}/{self.design}"
+
+    @property
+    def n_params(self) -> int:
+        return len(forms.law(self.law)[1])
+
+    def to_json(self) -> dict:
+        return {"name": self.name, **dataclasses.asdict(self)}
+
+    def fit_mask(self, N: np.ndarray, D: np.ndarray, cut: float) -> np.ndarray:
+        """Which runs this recipe may fit at compute cut ``cut``: never one with C > cut."""
+        N, D = np.asarray(N, np.float64), np.asarray(D, np.float64)
+        below = 6.0 * N * D <= cut * (1 + 1e-9)
+        M = D / N
+        if self.design == "all":
+            return below
+        if self.design == "m10":
+            return below & (M >= MIN_M * (1 - 1e-6))
+        return below & _paper_design(N, M, below)
+
+
+def _nearest(idx: np.ndarray, logM: np.ndarray, target: float) -> int | None:
+    if not idx.size:
+        return None
+    return int(idx[np.argmin(np.abs(logM[idx] - np.log(target)))])
+
+
+def _paper_design(N: np.ndarray, M: np.ndarray, avail: np.ndarray) -> np.ndarray:
+    """The paper's Table-1 shape among the available runs: per model size the run nearest M = 20
+    (within a factor 2), plus the smallest size's run nearest M = 320 (within a factor 2)."""
+    logM = np.log(M)
+    keep = np.zeros(N.shape, bool)
+    sizes = np.unique(N[avail])
+    for n in sizes:
+        i = _nearest(np.flatnonzero(avail & (N == n)), logM, 20.0)
+        if i is not None and abs(logM[i] - np.log(20.0)) <= np.log(2.0):
+            keep[i] = True
+    if sizes.size:
+        i = _nearest(np.flatnonzero(avail & (N == sizes[0])), logM, 320.0)
+        if i is not None and abs(logM[i] - np.log(320.0)) <= np.log(2.0):
+            keep[i] = True
+    return keep
+
+
+def candidates() -> tuple[Recipe, ...]:
+    """Every law × estimator × design (18 recipes)."""
+    return tuple(Recipe(law, est, design) for law, est, design in itertools.product(LAWS, ESTIMATORS, DESIGNS))
+
+
+PAPER = Recipe("overtrain", "lsq", "paper")
+
+
+def by_name(names: str) -> tuple[Recipe, ...]:
+    """``--recipes``: comma-separated names as ``eq4/lsq/all`` (``all`` for every candidate)."""
+    if names.strip() == "all":
+        return candidates()
+    table = {r.name: r for r in candidates()}
+    out = []
+    for n in (s.strip() for s in names.split(",") if s.strip()):
+        if n not in table:
+            raise UserError(f"--recipes: unknown recipe {n!r}; names are law/estimator/design, e.g. eq4/lsq/all "
+                            f"(laws eq4, eq3; estimators {list(ESTIMATORS)}; designs {list(DESIGNS)})")
+        out.append(table[n])
+    if not out:
+        raise UserError("--recipes: no recipe named")
+    return tuple(dict.fromkeys(out))

@@ -1,0 +1,169 @@
+"""Rolling-origin backtest: for every training set, recipe and compute cut, fit the recipe on
+the runs at or below the cut (only those: the weight row is zero above it) and score every run
+above it by its relative error, with its extrapolation distance in C and in M."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from scaling_jax.backtest.fits import fit_rows, law_inputs
+from scaling_jax.backtest.recipes import Recipe
+from scaling_jax.errors import UserError
+from scaling_jax.laws import forms
+from scaling_jax.laws.fit import fit_batch, predict
+
+
+@dataclasses.dataclass(frozen=True)
+class Sweep:
+    """One training set's runs: arrays N, D, loss (and error, when known), and a label per run."""
+
+    name: str
+    pts: Mapping[str, np.ndarray]
+    labels: tuple[str, ...]
+
+    @property
+    def C(self) -> np.ndarray:
+        return 6.0 * self.pts["N"] * self.pts["D"]
+
+    @property
+    def M(self) -> np.ndarray:
+        return self.pts["D"] / self.pts["N"]
+
+    def __len__(self) -> int:
+        return len(self.pts["loss"])
+
+
+def sweep_from_points(name: str, pts: Mapping[str, np.ndarray], labels: Sequence[str] | None = None) -> Sweep:
+    """Check points for a backtest: finite and positive, at least two token multipliers."""
+    pts = {k: np.asarray(v, np.float64).ravel() for k, v in pts.items()}
+    for k in ("N", "D", "loss"):
+        if k not in pts:
+            raise UserError(f"{name}: runs need a column {k!r}")
+        v = pts[k]
+        bad = np.flatnonzero(~np.isfinite(v) | (v <= 0))
+        if bad.size:
+            raise UserError(f"{name}: run {bad[0]} has {k} = {float(v[bad[0]])!r}; values must be positive and finite")
+    labels = tuple(labels) if labels is not None else tuple(f"row {i}" for i in range(len(pts["loss"])))
+    s = Sweep(name, pts, labels)
+    if len(np.unique(np.round(np.log(s.M), 6))) < 2:
+        raise UserError(f"{name}: every run has the same token multiplier M = {float(s.M[0]):g}; a backtest of "
+                        "Eq. 3/4 needs runs at two or more multipliers")
+    return s
+
+
+@dataclasses.dataclass(frozen=True)
+class CutResult:
+    sweep: str
+    recipe: Recipe
+    cut: float
+    role: str  # "selection" (scored up to the final cut only) or "final" (scored on every run above)
+    status: str  # "ok", "skipped", "failed"
+    reason: str
+    fit_idx: tuple[int, ...]  # indices (into the sweep) of the runs fitted
+    params: dict[str, float] | None
+    scored: tuple[dict, ...]  # one per scored run
+
+
+def _score(sweep: Sweep, recipe: Recipe, params: dict, cut: float, fit_idx: np.ndarray, upto: float) -> tuple:
+    C, M = sweep.C, sweep.M
+    idx = np.flatnonzero((C > cut * (1 + 1e-9)) & (C <= upto * (1 + 1e-9)))
+    if not idx.size:
+        return ()
+    sub = {k: v[idx] for k, v in sweep.pts.items()}
+    pred = np.atleast_1d(predict(recipe.law, params, **law_inputs(recipe.law, sub)))
+    logMfit = np.log10(M[fit_idx])
+    rows = []
+    for j, i in enumerate(idx):
+        true = float(sweep.pts["loss"][i])
+        rows.append({"run": sweep.labels[i], "N": float(sweep.pts["N"][i]), "D": float(sweep.pts["D"][i]),
+                     "C": float(C[i]), "M": float(M[i]), "loss": true, "pred": float(pred[j]),
+                     "rel_err": abs(float(pred[j]) - true) / true * 100.0,
+                     "log10_C_over_C0": float(np.log10(C[i] / cut)),
+                     "dlog10_M": float(np.min(np.abs(np.log10(M[i]) - logMfit)))})  # fmt: skip
+    return tuple(rows)
+
+
+def run_backtest(sweeps: Sequence[Sweep], recipes: Sequence[Recipe], cuts: Mapping[str, np.ndarray],
+                 final_cuts: Mapping[str, float]) -> list[CutResult]:
+    """Every (sweep, recipe, cut) of ``cuts[sweep]`` (selection cuts) and ``final_cuts[sweep]``;
+    the fits of all sweeps run together, one batched call per (law, solver)."""
+    offsets = np.cumsum([0] + [len(s) for s in sweeps])
+    pts = {k: np.concatenate([np.asarray(s.pts[k], np.float64) for s in sweeps]) for k in ("N", "D", "loss")}
+    n = int(offsets[-1])
+    rows, W, rec = [], [], []
+    for s, off in zip(sweeps, offsets):
+        plan = [(float(c), "selection") for c in cuts.get(s.name, ())] + [(float(final_cuts[s.name]), "final")]
+        for recipe in recipes:
+            for cut, role in plan:
+                w = np.zeros(n)
+                w[off:off + len(s)] = recipe.fit_mask(s.pts["N"], s.pts["D"], cut)
+                rows.append((s, off, recipe, cut, role))
+                W.append(w)
+                rec.append(recipe)
+    fits = fit_rows(pts, rec, np.array(W))
+    out = []
+    for (s, off, recipe, cut, role), w, p, st, why in zip(rows, W, fits.params, fits.status, fits.reasons):
+        fit_idx = np.flatnonzero(w[off:off + len(s)] > 0)
+        upto = final_cuts[s.name] if role == "selection" else np.inf
+        scored = _score(s, recipe, p, cut, fit_idx, upto) if p is not None else ()
+        out.append(CutResult(s.name, recipe, cut, role, st, why, tuple(int(i) for i in fit_idx), p, scored))
+    return out
+
+
+def held_out(sweep: Sweep, result: CutResult, min_M: float = 0.0) -> dict:
+    """Relative errors (%) of ``result``'s fit on every run of ``sweep`` it did not fit (with M ≥ ``min_M``):
+    the mean over all of them (the paper's Figure-5 average) and over those above its cut."""
+    if result.params is None:
+        return {"n": 0, "mean_rel_err": None, "n_above_cut": 0, "mean_rel_err_above_cut": None}
+    keep = np.ones(len(sweep), bool)
+    keep[list(result.fit_idx)] = False
+    keep &= sweep.M >= min_M * (1 - 1e-6)
+    idx = np.flatnonzero(keep)
+    sub = {k: v[idx] for k, v in sweep.pts.items()}
+    pred = np.atleast_1d(predict(result.recipe.law, result.params, **law_inputs(result.recipe.law, sub)))
+    err = np.abs(pred - sub["loss"]) / sub["loss"] * 100.0
+    above = sweep.C[idx] > result.cut * (1 + 1e-9)
+    mean = lambda e: float(e.mean()) if e.size else None  # noqa: E731
+    return {"n": int(idx.size), "mean_rel_err": mean(err),
+            "n_above_cut": int(above.sum()), "mean_rel_err_above_cut": mean(err[above]),
+            "rel_err": {sweep.labels[i]: float(e) for i, e in zip(idx, err)}}  # fmt: skip
+
+
+def run_error_backtest(sweeps: Sequence[Sweep], cuts: Mapping[str, np.ndarray],
+                       final_cuts: Mapping[str, float]) -> dict[str, list[dict]]:
+    """Eq. 5 (downstream error from loss, averaged over tasks) on the same rolling cuts: fitted on
+    the runs at or below each cut (one batched LM call for every sweep and cut), scored on the runs
+    above it from their measured loss. Sweeps without an ``error`` column are left out."""
+    sweeps = [s for s in sweeps if "error" in s.pts]
+    if not sweeps:
+        return {}
+    offsets = np.cumsum([0] + [len(s) for s in sweeps])
+    L = np.concatenate([s.pts["loss"] for s in sweeps])
+    err = np.concatenate([s.pts["error"] for s in sweeps])
+    rows, W = [], []
+    for s, off in zip(sweeps, offsets):
+        for cut, role in [(float(c), "selection") for c in cuts.get(s.name, ())] + [(final_cuts[s.name], "final")]:
+            w = np.zeros(L.size)
+            w[off:off + len(s)] = s.C <= cut * (1 + 1e-9)
+            rows.append((s, off, float(cut), role))
+            W.append(w)
+    best, _ = fit_batch("error", {"L": L}, err, np.array(W))
+    names = forms.law("error")[1]
+    out: dict[str, list[dict]] = {s.name: [] for s in sweeps}
+    for (s, off, cut, role), w, p, ok in zip(rows, W, np.asarray(best.params), np.asarray(best.converged)):
+        upto = final_cuts[s.name] if role == "selection" else np.inf
+        idx = np.flatnonzero((s.C > cut * (1 + 1e-9)) & (s.C <= upto * (1 + 1e-9)))
+        params = {k: float(v) for k, v in zip(names, p)} if ok and np.all(np.isfinite(p)) else None
+        scored = []
+        if params is not None and idx.size:
+            pred = np.atleast_1d(predict("error", params, L=s.pts["loss"][idx]))
+            true = s.pts["error"][idx]
+            scored = [{"run": s.labels[i], "C": float(s.C[i]), "M": float(s.M[i]), "error": float(t),
+                       "pred": float(q), "rel_err": abs(float(q) - float(t)) / float(t) * 100.0,
+                       "log10_C_over_C0": float(np.log10(s.C[i] / cut))} for i, q, t in zip(idx, pred, true)]
+        out[s.name].append({"cut": cut, "role": role, "status": "ok" if params else "failed",
+                            "n_fit": int((w[off:off + len(s)] > 0).sum()), "params": params, "scored": scored})
+    return out

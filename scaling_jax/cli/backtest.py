@@ -1,0 +1,49 @@
+"""``scaling-jax backtest``: which law and fit design to trust, by how they extrapolated."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("backtest", help="backtest scaling-law recipes on rolling compute cuts and choose one")
+    p.add_argument("--runs", required=True, help="CSV (N, D, loss[, error]), testbed or sweep folder (record.json)")
+    p.add_argument("--dataset", default=None, help="one training set of a testbed (default: each set in turn)")
+    p.add_argument("--val-set", default=None, help="validation set whose loss is fitted (testbed input)")
+    p.add_argument("--recipes", default="all",
+                   help="comma-separated recipes law/estimator/design, e.g. eq4/lsq/paper,eq3/huber/m10 (default all)")
+    p.add_argument("--cuts", type=int, default=5, help="selection cuts below the final cut (default 5)")
+    p.add_argument("--final-cut", default="auto",
+                   help="compute of the largest run the final fit may use: max, paper, a FLOP count, or auto "
+                        "(paper on the released testbed, else max)")
+    p.add_argument("--predict", action="append", default=[], metavar="N,D",
+                   help="predict at N,D (or N=..,D=.. / C=..,M=.. / N=..,M=..) with the chosen recipe; repeatable")
+    p.add_argument("--bootstrap", type=int, default=200, help="resamples for the chosen recipe's bands")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", type=Path, default=None, help="folder for backtest.json and the figures")
+    p.add_argument("--no-plots", action="store_true", help="skip the PNG figures")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from scaling_jax import atomic
+    from scaling_jax.backtest.recipes import by_name
+    from scaling_jax.errors import UserError
+    from scaling_jax.paper.backtest import run_backtest, summary_lines, write_backtest
+    from scaling_jax.testbed.points_io import parse_target
+
+    if args.out is not None:
+        atomic.check_out_dir(args.out)
+    if args.bootstrap < 0:
+        raise UserError(f"--bootstrap: must be >= 0, got {args.bootstrap}")
+    recipes = by_name(args.recipes)
+    targets = [parse_target(s, "overtrain") for s in args.predict]
+    bt = run_backtest(args.runs, dataset=args.dataset, val_set=args.val_set, recipes=recipes, n_cuts=args.cuts,
+                      final_cut=args.final_cut, targets=targets, n_bootstrap=args.bootstrap, seed=args.seed)
+    for line in summary_lines(bt):
+        print(line)
+    if args.out is not None:
+        written = write_backtest(bt, args.out, plots=not args.no_plots)
+        print(f"wrote {len(written)} file(s) to {args.out} (backtest.json{', figures' if not args.no_plots else ''})")
+    return 0

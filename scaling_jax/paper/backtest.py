@@ -1,0 +1,186 @@
+"""The ``backtest`` workflow: read runs (the paper's testbed, a CSV or a sweep folder), backtest
+every recipe on rolling compute cuts, choose one per training set from its backtest alone, refit
+it up to the final cut and predict; on the released testbed, score the chosen recipe and the
+paper's own (Eq. 4 on the Table-1 five) on every held-out run.
+
+The final cut is the compute of the largest run the final fit may use: ``max`` (every run
+given), ``paper`` (the Table-1 fit runs' largest, 2.0e19 FLOPs on the testbed: the same
+budget as the paper's recipe) or a number. ``auto`` is ``paper`` where a set has the
+recipe's runs, else ``max``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from scaling_jax import atomic
+from scaling_jax.backtest import cuts as cuts_mod
+from scaling_jax.backtest import recipes as recipes_mod
+from scaling_jax.backtest import report, score, select
+from scaling_jax.backtest.bands import refit_and_predict
+from scaling_jax.errors import InputNotFound, UserError
+from scaling_jax.paper import recipe as paper_recipe
+from scaling_jax.testbed import Testbed, load_testbed
+from scaling_jax.testbed.points_io import read_points_csv, testbed_points
+
+UNDER_TRAINED_M = 6.0  # "M = 5 excluded": runs below this multiplier
+
+
+@dataclasses.dataclass
+class Backtest:
+    body: dict
+    results: list
+    sweeps: list
+
+
+def load_sweeps(runs: str | Path, dataset: str | None = None, val_set: str | None = None
+                ) -> tuple[list[score.Sweep], Testbed | None]:
+    """One Sweep per training set: a CSV is one; a testbed or sweep folder one per set (or ``dataset``)."""
+    path = Path(runs)
+    if path.is_file():
+        return [score.sweep_from_points(path.name, read_points_csv(path))], None
+    if not path.exists():
+        raise InputNotFound(f"--runs {path}: no such file or folder")
+    tb = load_testbed(path)
+    sets = [dataset] if dataset else list(tb.datasets)
+    out = []
+    for ds in sets:
+        pts = testbed_points(tb, val_set=val_set, dataset=ds)
+        out.append(score.sweep_from_points(ds, pts, [r.name for r in tb.select(dataset=ds).runs]))
+    return out, tb
+
+
+def final_cut_of(sweep: score.Sweep, tb: Testbed | None, spec: str) -> float:
+    has_paper = tb is not None and not paper_recipe.missing_runs(tb, sweep.name)
+    if spec == "auto":
+        spec = "paper" if has_paper else "max"
+    if spec == "max":
+        return float(sweep.C.max())
+    if spec == "paper":
+        if not has_paper:
+            raise UserError(f"--final-cut paper: {sweep.name} lacks the paper recipe's runs "
+                            f"{paper_recipe.missing_runs(tb, sweep.name) if tb is not None else 'in a CSV'}")
+        return float(max(r.C for r in paper_recipe.loss_fit_runs(tb, sweep.name)))
+    return cuts_mod.parse_cut(spec)
+
+
+def _paper_comparison(sweep: score.Sweep, tb: Testbed, results: list, chosen: recipes_mod.Recipe) -> dict:
+    """Held-out errors of the chosen recipe and the paper's at the final cut, all runs and M ≥ 6."""
+    final = {c.recipe: c for c in results if c.sweep == sweep.name and c.role == "final"}
+    out = {}
+    targets = [t.name for t in paper_recipe.targets(tb, sweep.name)]
+    for key, r in (("chosen", chosen), ("paper", recipes_mod.PAPER)):
+        if r not in final:
+            continue
+        everything = score.held_out(sweep, final[r])
+        trained = score.held_out(sweep, final[r], min_M=UNDER_TRAINED_M)
+        out[key] = {"recipe": r.name, "n_fit": len(final[r].fit_idx),
+                    "all_held_out": {k: everything[k] for k in ("n", "mean_rel_err")},
+                    "above_cut": {"n": everything["n_above_cut"], "mean_rel_err": everything["mean_rel_err_above_cut"]},
+                    "held_out_M_ge_6": {k: trained[k] for k in ("n", "mean_rel_err")},
+                    "targets": {t: everything["rel_err"].get(t) for t in targets}}  # fmt: skip
+    return out
+
+
+def run_backtest(runs: str | Path, *, dataset: str | None = None, val_set: str | None = None,
+                 recipes: Sequence[recipes_mod.Recipe] | None = None, n_cuts: int = 5, final_cut: str = "auto",
+                 targets: Sequence[dict] = (), n_bootstrap: int = 200, seed: int = 0) -> Backtest:
+    recipes = tuple(recipes or recipes_mod.candidates())
+    sweeps, tb = load_sweeps(runs, dataset, val_set)
+    finals = {s.name: final_cut_of(s, tb, final_cut) for s in sweeps}
+    cuts = {}
+    for s in sweeps:
+        if finals[s.name] < s.C.min():
+            raise UserError(f"--final-cut {finals[s.name]:.3g}: below every run of {s.name} "
+                            f"(smallest C = {s.C.min():.3g})")
+        try:
+            cuts[s.name] = cuts_mod.selection_cuts(s.C, finals[s.name], n_cuts)
+        except UserError as e:
+            raise UserError(f"{s.name}: {e}") from None
+    results = score.run_backtest(sweeps, recipes, cuts, finals)
+    body = {"recipes_tried": [r.name for r in recipes], "datasets": {}}
+    for s in sweeps:
+        choice = select.choose(results, s.name, recipes)
+        final = next(c for c in results if c.sweep == s.name and c.role == "final" and c.recipe == choice.recipe)
+        chosen = refit_and_predict(s, choice.recipe, finals[s.name], targets, n_bootstrap=n_bootstrap, seed=seed,
+                                   params=final.params, reason=final.reason or "not fitted")
+        b = report.sweep_body(s, results, recipes, choice, chosen, finals[s.name], cuts[s.name])
+        if tb is not None and not paper_recipe.missing_runs(tb, s.name):
+            b["held_out"] = _paper_comparison(s, tb, results, choice.recipe)
+        body["datasets"][s.name] = b
+    for name, rows in score.run_error_backtest(sweeps, cuts, finals).items():
+        for r in rows:
+            r["mean_rel_err"] = float(np.mean([x["rel_err"] for x in r["scored"]])) if r["scored"] else None
+            r["by_distance"] = report.by_distance(r["scored"])
+        body["datasets"][name]["error_law"] = {
+            "law": "error (Eq. 5), averaged over tasks, fitted on every run at or below the cut; scored from "
+                   "the measured loss of the runs above it", "cuts": rows}
+    if len(sweeps) == 1:
+        # One training set: its recipes and choice at the top level too (``chosen.recipe`` etc.).
+        body.update({k: v for k, v in body["datasets"][sweeps[0].name].items()})
+    return Backtest(body, results, sweeps)
+
+
+def figure5_grids(bt: Backtest, out: Path) -> list[Path]:
+    """The Figure-5 grid (relative error of every run not fitted, at the final cut) per recipe."""
+    from scaling_jax.paper import plots
+
+    written = []
+    for name in bt.body["recipes_tried"]:
+        grid = []
+        for s in bt.sweeps:
+            final = next(c for c in bt.results if c.sweep == s.name and c.role == "final" and c.recipe.name == name)
+            errs = score.held_out(s, final).get("rel_err", {})
+            for i, label in enumerate(s.labels):
+                if label in errs:
+                    grid.append({"dataset": s.name, "N": float(s.pts["N"][i]), "M": round(float(s.M[i]), 6),
+                                 "loss_rel_err": errs[label], "error_rel_err": None})
+        if grid:
+            written.append(plots.figure5(grid, Path(out) / "figure5" / f"{name.replace('/', '_')}.png"))
+    return written
+
+
+def write_backtest(bt: Backtest, out: Path, plots: bool = True) -> list[Path]:
+    out = Path(out)
+    written = [atomic.write_json(out / "backtest.json", bt.body)]
+    if plots:
+        chosen = {s: d["chosen"]["recipe"] for s, d in bt.body["datasets"].items()}
+        written.append(report.error_vs_distance(bt.results, chosen, out / "error_vs_distance.png",
+                                                highlight=[recipes_mod.PAPER.name]))
+        written += figure5_grids(bt, out)
+    return written
+
+
+def summary_lines(bt: Backtest) -> list[str]:
+    lines = []
+    for ds, d in bt.body["datasets"].items():
+        ch = d["chosen"]
+        lines.append(f"{ds}: {d['n_runs']} runs, final cut {d['final_cut']:.3g} FLOPs, selection cuts "
+                     + ", ".join(f"{c:.2g}" for c in d["selection_cuts"]))
+        ranked = sorted(((v["selection_score"], k) for k, v in d["recipes"].items()
+                         if v["selection_score"] is not None))
+        for sc, k in ranked[:5]:
+            lines.append(f"  {k:<20} backtest {sc:6.2f} %")
+        n_inel = sum(v["ineligible"] is not None for v in d["recipes"].values())
+        if n_inel:
+            lines.append(f"  ({n_inel} recipe(s) not eligible: skipped or failed at a selection cut; "
+                         "see backtest.json)")
+        lines.append(f"  chosen: {ch['recipe']} ({ch['why']})")
+        for key, h in d.get("held_out", {}).items():
+            tg = ", ".join(f"{t} {v:.2f} %" for t, v in h["targets"].items() if v is not None)
+            lines.append(f"  held out, {key} {h['recipe']}: all {h['all_held_out']['mean_rel_err']:.2f} % "
+                         f"(n={h['all_held_out']['n']}), M>=6 {h['held_out_M_ge_6']['mean_rel_err']:.2f} %, "
+                         f"above cut {h['above_cut']['mean_rel_err']:.2f} %; targets: {tg}")
+        for r in d.get("error_law", {}).get("cuts", []):
+            if r["role"] == "final" and r["mean_rel_err"] is not None:
+                lines.append(f"  Eq. 5 (downstream error from loss) at the final cut: {r['mean_rel_err']:.2f} % mean "
+                             f"relative error on {len(r['scored'])} runs above it")
+        for p in ch["predictions"]:
+            lo, hi = p["loss"]["lo95"], p["loss"]["hi95"]
+            lines.append(f"  predict N={p['N']:.4g} D={p['D']:.4g}: loss {p['loss']['median']:.4f} "
+                         f"95% [{lo:.4f}, {hi:.4f}]")
+    return lines

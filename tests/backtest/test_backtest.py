@@ -1,0 +1,107 @@
+"""Backtest machinery on a simulated law with known parameters: the right form wins, errors
+shrink with more fit points, no recipe sees a run above its cut, and bad input is refused or
+reported."""
+
+import numpy as np
+import pytest
+
+from scaling_jax.backtest import cuts, recipes, score, select
+from scaling_jax.backtest.recipes import Recipe
+from scaling_jax.errors import UserError
+from tests.backtest.sim import simulated_points
+
+EQ3 = Recipe("chinchilla", "lsq", "all")
+EQ4 = Recipe("overtrain", "lsq", "all")
+EQ3_PAPER = Recipe("chinchilla", "lsq", "paper")
+RECIPES = (EQ3, EQ4, EQ3_PAPER)
+
+
+@pytest.fixture(scope="module")
+def sim():
+    s = score.sweep_from_points("sim", simulated_points())
+    final = float(np.sort(s.C)[-8])  # hold out the 7 largest-compute runs
+    c = cuts.selection_cuts(s.C, final, n_cuts=4)
+    return s, final, c, score.run_backtest([s], RECIPES, {"sim": c}, {"sim": final})
+
+
+def _final(results, recipe):
+    return next(r for r in results if r.recipe == recipe and r.role == "final")
+
+
+def test_the_right_form_wins_and_more_fit_points_help(sim):
+    s, final, c, results = sim
+    choice = select.choose(results, "sim", RECIPES)
+    assert choice.recipe == EQ3, choice.scores
+    assert choice.scores["eq3/lsq/all"] < choice.scores["eq4/lsq/all"]
+    # Eq. 3 on every run below the final cut recovers the exponents it was simulated with ...
+    p = _final(results, EQ3).params
+    assert p["alpha"] == pytest.approx(0.34, abs=0.03) and p["beta"] == pytest.approx(0.28, abs=0.03)
+    # ... and extrapolates better than the same law on the paper's five-to-six-point design.
+    err = lambda r: np.mean([x["rel_err"] for x in _final(results, r).scored])  # noqa: E731
+    assert err(EQ3) < err(EQ3_PAPER)
+    assert len(_final(results, EQ3).fit_idx) > len(_final(results, EQ3_PAPER).fit_idx)
+    # More fit points (a later cut) → smaller error at the same target runs.
+    sel = sorted((r for r in results if r.recipe == EQ3 and r.role == "selection"), key=lambda r: r.cut)
+    far = lambda r: np.mean([x["rel_err"] for x in r.scored if x["C"] > sel[-1].cut])  # noqa: E731
+    assert far(sel[-1]) < far(sel[0])
+
+
+def test_no_recipe_sees_a_run_above_its_cut(sim):
+    s, final, c, results = sim
+    for r in results:
+        assert r.fit_idx, r
+        assert np.all(s.C[list(r.fit_idx)] <= r.cut * (1 + 1e-9)), (r.recipe.name, r.cut)
+        assert all(x["C"] > r.cut for x in r.scored)
+        if r.role == "selection":  # selection never scores a run above the final cut
+            assert all(x["C"] <= final * (1 + 1e-9) for x in r.scored)
+    # Garbage above a cut changes nothing fitted at that cut (same shapes: no new compilation).
+    cut = float(c[1])
+    pts = dict(s.pts)
+    pts["loss"] = np.where(s.C > cut, 99.0, s.pts["loss"])
+    again = score.run_backtest([score.Sweep("sim", pts, s.labels)], RECIPES, {"sim": c}, {"sim": final})
+    compared = 0
+    for before, after in zip(results, again):
+        assert (before.recipe, before.cut) == (after.recipe, after.cut)
+        if before.cut <= cut and before.params is not None:
+            assert after.fit_idx == before.fit_idx
+            for k, v in before.params.items():
+                assert after.params[k] == pytest.approx(v, rel=1e-9)
+            compared += 1
+    assert compared >= 4
+
+
+def test_a_cut_with_too_few_runs_is_skipped_and_reported(sim):
+    from scaling_jax.backtest.fits import fit_rows
+
+    s = sim[0]
+    low = float(np.sort(s.C)[2])  # three runs at or below: fewer than Eq. 3's five parameters
+    W = EQ3.fit_mask(s.pts["N"], s.pts["D"], low)[None].astype(float)
+    fits = fit_rows(s.pts, [EQ3], W)
+    assert fits.status == ["skipped"] and "3 fit run(s) for 5 parameters" in fits.reasons[0]
+    skipped = score.CutResult("sim", EQ3, low, "selection", "skipped", fits.reasons[0], (0, 1, 2), None, ())
+    with pytest.raises(UserError, match="no recipe could be backtested.*3 fit run"):
+        select.choose([skipped], "sim", (EQ3,))
+
+
+def test_bad_points_are_refused():
+    pts = simulated_points()
+    bad = dict(pts, loss=np.where(np.arange(pts["loss"].size) == 3, np.nan, pts["loss"]))
+    with pytest.raises(UserError, match="run 3 has loss = nan"):
+        score.sweep_from_points("sim", bad)
+    one_M = {k: v[:6] for k, v in pts.items()}
+    one_M["D"] = one_M["N"] * 20.0
+    with pytest.raises(UserError, match="same token multiplier"):
+        score.sweep_from_points("sim", one_M)
+    with pytest.raises(UserError, match="too few to backtest"):
+        cuts.selection_cuts(np.array([1e17, 2e17, 3e17]), 3e17)
+    with pytest.raises(UserError, match="unknown recipe"):
+        recipes.by_name("eq4/lsq/everything")
+
+
+def test_paper_design_on_the_testbed_is_the_table_1_five(testbed):
+    from scaling_jax.paper import recipe as paper
+    from scaling_jax.paper.backtest import final_cut_of, load_sweeps
+
+    (s,), tb = load_sweeps(testbed.root, dataset="rpj")
+    mask = recipes.PAPER.fit_mask(s.pts["N"], s.pts["D"], final_cut_of(s, tb, "auto"))
+    assert {s.labels[i] for i in np.flatnonzero(mask)} == {r.name for r in paper.loss_fit_runs(testbed, "rpj")}
