@@ -108,10 +108,16 @@ def log_law_DxP(form, p, *xs):
     return jnp.log(form(p, *xs))
 
 
+def noise_sd(sigma_D, floor_D, tau2_DxK, dist2):
+    """sd of a predictive draw's ln value per draw and target, ``(draws, P)``: sqrt(σ_fit² + δ₀² +
+    Σ_k τ_k²·Δ_k²) with ``dist2`` the squared distances ``(P, K)`` (or ``(draws, P, K)``); traceable."""
+    var_DxP = jnp.einsum("dk,dpk->dp", tau2_DxK, dist2) if dist2.ndim == 3 else tau2_DxK @ dist2.T
+    return jnp.sqrt(sigma_D[:, None] ** 2 + floor_D[:, None] ** 2 + var_DxP)
+
+
 @functools.partial(jax.jit, static_argnums=0)
 def _noisy_kernel(form, p, xs, sigma_D, floor_D, tau2_DxK, dist2, key):
-    var_DxP = jnp.einsum("dk,dpk->dp", tau2_DxK, dist2) if dist2.ndim == 3 else tau2_DxK @ dist2.T
-    sd_DxP = jnp.sqrt(sigma_D[:, None] ** 2 + floor_D[:, None] ** 2 + var_DxP)
+    sd_DxP = noise_sd(sigma_D, floor_D, tau2_DxK, dist2)
     log_mean_DxP = jnp.log(form(p, *xs))
     return jnp.exp(log_mean_DxP + sd_DxP * jax.random.normal(key, log_mean_DxP.shape, jnp.float64))
 
