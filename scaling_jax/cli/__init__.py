@@ -11,7 +11,7 @@ import argparse
 import importlib
 import sys
 
-COMMANDS: tuple[str, ...] = ("reproduce", "fit", "posterior", "model_info", "data", "train")
+COMMANDS: tuple[str, ...] = ("reproduce", "fit", "posterior", "plan", "model_info", "data", "train")
 
 
 def build_parser() -> argparse.ArgumentParser:

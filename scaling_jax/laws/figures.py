@@ -23,10 +23,12 @@ def pyplot():
 
 
 def write_bayes_files(fit, pts: Mapping[str, np.ndarray], targets: Sequence[dict], out: Path,
-                      plots: bool = True) -> list[Path]:
-    """``posterior.nc`` and, with ``plots``, ``trace.png``, ``pair.png`` and ``fit_bands.png``."""
-    idata = fit.posterior.to_inference_data()
-    idata.posterior.attrs["law"] = fit.law
+                      plots: bool = True, dataset: str | None = None) -> list[Path]:
+    """``posterior.nc`` (with the law, ``dataset``, support and discrepancy draws, for ``plan``)
+    and, with ``plots``, ``trace.png``, ``pair.png`` and ``fit_bands.png``."""
+    from scaling_jax.laws.bayes.posterior_file import attach
+
+    idata = attach(fit.posterior.to_inference_data(), fit.law, fit.loss_law, fit.error_law, dataset)
     written = [write_netcdf(idata, Path(out) / "posterior.nc")]
     if plots:
         written += bayes_figures(fit, idata, pts, targets, out)

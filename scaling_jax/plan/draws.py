@@ -145,3 +145,13 @@ def p_reachable(dr: Draws, target: float, error: bool = False) -> float:
     with jax.enable_x64(True):
         floor = dr.E if not error else jnp.exp(_log_error(dr, dr.E[:, None])[:, 0])
         return float(jnp.mean(floor < target))
+
+
+_median = jax.jit(median_P, static_argnames="error")
+
+
+def median_law(dr: Draws, C, M, error: bool = False) -> np.ndarray:
+    """The posterior-median law (no noise) at (C, M), compiled; shape ``(P,)``."""
+    with jax.enable_x64(True):
+        C, M = jnp.atleast_1d(jnp.asarray(C, jnp.float64)), jnp.atleast_1d(jnp.asarray(M, jnp.float64))
+        return np.asarray(_median(dr, C, M, error=error))
