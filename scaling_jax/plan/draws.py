@@ -22,7 +22,7 @@ from scaling_jax.laws import forms
 from scaling_jax.laws.bayes.design import Support, error_distance, loss_distance
 from scaling_jax.laws.bayes.predict import ErrorLaw, LossLaw, noise_sd
 
-GH_NODES = 16  # Gauss–Hermite nodes over the loss noise for the chained error
+GH_NODES = 10  # Gauss–Hermite nodes over the loss noise for the chained error
 
 
 @jax.tree_util.register_dataclass

@@ -22,8 +22,10 @@ from scaling_jax.plan.draws import Draws, median_P, p_reach, p_reach_P, p_reacha
 
 LOG_N_RANGE = (np.log(1e5), np.log(1e16))  # parameters searched (1e5 to 1e16)
 M_RANGE = (1.0, 1e5)
-COARSE, FINE = 81, 41  # multipliers in the first pass, and around its best in the second
-BISECTIONS = 44  # ln N to ~1e-12 of its range
+# Multipliers in the first pass, and around its best in the second: the same count, so both
+# passes (and every p of the cost curve) run one compiled program.
+COARSE = FINE = 81
+BISECTIONS = 26  # ln N to 25/2^26 ≈ 4e-7
 P_CURVE = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99)
 
 
@@ -57,31 +59,45 @@ def _lifetime(N, M, D_inf):
     return forms.compute(N, M * N) + 2.0 * N * D_inf
 
 
-def _best(dr, M_G, target, p, D_inf, error, median):
+def _cheapest_on(dr, M_G, target, p, D_inf, error, median):
+    """(N, M, grid index) of least lifetime cost on the multiplier grid, or None."""
     with jax.enable_x64(True):
-        N, ok = _smallest_N(dr, jnp.asarray(M_G, jnp.float64), jnp.float64(target), jnp.float64(p),
-                            error=error, median=median)
+        N, ok = _smallest_N(dr, jnp.asarray(M_G, jnp.float64), jnp.float64(target), jnp.float64(p), error, median)
     N, ok = np.asarray(N), np.asarray(ok)
     cost = np.where(ok, _lifetime(N, M_G, D_inf), np.inf)
     i = int(np.argmin(cost))
     return (N[i], M_G[i], i) if np.isfinite(cost[i]) else None
 
 
-def cheapest_run(dr: Draws, target: float, D_inf: float = 0.0, p: float = 0.9, *, error: bool = False,
-                 median: bool = False) -> dict | None:
-    """The (N, D) of least lifetime FLOPs that reaches ``target`` with probability ``p`` (or whose
-    median forecast does, with ``median``); None when no run in range does."""
-    coarse = np.geomspace(*M_RANGE, COARSE)
-    best = _best(dr, coarse, target, p, D_inf, error, median)
-    if best is None:
-        return None
-    _, _, i = best
-    fine = np.geomspace(coarse[max(i - 1, 0)], coarse[min(i + 1, COARSE - 1)], FINE)
-    N, M, _ = _best(dr, fine, target, p, D_inf, error, median) or best
+def _summary(dr, N, M, target, D_inf, error) -> dict:
     D = M * N
     return {"N": float(N), "D": float(D), "M": float(M), "train_flops": float(forms.compute(N, D)),
             "lifetime_flops": float(_lifetime(N, M, D_inf)),
             "p_reach": float(p_reach(dr, forms.compute(N, D), M, target, error=error)[0])}  # fmt: skip
+
+
+def cheapest_run(dr: Draws, target: float, D_inf: float = 0.0, p: float = 0.9, *, error: bool = False,
+                 median: bool = False) -> dict | None:
+    """The (N, D) of least lifetime FLOPs that reaches ``target`` with probability ``p`` (or whose
+    median forecast does, with ``median``); None when no run in range does. The multiplier is
+    refined on a finer grid around the coarse grid's best."""
+    coarse = np.geomspace(*M_RANGE, COARSE)
+    best = _cheapest_on(dr, coarse, target, p, D_inf, error, median)
+    if best is None:
+        return None
+    i = best[2]
+    fine = np.geomspace(coarse[max(i - 1, 0)], coarse[min(i + 1, COARSE - 1)], FINE)
+    N, M, _ = _cheapest_on(dr, fine, target, p, D_inf, error, median) or best
+    return _summary(dr, N, M, target, D_inf, error)
+
+
+def cost_curve(dr: Draws, target: float, D_inf: float, ps=P_CURVE, *, error: bool = False) -> list[dict]:
+    """Lifetime cost of the chance-constrained plan against p (coarse multiplier grid);
+    ``lifetime_flops: None`` where p is out of reach."""
+    runs = [_cheapest_on(dr, np.geomspace(*M_RANGE, COARSE), target, q, D_inf, error, False) for q in ps]
+    return [{"p": float(q), **({"lifetime_flops": None, "N": None, "M": None} if r is None else
+                               {"lifetime_flops": float(_lifetime(r[0], r[1], D_inf)), "N": float(r[0]),
+                                "M": float(r[1])})} for q, r in zip(ps, runs)]  # fmt: skip
 
 
 def check_target(target: float, error: bool, D_inf: float, p: float) -> None:
@@ -117,10 +133,5 @@ def inference_aware(dr: Draws, target: float, D_inf: float = 0.0, p: float = 0.9
                            f"{out['p_reachable']:.3g}")}  # fmt: skip
     else:
         out |= {"reachable": True, **plan}
-    curve = []
-    for q in p_curve:
-        r = plan if q == p and plan is not None else cheapest_run(dr, target, D_inf, q, error=error)
-        curve.append({"p": q, **({"lifetime_flops": None, "N": None, "M": None} if r is None else
-                                 {"lifetime_flops": r["lifetime_flops"], "N": r["N"], "M": r["M"]})})
-    out["cost_curve"] = curve
+    out["cost_curve"] = cost_curve(dr, target, D_inf, error=error)
     return out

@@ -62,4 +62,5 @@ def loss_distance(support: Support, C, M, xp=np) -> np.ndarray:
 def error_distance(support: Support, L, xp=np) -> np.ndarray:
     """Eq. 5 distance |Δ ln L| from the nearest fit loss; shape ``L.shape + (1,)``."""
     L = np.asarray(L, np.float64) if xp is np else L
-    return xp.abs(support.offset(xp.log(L)[..., None], xp))
+    # One axis: |offset to the nearest fit loss| is the smallest |difference| (no argmin/gather).
+    return xp.min(xp.abs(xp.log(L)[..., None] - xp.asarray(support.x_FxK)[:, 0]), axis=-1)[..., None]
