@@ -20,36 +20,19 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.scipy.special import ndtr
 from jax.scipy.stats import norm
 
 from scaling_jax.errors import UserError
 from scaling_jax.laws import forms
-from scaling_jax.plan.draws import Draws, log_loss, loss_sd
+from scaling_jax.plan.draws import Draws, log_loss, loss_sd, mixture_quantiles
 
 OUTCOMES = 64
 QUANTILE_STEPS = 50
 LEVEL = (0.025, 0.975)
 
 
-def _mixture_quantiles(mu_D, s_D, w_D):
-    """The 2.5 % and 97.5 % quantiles of Σ_d w_d·Normal(mu_d, s_d) (w summing to 1), in ln units."""
-    q = jnp.asarray(LEVEL)
-    lo = jnp.full(q.shape, jnp.min(mu_D - 8 * s_D))
-    hi = jnp.full(q.shape, jnp.max(mu_D + 8 * s_D))
-
-    def step(_, b):
-        lo, hi = b
-        mid = 0.5 * (lo + hi)
-        below = ndtr((mid[:, None] - mu_D[None]) / s_D[None]) @ w_D < q
-        return jnp.where(below, mid, lo), jnp.where(below, hi, mid)
-
-    lo, hi = jax.lax.fori_loop(0, QUANTILE_STEPS, step, (lo, hi))
-    return 0.5 * (lo + hi)
-
-
 def _width(mu_D, s_D, w_D):
-    lo, hi = jnp.exp(_mixture_quantiles(mu_D, s_D, w_D))
+    lo, hi = jnp.exp(mixture_quantiles(mu_D, s_D, w_D, LEVEL, QUANTILE_STEPS))
     return hi - lo
 
 
