@@ -1,5 +1,5 @@
 """The issue's checks on the paper's testbed, with NUTS posteriors shared per session
-(``plan_fits`` in tests/conftest.py: 2 chains × (300 warm-up + 500 draws) per fit).
+(``plan_fits`` in tests/conftest.py: 2 chains × (250 warm-up + 400 draws) per fit).
 
 * the Table-1 posterior's band for the candidate (6.9B, M = 20) covers its measured loss;
 * next experiment, verified with real runs: with the largest-compute Table-1 run left out, the
@@ -44,7 +44,7 @@ def _next_run_check(testbed, plan_fits, ds) -> tuple[float, float, dict]:
     big = testbed.find(ds, "open_lm_7b", 20.0)
     target = {"N": big.N, "M": 20.0}
     N, M = np.array([r.N for r in cands], float), np.array([r.M for r in cands])
-    ranked = rank_next_runs(dr, N, M, target)
+    ranked = rank_next_runs(dr, N, M, target, n_outcomes=32)
     real = width_after(dr, N, M, [r.loss(VAL) for r in cands], target)
     by_run = {(float(n), float(m)): w for n, m, w in zip(N, M, real)}
     order = [by_run[(r["N"], r["M"])] for r in ranked["ranked"]]
@@ -65,7 +65,7 @@ def test_top_ranked_next_run_beats_the_median_candidate_on_real_runs(testbed, pl
 def test_p_half_is_the_median_plan_and_p_0_9_costs_more(plan_fits):
     loss, error = plan_fits.table1("rpj", chained=True)
     dr = Draws.from_laws(loss, error)
-    for D_inf in (0.0, 1e12):
+    for D_inf in (1e12,):
         median = cheapest_run(dr, 2.6, D_inf, criterion="median")
         half = cheapest_run(dr, 2.6, D_inf, 0.5)
         high = cheapest_run(dr, 2.6, D_inf, 0.9)
