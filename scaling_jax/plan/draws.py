@@ -16,13 +16,19 @@ from dataclasses import dataclass
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.scipy.special import ndtr
 
 from scaling_jax.laws import forms
 from scaling_jax.laws.bayes.design import Support, error_distance, loss_distance
 from scaling_jax.laws.bayes.predict import ErrorLaw, LossLaw, noise_sd
 
 GH_NODES = 10  # Gauss–Hermite nodes over the loss noise for the chained error
+
+
+def ndtr(x):
+    """Φ(x) = (1 + erf(x/√2))/2: exact to ~1e-16 in absolute terms, which is what a mean of
+    probabilities needs, and 3× faster in float64 on CPU than ``jax.scipy.special.ndtr`` (whose
+    erfc branch keeps relative accuracy deep in the tails)."""
+    return 0.5 + 0.5 * jax.lax.erf(x * 0.7071067811865476)
 
 
 @jax.tree_util.register_dataclass
