@@ -27,7 +27,7 @@ from scaling_jax.laws import forms
 from scaling_jax.laws.bayes import NutsConfig
 from scaling_jax.laws.bayes.design import loss_distance
 from scaling_jax.plan.draws import Draws, p_reach
-from scaling_jax.plan.next_run import LEVEL, OUTCOMES, _outcomes, rank_next_runs
+from scaling_jax.plan.next_run import LEVEL, OUTCOMES, QUANTILE_STEPS, _outcomes, rank_next_runs
 
 
 def posterior(args):
@@ -86,7 +86,7 @@ def numpy_ranking(loss, dr, N_J, M_J, target, y_JxS):
         w /= w.sum(axis=1, keepdims=True)
         lo = np.full((len(w), 2), np.min(mu_t - 8 * s_t))
         hi = np.full((len(w), 2), np.max(mu_t + 8 * s_t))
-        for _ in range(50):
+        for _ in range(QUANTILE_STEPS):
             mid = 0.5 * (lo + hi)
             F = np.einsum("sd,sqd->sq", w, ndtr((mid[..., None] - mu_t) / s_t))
             below = F < np.asarray(LEVEL)
