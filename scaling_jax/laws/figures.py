@@ -48,7 +48,8 @@ def write_netcdf(idata, path: Path) -> Path:
     return path
 
 
-def _save(plt, fig, path: Path) -> Path:
+def save_figure(plt, fig, path: Path) -> Path:
+    """Save ``fig`` atomically (80 dpi, tight) and close it."""
     out = atomic.savefig(path, fig, dpi=80, bbox_inches="tight")
     plt.close(fig)
     return out
@@ -63,10 +64,10 @@ def bayes_figures(fit, idata, pts: Mapping[str, np.ndarray], targets: Sequence[d
     plt = pyplot()
     out = Path(out)
     axes = az.plot_trace(idata, var_names=list(fit.param_names), compact=True, show=False)
-    written = [_save(plt, np.ravel(axes)[0].figure, out / "trace.png")]
+    written = [save_figure(plt, np.ravel(axes)[0].figure, out / "trace.png")]
     axes = az.plot_pair(idata, var_names=list(PARAMS[fit.law]), kind="scatter", marginals=True, show=False,
                         scatter_kwargs={"alpha": 0.2, "s": 2})
-    written.append(_save(plt, np.ravel(axes)[0].figure, out / "pair.png"))
+    written.append(save_figure(plt, np.ravel(axes)[0].figure, out / "pair.png"))
     written.append(fit_bands(fit, pts, targets, out / "fit_bands.png"))
     return written
 
@@ -104,7 +105,7 @@ def fit_bands(fit, pts: Mapping[str, np.ndarray], targets: Sequence[dict], path:
         ax.set(xscale="log", yscale="log", xlabel="compute C = 6ND (FLOPs)", ylabel="loss")
     ax.set_title(f"{fit.law} law, Bayesian fit: median, 50 % and 95 % predictive bands", fontsize=9)
     ax.legend(fontsize=7, ncol=2)
-    return _save(plt, fig, path)
+    return save_figure(plt, fig, path)
 
 
 def _band(ax, x, bands, color, label) -> None:

@@ -7,17 +7,10 @@ from pathlib import Path
 
 import numpy as np
 
-from scaling_jax import atomic
 from scaling_jax.laws.bayes.predict import LossLaw
-from scaling_jax.laws.figures import pyplot
+from scaling_jax.laws.figures import pyplot, save_figure
 from scaling_jax.plan.allocation import m_star
 from scaling_jax.plan.draws import Draws, median_law
-
-
-def _save(plt, fig, path: Path) -> Path:
-    out = atomic.savefig(path, fig, dpi=80, bbox_inches="tight")
-    plt.close(fig)
-    return out
 
 
 def plan_figures(plan: dict, loss: LossLaw, out: Path) -> list[Path]:
@@ -57,14 +50,16 @@ def iso_loss(plan: dict, loss: LossLaw, path: Path) -> Path:
     lo, med, hi = np.percentile(ms, [2.5, 50, 97.5])
     ax.plot(N_G, med * N_G, "k-", lw=1.2, label=f"compute-optimal D = M*·N (M* = {med:.3g})")
     ax.fill_between(N_G, lo * N_G, hi * N_G, color="k", alpha=0.12, lw=0, label="95 % band of M*")
-    for i, (name, N, D) in enumerate(pts):
-        ax.scatter([N], [D], marker="**o"[min(i, 2)], s=90, zorder=4, label=name if name != "candidate" or i == 0
-                   or pts[i - 1][0] != "candidate" else None)
+    labelled = set()
+    for name, N, D in pts:
+        ax.scatter([N], [D], marker="o" if name == "candidate" else "*", s=60 if name == "candidate" else 140,
+                   zorder=4, label=None if name in labelled else name)
+        labelled.add(name)
     ax.set(xscale="log", yscale="log", xlabel="parameters N", ylabel="training tokens D",
            xlim=(N_G[0], N_G[-1]), ylim=(D_G[0], D_G[-1]))
     ax.set_title("iso-loss contours (posterior-median law)", fontsize=9)
     ax.legend(fontsize=7)
-    return _save(plt, fig, path)
+    return save_figure(plt, fig, path)
 
 
 def m_star_posterior(loss: LossLaw, path: Path) -> Path:
@@ -76,7 +71,7 @@ def m_star_posterior(loss: LossLaw, path: Path) -> Path:
         ax.axvline(np.log10(q), color="k", lw=0.8, ls="--")
     ax.set(xlabel="log10 M* (compute-optimal tokens per parameter)", ylabel="posterior draws")
     ax.set_title("posterior of M* = (b/a)^(1/(2η)) (median and 95 % interval)", fontsize=9)
-    return _save(plt, fig, path)
+    return save_figure(plt, fig, path)
 
 
 def cost_vs_p(ia: dict, path: Path) -> Path:
@@ -91,4 +86,4 @@ def cost_vs_p(ia: dict, path: Path) -> Path:
         ax.legend(fontsize=7)
     ax.set(yscale="log", xlabel="confidence p = P(reach target)", ylabel="lifetime FLOPs (train + inference)")
     ax.set_title("lifetime cost against confidence", fontsize=9)
-    return _save(plt, fig, path)
+    return save_figure(plt, fig, path)
