@@ -11,7 +11,7 @@ import argparse
 import importlib
 import sys
 
-COMMANDS: tuple[str, ...] = ("reproduce", "fit", "backtest", "posterior", "model_info", "data", "train", "eval")
+COMMANDS: tuple[str, ...] = ("reproduce", "fit", "backtest", "posterior", "plan", "model_info", "data", "train", "eval")
 
 
 def build_parser() -> argparse.ArgumentParser:

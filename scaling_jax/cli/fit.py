@@ -109,7 +109,8 @@ def run(args: argparse.Namespace) -> int:
         if report.bayes is not None:
             from scaling_jax.laws import figures
 
-            written += figures.write_bayes_files(report.bayes, pts, report.targets, args.out, plots=not args.no_plots)
+            written += figures.write_bayes_files(report.bayes, pts, report.targets, args.out, plots=not args.no_plots,
+                                                  dataset=args.dataset)
         print(f"wrote {', '.join(map(str, written))}")
     if not report.converged and not args.allow_unconverged:
         return NOT_CONVERGED

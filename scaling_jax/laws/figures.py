@@ -23,10 +23,12 @@ def pyplot():
 
 
 def write_bayes_files(fit, pts: Mapping[str, np.ndarray], targets: Sequence[dict], out: Path,
-                      plots: bool = True) -> list[Path]:
-    """``posterior.nc`` and, with ``plots``, ``trace.png``, ``pair.png`` and ``fit_bands.png``."""
-    idata = fit.posterior.to_inference_data()
-    idata.posterior.attrs["law"] = fit.law
+                      plots: bool = True, dataset: str | None = None) -> list[Path]:
+    """``posterior.nc`` (with the law, ``dataset``, support and discrepancy draws, for ``plan``)
+    and, with ``plots``, ``trace.png``, ``pair.png`` and ``fit_bands.png``."""
+    from scaling_jax.laws.bayes.posterior_file import attach
+
+    idata = attach(fit.posterior.to_inference_data(), fit.law, fit.loss_law, fit.error_law, dataset)
     written = [write_netcdf(idata, Path(out) / "posterior.nc")]
     if plots:
         written += bayes_figures(fit, idata, pts, targets, out)
@@ -46,7 +48,8 @@ def write_netcdf(idata, path: Path) -> Path:
     return path
 
 
-def _save(plt, fig, path: Path) -> Path:
+def save_figure(plt, fig, path: Path) -> Path:
+    """Save ``fig`` atomically (80 dpi, tight) and close it."""
     out = atomic.savefig(path, fig, dpi=80, bbox_inches="tight")
     plt.close(fig)
     return out
@@ -61,10 +64,10 @@ def bayes_figures(fit, idata, pts: Mapping[str, np.ndarray], targets: Sequence[d
     plt = pyplot()
     out = Path(out)
     axes = az.plot_trace(idata, var_names=list(fit.param_names), compact=True, show=False)
-    written = [_save(plt, np.ravel(axes)[0].figure, out / "trace.png")]
+    written = [save_figure(plt, np.ravel(axes)[0].figure, out / "trace.png")]
     axes = az.plot_pair(idata, var_names=list(PARAMS[fit.law]), kind="scatter", marginals=True, show=False,
                         scatter_kwargs={"alpha": 0.2, "s": 2})
-    written.append(_save(plt, np.ravel(axes)[0].figure, out / "pair.png"))
+    written.append(save_figure(plt, np.ravel(axes)[0].figure, out / "pair.png"))
     written.append(fit_bands(fit, pts, targets, out / "fit_bands.png"))
     return written
 
@@ -102,7 +105,7 @@ def fit_bands(fit, pts: Mapping[str, np.ndarray], targets: Sequence[dict], path:
         ax.set(xscale="log", yscale="log", xlabel="compute C = 6ND (FLOPs)", ylabel="loss")
     ax.set_title(f"{fit.law} law, Bayesian fit: median, 50 % and 95 % predictive bands", fontsize=9)
     ax.legend(fontsize=7, ncol=2)
-    return _save(plt, fig, path)
+    return save_figure(plt, fig, path)
 
 
 def _band(ax, x, bands, color, label) -> None:

@@ -42,6 +42,12 @@ def _error_only_calibration(tmp: Path) -> Path:
     return save_calibration(tmp / "cal.json", error=prior_discrepancy("error", 50), source="a past sweep")
 
 
+def _posterior(tmp: Path, law: str = "overtrain") -> Path:
+    from tests.conftest import synthetic_posterior_file
+
+    return synthetic_posterior_file(tmp / f"{law}.nc", law=law, n=100)
+
+
 def _two_sets(tmp: Path) -> Path:
     own_records(tmp / "two", "setA")
     return own_records(tmp / "two", "setB")
@@ -115,6 +121,25 @@ CASES = {
         lambda t, tb: ["backtest", "--runs", str(_csv(t / "r.csv", [f"{n},{m * n},{3 - n / 1e9 - m / 1e3}" for n, m in
                                                                     ((1e7, 20), (2e7, 40), (4e7, 20), (8e7, 80))])),
                        "--final-cut", "paper", "--out", str(t / "o")], "lacks the paper recipe's runs"),
+    "plan: non-positive --budget": (lambda t, tb: ["plan", "--posterior", str(_posterior(t)), "--budget", "0",
+                                                   "--out", str(t / "o")], "--budget: a FLOP budget must be positive"),
+    "plan: posterior of another law": (
+        lambda t, tb: ["plan", "--posterior", str(_posterior(t, law="chinchilla")), "--budget", "1e21", "--out",
+                       str(t / "o")], "a posterior of law 'chinchilla'"),
+    "plan: posterior of another dataset": (
+        lambda t, tb: ["plan", "--posterior", str(_posterior(t)), "--dataset", "c4_original", "--budget", "1e21",
+                       "--out", str(t / "o")], "fitted on training set 'rpj', not 'c4_original'"),
+    "plan: candidate grid empty under the budget": (
+        lambda t, tb: ["plan", "--posterior", str(_posterior(t)), "--budget", "1e15", "--next-run", "--out",
+                       str(t / "o")], "candidate grid is empty under the budget"),
+    "plan: bad --candidates": (lambda t, tb: ["plan", "--posterior", str(_posterior(t)), "--candidates", "1e9:-20",
+                                              "--out", str(t / "o")], "M must be positive"),
+    "plan: --testbed without --dataset": (lambda t, tb: ["plan", "--testbed", str(tb), "--budget", "1e21", "--out",
+                                                         str(t / "o")], "--testbed needs --dataset"),
+    "plan: unknown --dataset": (lambda t, tb: ["plan", "--testbed", str(tb), "--dataset", "nope", "--budget", "1e21",
+                                               "--out", str(t / "o")], "--dataset 'nope': not in"),
+    "plan: nothing asked": (lambda t, tb: ["plan", "--posterior", str(_posterior(t)), "--out", str(t / "o")],
+                            "nothing to plan"),
     "missing testbed": (lambda t, tb: ["reproduce", "--testbed", str(t / "nope"), "--out", str(t / "o")], "not found"),
 }
 

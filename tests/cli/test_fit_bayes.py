@@ -116,3 +116,23 @@ def test_predict_file_and_error_law(tmp_path):
     for r in rows:
         assert r["error"]["lo95"] <= float(predict("error", ERR, L=r["L"])) <= r["error"]["hi95"]
         assert "loss" not in r
+
+
+@pytest.mark.slow
+def test_posterior_file_is_read_back_for_planning(bayes_run, tmp_path):
+    """The posterior.nc that fit writes records the law, support and discrepancy: `plan` rebuilds
+    the same laws from it (same draws, same calibrated discrepancy) and checks the training set."""
+    from scaling_jax.errors import UserError
+    from scaling_jax.laws import forms
+    from scaling_jax.laws.bayes.posterior_file import read_posterior
+
+    _, out = bayes_run
+    post = read_posterior(out / "posterior.nc")
+    assert post.law == "overtrain" and post.dataset == "" and post.error_law is not None
+    assert len(post.loss_law.E) == 600 and post.loss_law.discrepancy.source == "test sweep"
+    with pytest.raises(UserError, match="records no training set"):
+        read_posterior(out / "posterior.nc", dataset="rpj")
+    assert main(["plan", "--posterior", str(out / "posterior.nc"), "--budget", "1e21", "--no-plots",
+                 "--out", str(tmp_path / "p")]) == 0
+    m_star = json.loads((tmp_path / "p" / "plan.json").read_text())["compute_optimal"]["M_star"]
+    assert m_star["lo95"] <= float(forms.optimal_multiplier(LOSS)) <= m_star["hi95"]

@@ -36,27 +36,31 @@ class Support:
             raise ValueError(f"support needs a (points, axes) array of fit points, got shape {x.shape}")
         object.__setattr__(self, "x_FxK", x)
 
-    def offset(self, x_PxK) -> np.ndarray:
+    def offset(self, x_PxK, xp=np) -> np.ndarray:
         """Signed offset of each point from its nearest fit point, shape like ``x_PxK``
-        (any leading axes)."""
-        x = np.asarray(x_PxK, np.float64)
-        diff = x[..., None, :] - self.x_FxK  # (..., F, K)
-        nearest = np.argmin(np.sum(diff**2, axis=-1), axis=-1)
-        return np.take_along_axis(diff, nearest[..., None, None], axis=-2)[..., 0, :]
+        (any leading axes). ``xp`` is the array module (``jax.numpy`` inside compiled code)."""
+        x = xp.asarray(x_PxK)
+        diff = x[..., None, :] - xp.asarray(self.x_FxK)  # (..., F, K)
+        nearest = xp.argmin(xp.sum(diff**2, axis=-1), axis=-1)
+        return xp.take_along_axis(diff, nearest[..., None, None], axis=-2)[..., 0, :]
 
 
-def log_cm(C, M) -> np.ndarray:
-    """Stack (ln C, ln M) as a ``(P, 2)`` float64 array."""
-    return np.stack([np.log(np.asarray(C, np.float64)), np.log(np.asarray(M, np.float64))], axis=-1)
+def log_cm(C, M, xp=np) -> np.ndarray:
+    """Stack (ln C, ln M) as a ``(P, 2)`` array (float64 under NumPy)."""
+    if xp is np:
+        C, M = np.asarray(C, np.float64), np.asarray(M, np.float64)
+    return xp.stack([xp.log(C), xp.log(M)], axis=-1)
 
 
-def loss_distance(support: Support, C, M) -> np.ndarray:
+def loss_distance(support: Support, C, M, xp=np) -> np.ndarray:
     """Eq. 4 distances along ``LOSS_AXES`` from the nearest fit point: |Δ ln C|, Δ ln M
     toward fewer tokens per parameter, Δ ln M toward more; shape ``(P, 3)``."""
-    off = support.offset(log_cm(np.atleast_1d(C), np.atleast_1d(M)))
-    return np.stack([np.abs(off[:, 0]), np.maximum(0.0, -off[:, 1]), np.maximum(0.0, off[:, 1])], axis=-1)
+    off = support.offset(log_cm(xp.atleast_1d(C), xp.atleast_1d(M), xp), xp)
+    return xp.stack([xp.abs(off[:, 0]), xp.maximum(0.0, -off[:, 1]), xp.maximum(0.0, off[:, 1])], axis=-1)
 
 
-def error_distance(support: Support, L) -> np.ndarray:
+def error_distance(support: Support, L, xp=np) -> np.ndarray:
     """Eq. 5 distance |Δ ln L| from the nearest fit loss; shape ``L.shape + (1,)``."""
-    return np.abs(support.offset(np.log(np.asarray(L, np.float64))[..., None]))
+    L = np.asarray(L, np.float64) if xp is np else L
+    # One axis: |offset to the nearest fit loss| is the smallest |difference| (no argmin/gather).
+    return xp.min(xp.abs(xp.log(L)[..., None] - xp.asarray(support.x_FxK)[:, 0]), axis=-1)[..., None]

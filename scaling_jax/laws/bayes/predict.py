@@ -115,10 +115,19 @@ def log_law_DxP(form, p, *xs):
     return jnp.log(form(p, *xs))
 
 
+def noise_sd(sigma_D, floor_D, tau2_DxK, dist2):
+    """sd of a predictive draw's ln value per draw and target, ``(draws, P)``: sqrt(σ_fit² + δ₀² +
+    Σ_k τ_k²·Δ_k²) with ``dist2`` the squared distances ``(P, K)`` (or ``(draws, P, K)``); traceable."""
+    if dist2.ndim == 3:
+        var_DxP = jnp.einsum("dk,dpk->dp", tau2_DxK, dist2)
+    else:  # a sum over the few axes, not a matmul: it fuses with what follows (no (draws, P) temporary)
+        var_DxP = sum(tau2_DxK[:, k, None] * dist2[None, :, k] for k in range(dist2.shape[-1]))
+    return jnp.sqrt(sigma_D[:, None] ** 2 + floor_D[:, None] ** 2 + var_DxP)
+
+
 @functools.partial(jax.jit, static_argnums=0)
 def _noisy_kernel(form, p, xs, sigma_D, floor_D, tau2_DxK, dist2, key):
-    var_DxP = jnp.einsum("dk,dpk->dp", tau2_DxK, dist2) if dist2.ndim == 3 else tau2_DxK @ dist2.T
-    sd_DxP = jnp.sqrt(sigma_D[:, None] ** 2 + floor_D[:, None] ** 2 + var_DxP)
+    sd_DxP = noise_sd(sigma_D, floor_D, tau2_DxK, dist2)
     # float32 normals: generating them is most of the kernel's time, and a 24-bit z is far finer
     # than any quantile of the band needs; the law and the draws stay float64.
     z_DxP = jax.random.normal(key, sd_DxP.shape, jnp.float32)
