@@ -46,19 +46,26 @@ class Batch:
     spans: list[tuple[int, int]]
 
 
-def make_batch(seqs: list[tuple[tuple[int, ...], int, int, int]], n_rows: int, length: int) -> Batch:
-    """``seqs``: (tokens, continuation start, item, row) per row, at most ``n_rows`` of them."""
+def make_batch(seqs: list[tuple[np.ndarray, int, int, int]], n_rows: int, length: int) -> Batch:
+    """``seqs``: (tokens as an int32 array, continuation start, item, row) per row, at most ``n_rows``
+    of them."""
     inputs = np.full((n_rows, length), PAD_ID, np.int32)
     targets = np.full((n_rows, length), PAD_ID, np.int32)
     mask = np.zeros((n_rows, length), np.float32)
-    rows, spans = [], []
-    for b, (toks, start, item, row) in enumerate(seqs):
-        n = len(toks)
-        inputs[b, :n - 1] = toks[:-1]
-        targets[b, :n - 1] = toks[1:]
-        mask[b, start - 1:n - 1] = 1.0
-        rows.append((item, row))
-        spans.append((start - 1, n - 1))
+    n = np.array([len(t) for t, *_ in seqs])
+    start = np.array([s for _, s, *_ in seqs])
+    # Row b's model inputs are its tokens but the last, its targets the tokens but the first:
+    # scatter all rows at once from one flat array (a Python loop of slice copies cost ~15 µs a row).
+    flat = np.concatenate([t for t, *_ in seqs])
+    first = np.cumsum(n) - n  # where each row begins in ``flat``
+    row = np.repeat(np.arange(len(seqs)), n - 1)
+    col = np.arange(len(row)) - np.repeat(np.cumsum(n - 1) - (n - 1), n - 1)
+    at = np.repeat(first, n - 1) + col
+    inputs[row, col] = flat[at]
+    targets[row, col] = flat[at + 1]
+    mask[row, col] = col >= np.repeat(start - 1, n - 1)
+    rows = [(item, r) for _, _, item, r in seqs]
+    spans = list(zip((start - 1).tolist(), (n - 1).tolist()))
     return Batch(inputs, targets, mask, rows, spans)
 
 
@@ -68,11 +75,11 @@ def plan(encoded: list, max_seq_len: int, *, tokens_per_batch: int, shards: int 
     bks = buckets(max_seq_len, min(smallest_bucket, max_seq_len))
     min_rows = max((len(e.tokens) for e in encoded), default=1)
     by_bucket: dict[int, list[int]] = {}
-    for i, e in enumerate(encoded):
-        longest = max(len(t) for t in e.tokens) - 1  # model inputs: every token but the last
-        by_bucket.setdefault(next(b for b in bks if b >= longest), []).append(i)
+    longest = [max(len(t) for t in e.tokens) - 1 for e in encoded]  # model inputs: every token but the last
+    for i, n in enumerate(longest):
+        by_bucket.setdefault(next(b for b in bks if b >= n), []).append(i)
     for length in bks:
-        items = sorted(by_bucket.get(length, ()), key=lambda i: -max(len(t) for t in encoded[i].tokens))
+        items = sorted(by_bucket.get(length, ()), key=lambda i: -longest[i])
         n_rows = rows_per_batch(length, tokens_per_batch, shards, min_rows)
         pending: list = []
         for i in items:
@@ -80,6 +87,6 @@ def plan(encoded: list, max_seq_len: int, *, tokens_per_batch: int, shards: int 
             if len(pending) + len(e.tokens) > n_rows:
                 yield make_batch(pending, n_rows, length)
                 pending = []
-            pending += [(t, s, i, r) for r, (t, s) in enumerate(zip(e.tokens, e.start))]
+            pending += [(t, s, i, r) for r, (t, s) in enumerate(zip(e.arrays, e.start))]
         if pending:
             yield make_batch(pending, n_rows, length)

@@ -23,8 +23,11 @@ LLM-Foundry splits such a file into one dataset per category.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import random
 from typing import Any, Protocol
+
+import numpy as np
 
 from scaling_jax.errors import UserError
 from scaling_jax.eval.tasks import TaskData, TaskSpec
@@ -146,6 +149,12 @@ class Encoded:
 
     tokens: tuple[tuple[int, ...], ...]
     start: tuple[int, ...]
+
+    @functools.cached_property
+    def arrays(self) -> tuple[np.ndarray, ...]:
+        """``tokens`` as int32 arrays, built once per cached encoding (batch assembly copies
+        slices of them, which is much cheaper than converting tuples on every run)."""
+        return tuple(np.asarray(t, np.int32) for t in self.tokens)
 
 
 def encode_items(items: list[Item], tokenizer: Tokenizer, max_seq_len: int, where: str) -> list[Encoded]:

@@ -75,8 +75,8 @@ def _judge(task: TaskSpec, item: Item, enc: Encoded, logprob, exact, greedy, dec
         rec["gold"] = item.gold
         rec["correct"] = bool(exact[0])
     else:
-        mean_ce = [-lp / n for lp, n in zip(logprob, n_tok)]
-        rec["pred"] = int(np.argmin(mean_ce))
+        mean_ce = [-lp / n for lp, n in zip(rec["logprobs"], n_tok)]
+        rec["pred"] = min(range(len(mean_ce)), key=mean_ce.__getitem__)  # the first on ties, as np.argmin
         rec["gold"] = item.gold
         rec["correct"] = rec["pred"] == item.gold
     if item.category is not None:

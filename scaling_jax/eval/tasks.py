@@ -167,12 +167,21 @@ def parse_rows(data: bytes, spec: TaskSpec, where: str) -> list[dict[str, Any]]:
     return rows
 
 
+_INLINE: dict[int, TaskData] = {}
+
+
 def load_task(spec: TaskSpec) -> TaskData | None:
-    """The task's examples, checked; None (with a warning naming the file) when it is missing."""
+    """The task's examples, checked; None (with a warning naming the file) when it is missing.
+    In-memory rows are checked and hashed once per spec object (a suite is scored many times in
+    a run); files are read every time, so an edited file is never stale."""
     if spec.rows is not None:
+        hit = _INLINE.get(id(spec))
+        if hit is not None and hit.spec is spec:
+            return hit
         rows = [_check_row(r, spec, f"{spec.label}[{i}]") for i, r in enumerate(spec.rows)]
         digest = hashlib.sha256(json.dumps(rows, sort_keys=True).encode()).hexdigest()
-        return TaskData(spec, rows, digest)
+        _INLINE[id(spec)] = TaskData(spec, rows, digest)
+        return _INLINE[id(spec)]
     try:
         data = read_bytes(spec.dataset_uri)
     except InputNotFound:
