@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime
 import hashlib
-import json
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
@@ -41,13 +40,7 @@ def iter_documents(inputs: Sequence[str | Path], text_field: str = "text",
 def _file_documents(path: Path, text_field: str) -> Iterator[str]:
     if path.suffix == ".jsonl":
         with path.open(encoding="utf-8") as fh:
-            for i, line in enumerate(fh, 1):
-                if not line.strip():
-                    continue
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError as e:
-                    raise UserError(f"{path}:{i}: not valid JSON: {e}") from e
+            for i, row in store.json_lines(fh, str(path)):
                 if not isinstance(row, dict) or not isinstance(row.get(text_field), str):
                     raise UserError(f"{path}:{i}: no string field {text_field!r}")
                 yield row[text_field]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable, Iterator
 
 import numpy as np
 import tensorstore as ts
@@ -87,6 +87,18 @@ def read_bytes(path: str) -> bytes:
     if not Path(path).is_file():
         raise InputNotFound(f"{path}: not found")
     return Path(path).read_bytes()
+
+
+def json_lines(lines: Iterable[str], where: str) -> Iterator[tuple[int, Any]]:
+    """(line number, value) of each non-blank line of a JSON Lines text; a line that is not JSON
+    is a ``UserError`` naming ``where`` and the line."""
+    for n, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            yield n, json.loads(line)
+        except json.JSONDecodeError as e:
+            raise UserError(f"{where}:{n}: not valid JSON ({e.msg}, column {e.colno})") from None
 
 
 def read_metadata(root: str) -> dict[str, Any]:

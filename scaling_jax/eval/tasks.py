@@ -20,7 +20,7 @@ from typing import Any
 
 import yaml
 
-from scaling_jax.data.store import is_gcs, read_bytes
+from scaling_jax.data.store import is_gcs, json_lines, read_bytes
 from scaling_jax.errors import InputNotFound, UserError
 
 TYPES = ("multiple_choice", "language_modeling", "schema")
@@ -153,15 +153,7 @@ def _check_row(row: Any, spec: TaskSpec, where: str) -> dict[str, Any]:
 
 
 def parse_rows(data: bytes, spec: TaskSpec, where: str) -> list[dict[str, Any]]:
-    rows = []
-    for n, line in enumerate(data.decode("utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise UserError(f"{where}:{n}: not valid JSON ({e.msg})") from None
-        rows.append(_check_row(row, spec, f"{where}:{n}"))
+    rows = [_check_row(row, spec, f"{where}:{n}") for n, row in json_lines(data.decode("utf-8").splitlines(), where)]
     if not rows:
         raise UserError(f"{where}: no examples")
     return rows
