@@ -14,13 +14,24 @@ def pytest_configure(config):
     os.environ.setdefault("SCALING_JAX_COMPILATION_CACHE", tempfile.mkdtemp(prefix="scaling_jax_test_cache_"))
 
 
+def _shared(env: str, name: str, marker: str) -> Path:
+    """``$env``, else ``../shared/name``; the run fails (naming the variable) without ``marker`` in it."""
+    path = Path(os.environ.get(env) or REPO.parent / "shared" / name)
+    if not (path / marker).exists():
+        pytest.fail(f"{name} not found at {path}; set {env}")
+    return path
+
+
 @pytest.fixture(scope="session")
 def testbed_dir() -> Path:
     """The paper's released testbed: $SCALING_JAX_TESTBED, else ../shared/testbed."""
-    path = Path(os.environ.get("SCALING_JAX_TESTBED") or REPO.parent / "shared" / "testbed")
-    if not (path / "models").is_dir():
-        pytest.fail(f"testbed not found at {path}; set SCALING_JAX_TESTBED")
-    return path
+    return _shared("SCALING_JAX_TESTBED", "testbed", "models")
+
+
+@pytest.fixture(scope="session")
+def icl_dir() -> Path:
+    """The paper's task files: $SCALING_JAX_ICL_DIR, else ../shared/icl_tasks."""
+    return _shared("SCALING_JAX_ICL_DIR", "icl_tasks", "heavy.yaml")
 
 
 @pytest.fixture(scope="session")

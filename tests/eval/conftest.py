@@ -5,8 +5,6 @@ from pathlib import Path
 import pytest
 import yaml
 
-REPO = Path(__file__).resolve().parents[2]
-
 # A 40-step run of a 2-layer d=16 model on a small synthetic language, checkpoints every 10 steps,
 # scoring the synthetic suite (50 examples a task) at the end.
 RUN = {
@@ -21,15 +19,6 @@ RUN = {
     "logging": {"every": 10, "val_every": 10, "progress": False, "tensorboard": False},
     "eval": {"tasks": "synthetic", "limit": 50},
 }
-
-
-@pytest.fixture(scope="session")
-def icl_dir() -> Path:
-    """The paper's task files: $SCALING_JAX_ICL_DIR, else ../shared/icl_tasks."""
-    path = Path(os.environ.get("SCALING_JAX_ICL_DIR") or REPO.parent / "shared" / "icl_tasks")
-    if not (path / "heavy.yaml").is_file():
-        pytest.fail(f"icl_tasks not found at {path}; set SCALING_JAX_ICL_DIR")
-    return path
 
 
 @pytest.fixture(scope="session")
