@@ -1,7 +1,7 @@
 """A posterior packed for compiled planning kernels, and the probability of reaching a target.
 
 A predictive value at (C, M) under draw d is lognormal: ln L = ln L_d(C, M) + s_d·z with
-s_d = sqrt(σ_fit² + δ₀² + Σ_k τ_k²·Δ_k²) (``laws.bayes.predict.noise_sd``, the predictive
+s_d = sqrt(σ_fit² + δ₀² + Σ_k τ_k²·Δ_k²) (``laws.bayes.discrepancy.noise_sd``, the predictive
 kernel's own noise model), so P(L ≤ L* | d) = Φ((ln L* − ln L_d)/s_d) exactly and the
 posterior probability is its (weighted) mean over draws: no noise sampling, smooth in (N, D),
 which the chance-constrained search needs. The chained error is integrated over the loss
@@ -19,7 +19,8 @@ import numpy as np
 
 from scaling_jax.laws import forms
 from scaling_jax.laws.bayes.design import Support, error_distance, loss_distance
-from scaling_jax.laws.bayes.predict import ErrorLaw, LossLaw, noise_sd
+from scaling_jax.laws.bayes.discrepancy import noise_sd
+from scaling_jax.laws.bayes.predict import ErrorLaw, LossLaw
 
 GH_NODES = 10  # Gauss–Hermite nodes over the loss noise for the chained error
 

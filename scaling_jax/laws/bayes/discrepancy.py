@@ -32,6 +32,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import numpyro
@@ -52,6 +53,16 @@ PRIOR_SCALES = {
 CALIBRATION_WIDEN = 10.0
 
 
+def noise_sd(sigma_D, floor_D, tau2_DxK, dist2):
+    """sd of a predictive draw's ln value per draw and target, ``(draws, P)``: sqrt(σ_fit² + δ₀² +
+    Σ_k τ_k²·Δ_k²) with ``dist2`` the squared distances ``(P, K)`` (or ``(draws, P, K)``); traceable."""
+    if dist2.ndim == 3:
+        var_DxP = jnp.einsum("dk,dpk->dp", tau2_DxK, dist2)
+    else:  # a sum over the few axes, not a matmul: it fuses with what follows (no (draws, P) temporary)
+        var_DxP = sum(tau2_DxK[:, k, None] * dist2[None, :, k] for k in range(dist2.shape[-1]))
+    return jnp.sqrt(sigma_D[:, None] ** 2 + floor_D[:, None] ** 2 + var_DxP)
+
+
 @dataclass(frozen=True)
 class Discrepancy:
     """Draws of the discrepancy: ``floor`` δ₀ of shape ``(draws,)``, ``tau_DxK`` per axis."""
@@ -61,20 +72,19 @@ class Discrepancy:
     axes: tuple[str, ...]
     source: str  # "prior" or what it was calibrated on
 
+    def check_axes(self, dist) -> None:
+        """Distances ``(..., K)`` must run along this discrepancy's K axes."""
+        if np.shape(dist)[-1] != len(self.axes):
+            raise ValueError(f"distances have {np.shape(dist)[-1]} axes, discrepancy has {self.axes}")
+
     def sd(self, dist_PxK) -> np.ndarray:
         """sd(Δ) per draw and target, shape ``(draws, P)``; ``dist_PxK`` may carry a leading
-        draws axis ``(draws, P, K)``."""
-        dist = np.asarray(dist_PxK, np.float64)
-        if dist.shape[-1] != len(self.axes):
-            raise ValueError(f"distances have {dist.shape[-1]} axes, discrepancy has {self.axes}")
-        tau2_DxK = np.asarray(self.tau_DxK, np.float64) ** 2
-        # Σ_k τ_k² Δ_k² as a contraction: no (draws, P, K) temporary (~1 GB at 4,000 × 10,000 × 3).
-        if dist.ndim == 3:
-            var_DxP = np.einsum("dk,dpk->dp", tau2_DxK, dist**2)
-        else:
-            var_DxP = tau2_DxK @ (dist**2).T
-        var_DxP += np.asarray(self.floor, np.float64)[:, None] ** 2
-        return np.sqrt(var_DxP, out=var_DxP)
+        draws axis ``(draws, P, K)``. :func:`noise_sd` without fit noise."""
+        self.check_axes(dist_PxK)
+        with jax.enable_x64(True):
+            floor = jnp.asarray(self.floor, jnp.float64)
+            return np.asarray(noise_sd(jnp.zeros_like(floor), floor, jnp.asarray(self.tau_DxK, jnp.float64) ** 2,
+                                       jnp.asarray(dist_PxK, jnp.float64) ** 2))
 
     def take(self, n: int, seed: int = 0) -> "Discrepancy":
         """``n`` draws (resampled, with replacement only when there are fewer than ``n``),

@@ -20,7 +20,7 @@ import numpy as np
 
 from scaling_jax.laws import forms
 from scaling_jax.laws.bayes.design import Support, error_distance, loss_distance
-from scaling_jax.laws.bayes.discrepancy import Discrepancy, prior_discrepancy
+from scaling_jax.laws.bayes.discrepancy import Discrepancy, noise_sd, prior_discrepancy
 
 LEVELS = (50, 90, 95)
 
@@ -115,16 +115,6 @@ def log_law_DxP(form, p, *xs):
     return jnp.log(form(p, *xs))
 
 
-def noise_sd(sigma_D, floor_D, tau2_DxK, dist2):
-    """sd of a predictive draw's ln value per draw and target, ``(draws, P)``: sqrt(σ_fit² + δ₀² +
-    Σ_k τ_k²·Δ_k²) with ``dist2`` the squared distances ``(P, K)`` (or ``(draws, P, K)``); traceable."""
-    if dist2.ndim == 3:
-        var_DxP = jnp.einsum("dk,dpk->dp", tau2_DxK, dist2)
-    else:  # a sum over the few axes, not a matmul: it fuses with what follows (no (draws, P) temporary)
-        var_DxP = sum(tau2_DxK[:, k, None] * dist2[None, :, k] for k in range(dist2.shape[-1]))
-    return jnp.sqrt(sigma_D[:, None] ** 2 + floor_D[:, None] ** 2 + var_DxP)
-
-
 @functools.partial(jax.jit, static_argnums=0)
 def _noisy_kernel(form, p, xs, sigma_D, floor_D, tau2_DxK, dist2, key):
     sd_DxP = noise_sd(sigma_D, floor_D, tau2_DxK, dist2)
@@ -149,9 +139,8 @@ def _noisy(law, inputs: tuple, dist, seed: int) -> np.ndarray:
     in ``Discrepancy.sd``. One compiled kernel from the law's parameters to the draws: at 4,000
     draws × 10,000 targets the unfused version spent seconds on (draws, P) temporaries."""
     disc = law.discrepancy
+    disc.check_axes(dist)
     dist = np.asarray(dist, np.float64)
-    if dist.shape[-1] != len(disc.axes):
-        raise ValueError(f"distances have {dist.shape[-1]} axes, discrepancy has {disc.axes}")
     with jax.enable_x64(True):
         form, p, *xs = law.law_args(*inputs)
         out = _noisy_kernel(form, p, tuple(xs), jnp.asarray(law.sigma, jnp.float64),
