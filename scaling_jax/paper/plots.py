@@ -8,7 +8,7 @@ import numpy as np
 
 from scaling_jax import atomic
 from scaling_jax.laws.figures import pyplot
-from scaling_jax.paper import recipe
+from scaling_jax.paper.recipe import Recipe
 
 
 def figure5(grid: list[dict], path: Path) -> Path:
@@ -42,18 +42,18 @@ def figure5(grid: list[dict], path: Path) -> Path:
     return out
 
 
-def figure1(tb, fits: dict, path: Path) -> Path:
-    """Top: C4-eval loss vs compute with the fitted Eq. 4 per M, fit points and targets marked.
-    Bottom: 17-task error vs loss with the fitted Eq. 5."""
+def figure1(tb, rec: Recipe, fits: dict, path: Path) -> Path:
+    """Top: the recipe's validation loss vs compute with the fitted Eq. 4 per M, fit points and
+    targets marked. Bottom: its downstream error vs loss with the fitted Eq. 5."""
     plt = pyplot()
     datasets = sorted(fits)
     fig, axes = plt.subplots(2, len(datasets), figsize=(5 * len(datasets), 8), squeeze=False)
     cmap = plt.get_cmap("viridis")
     for col, ds in enumerate(datasets):
         loss_fit, error_fit = fits[ds]
-        runs = tb.select(dataset=ds).runs
-        fit_names = {r.name for r in recipe.loss_fit_runs(tb, ds)}
-        target_names = {r.name for r in recipe.targets(tb, ds)}
+        runs = [r for r in tb.select(dataset=ds).runs if rec.val_set in r.losses]
+        fit_names = {r.name for r in rec.loss_fit[ds]}
+        target_names = {r.name for r in rec.targets[ds]}
         Ms = sorted({round(r.M) for r in runs})
         C_all = np.array([r.C for r in runs])
         Cg = np.geomspace(C_all.min() / 2, C_all.max() * 2, 200)
@@ -62,29 +62,29 @@ def figure1(tb, fits: dict, path: Path) -> Path:
             color = cmap(k / max(len(Ms) - 1, 1))
             ax.plot(Cg, loss_fit.predict(C=Cg, M=np.full_like(Cg, M)), color=color, lw=1, label=f"M={M}")
             pts = [r for r in runs if round(r.M) == M]
-            ax.scatter([r.C for r in pts], [r.loss(recipe.LOSS_VAL_SET) for r in pts], color=color, s=14, zorder=3)
+            ax.scatter([r.C for r in pts], [rec.loss(r) for r in pts], color=color, s=14, zorder=3)
         for r in runs:
             if r.name in fit_names:
-                ax.scatter(r.C, r.loss(recipe.LOSS_VAL_SET), facecolors="none", edgecolors="k", s=60, zorder=4)
+                ax.scatter(r.C, rec.loss(r), facecolors="none", edgecolors="k", s=60, zorder=4)
             if r.name in target_names:
-                ax.scatter(r.C, r.loss(recipe.LOSS_VAL_SET), marker="*", color="red", s=120, zorder=5)
+                ax.scatter(r.C, rec.loss(r), marker="*", color="red", s=120, zorder=5)
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlabel("compute C = 6ND (FLOPs)")
-        ax.set_ylabel("C4 eval loss")
+        ax.set_ylabel(f"{rec.val_set} loss")
         ax.set_title(f"{ds}: Eq. 4 (circles: fit, stars: targets)", fontsize=9)
         ax.legend(fontsize=6, ncol=2)
         ax = axes[1, col]
-        L = np.array([r.loss(recipe.LOSS_VAL_SET) for r in runs])
-        err = np.array([r.err_17 for r in runs])
+        L = np.array([rec.loss(r) for r in runs])
+        err = np.array([np.nan if rec.error(r) is None else rec.error(r) for r in runs])
         ax.scatter(L, err, s=12, c=[cmap(Ms.index(round(r.M)) / max(len(Ms) - 1, 1)) for r in runs])
         Lg = np.linspace(L.min() * 0.95, L.max() * 1.05, 200)
         ax.plot(Lg, error_fit.predict(L=Lg), color="k", lw=1, label="Eq. 5 fit")
         for r in runs:
             if r.name in target_names:
-                ax.scatter(r.loss(recipe.LOSS_VAL_SET), r.err_17, marker="*", color="red", s=120, zorder=5)
-        ax.set_xlabel("C4 eval loss")
-        ax.set_ylabel("17-task top-1 error")
+                ax.scatter(rec.loss(r), rec.error(r), marker="*", color="red", s=120, zorder=5)
+        ax.set_xlabel(f"{rec.val_set} loss")
+        ax.set_ylabel(f"top-1 error ({rec.metric})")
         ax.legend(fontsize=7)
     fig.tight_layout()
     out = atomic.savefig(path, fig, dpi=110)

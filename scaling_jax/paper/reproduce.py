@@ -7,32 +7,34 @@ import csv
 import io
 from pathlib import Path
 
+import numpy as np
+
 from scaling_jax import atomic
 from scaling_jax.laws.fit import FitResult, fit_law
 from scaling_jax.paper import recipe
+from scaling_jax.paper.recipe import Recipe
 from scaling_jax.testbed import RunRecord, Testbed
-
-VAL = recipe.LOSS_VAL_SET
 
 
 def _loss_inputs(runs) -> dict:
     return {"C": [r.C for r in runs], "M": [r.M for r in runs]}
 
 
-def fit_dataset(tb: Testbed, dataset: str) -> tuple[FitResult, FitResult]:
-    """Eq. 4 on the Table-1 points (C4-eval loss), Eq. 5 on those plus 1.4B M=20 (17-task error)."""
-    lr = recipe.loss_fit_runs(tb, dataset)
-    loss_fit = fit_law("overtrain", _loss_inputs(lr), [r.loss(VAL) for r in lr])
-    er = recipe.error_fit_runs(tb, dataset)
-    error_fit = fit_law("error", {"L": [r.loss(VAL) for r in er]}, [r.err_17 for r in er])
+def fit_dataset(rec: Recipe, dataset: str) -> tuple[FitResult, FitResult]:
+    """Eq. 4 on the recipe's loss-fit runs, Eq. 5 on its error-fit runs (Table 1: C4-eval loss,
+    17-task error)."""
+    lr = rec.loss_fit[dataset]
+    loss_fit = fit_law("overtrain", _loss_inputs(lr), [rec.loss(r) for r in lr])
+    er = rec.error_fit[dataset]
+    error_fit = fit_law("error", {"L": [rec.loss(r) for r in er]}, [rec.error(r) for r in er])
     return loss_fit, error_fit
 
 
-def score(run: RunRecord, loss_fit: FitResult, error_fit: FitResult) -> dict:
-    """True and predicted loss and 17-task error of one run; relative errors in percent of truth."""
+def score(run: RunRecord, rec: Recipe, loss_fit: FitResult, error_fit: FitResult) -> dict:
+    """True and predicted loss and downstream error of one run; relative errors in percent of truth."""
     loss_pred = float(loss_fit.predict(C=run.C, M=run.M))
     error_pred = float(error_fit.predict(L=loss_pred))
-    loss_true, error_true = run.loss(VAL), run.err_17
+    loss_true, error_true = rec.loss(run), rec.error(run)
     return {
         "model": run.model,
         "N": run.N,
@@ -43,35 +45,67 @@ def score(run: RunRecord, loss_fit: FitResult, error_fit: FitResult) -> dict:
         "error_true": error_true,
         "error_pred": error_pred,
         "error_rel_err": abs(error_pred - error_true) / error_true * 100.0 if error_true is not None else None,
+        "error_abs_err": abs(error_pred - error_true) * 100.0 if error_true is not None else None,
+        "name": run.name,
     }
 
 
-def reproduce(tb: Testbed) -> tuple[dict, list[dict], dict]:
+def reproduce(tb: Testbed, rec: Recipe | None = None) -> tuple[dict, list[dict], dict]:
     """``(summary, grid, fits)``: the ``reproduce.json`` body, one scored row per testbed run,
-    and the fits per dataset (for plotting)."""
-    out, grid, fits = {"datasets": {}}, [], {}
-    for ds in tb.datasets:
-        recipe.check_recipe_runs(tb, ds)
-    for ds in tb.datasets:
-        loss_fit, error_fit = fit_dataset(tb, ds)
+    and the fits per dataset (for plotting). ``rec`` defaults to the paper's Table 1."""
+    rec = rec or recipe.paper_recipe(tb)
+    out, grid, fits = {"recipe": rec.name, "val_set": rec.val_set, "metric": rec.metric, "datasets": {}}, [], {}
+    for ds in rec.datasets:
+        loss_fit, error_fit = fit_dataset(rec, ds)
         fits[ds] = (loss_fit, error_fit)
-        fit_names = {r.name for r in recipe.error_fit_runs(tb, ds)}
+        fit_names = {r.name for r in rec.error_fit[ds] + rec.loss_fit[ds]}
         out["datasets"][ds] = {
             "loss_fit": loss_fit.params,
             "error_fit": error_fit.params,
             "loss_fit_diagnostics": {"objective": loss_fit.rss, "converged": loss_fit.converged,
                                      "warnings": loss_fit.identifiability["warnings"]},
-            "targets": [score(t, loss_fit, error_fit) for t in recipe.targets(tb, ds)],
+            "targets": [score(t, rec, loss_fit, error_fit) for t in rec.targets[ds]],
         }
         for r in tb.select(dataset=ds):
-            grid.append({"dataset": ds, **score(r, loss_fit, error_fit), "fit_point": r.name in fit_names})
+            if rec.val_set in r.losses:
+                grid.append({"dataset": ds, **score(r, rec, loss_fit, error_fit), "fit_point": r.name in fit_names})
     return out, grid, fits
 
 
-def write_reproduction(tb: Testbed, out: Path, plots: bool = True) -> tuple[dict, tuple[Path, ...]]:
+def bayes_bands(rec: Recipe, dataset: str, config=None) -> dict:
+    """The Bayesian version of the recipe's fit (Eq. 4 chained to Eq. 5, NUTS): the posterior
+    95 % interval of every parameter, and per target the 95 % posterior predictive band of its
+    loss and error and whether the measured value falls inside."""
+    from scaling_jax.laws.bayes.fit import fit_bayes
+    from scaling_jax.laws.bayes.infer import NutsConfig
+    from scaling_jax.laws.bayes.models import ErrorData, LossData
+
+    lr, er, ts = rec.loss_fit[dataset], rec.error_fit[dataset], rec.targets[dataset]
+    loss = LossData(C=np.array([r.C for r in lr]), M=np.array([r.M for r in lr]),
+                    L=np.array([rec.loss(r) for r in lr]))
+    error = ErrorData(L=np.array([rec.loss(r) for r in er]), Err=np.array([rec.error(r) for r in er]))
+    fit = fit_bayes("overtrain", loss=loss, error=error, config=config or NutsConfig())
+    bands = fit.bands(C=np.array([t.C for t in ts]), M=np.array([t.M for t in ts]))
+    rows = []
+    for i, t in enumerate(ts):
+        row = {"name": t.name}
+        for key, true in (("loss", rec.loss(t)), ("error", rec.error(t))):
+            lo, hi = float(bands[key].lo[95][i]), float(bands[key].hi[95][i])
+            row |= {f"{key}_lo95": lo, f"{key}_hi95": hi, f"{key}_median": float(bands[key].median[i]),
+                    f"{key}_in_band": None if true is None else bool(lo <= true <= hi)}
+        rows.append(row)
+    return {"params": fit.param_summary(), "targets": rows, "diagnostics": fit.posterior.diagnostics.to_dict()}
+
+
+def write_reproduction(tb: Testbed, out: Path, plots: bool = True, rec: Recipe | None = None,
+                       bands: bool = False, nuts=None) -> tuple[dict, tuple[Path, ...]]:
     """Run :func:`reproduce` and write ``reproduce.json``, ``relative_error_grid.csv`` and (with
     ``plots``) Figures 5 and 1 into ``out``; returns the summary and the paths written."""
-    summary, grid, fits = reproduce(tb)
+    rec = rec or recipe.paper_recipe(tb)
+    summary, grid, fits = reproduce(tb, rec)
+    if bands:
+        for ds, d in summary["datasets"].items():
+            d["bayes"] = bayes_bands(rec, ds, nuts)
     out = Path(out)
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=list(grid[0]))
@@ -83,5 +117,5 @@ def write_reproduction(tb: Testbed, out: Path, plots: bool = True) -> tuple[dict
         from scaling_jax.paper import plots as figures
 
         written += [figures.figure5(grid, out / "figure5_relative_error.png"),
-                    figures.figure1(tb, fits, out / "figure1_laws.png")]
+                    figures.figure1(tb, rec, fits, out / "figure1_laws.png")]
     return summary, tuple(written)

@@ -1,0 +1,180 @@
+"""``scaling-jax sweep plan|run|status|collect SPEC``: a grid of training runs from one spec.
+
+``plan`` prints the runs (N, D, M, C, FLOPs, estimated time) and checks the spec; ``run``
+trains the unfinished ones locally or as a SLURM job array; ``status`` tabulates them;
+``collect`` gathers their records into a testbed folder for ``fit``/``reproduce --recipe``.
+``run-one RUN_DIR`` trains one run folder (what the runners call).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("sweep", help="plan, run, watch and collect a grid of training runs")
+    verbs = p.add_subparsers(dest="verb", metavar="VERB", required=True)
+
+    def spec_parser(name: str, help: str):
+        q = verbs.add_parser(name, help=help)
+        q.add_argument("spec", help="sweep spec YAML (configs/sweeps/*.yaml)")
+        q.add_argument("overrides", nargs="*", metavar="key=value", help="spec overrides, e.g. out=/tmp/ladder")
+        return q
+
+    q = spec_parser("plan", "print the runs with N, D, M, C = 6ND, FLOPs and estimated wall time")
+    q.add_argument("--json", action="store_true", help="print the runs as a JSON list")
+    q.add_argument("--probe", type=int, default=0, metavar="STEPS",
+                   help="time STEPS optimizer steps of each model here for the estimate (default: the spec's "
+                        "throughput table only)")
+    q.set_defaults(func=plan)
+    q = spec_parser("run", "train every unfinished run (idempotent: done runs are skipped, stopped ones resume)")
+    q.add_argument("--runner", choices=("local", "slurm"), default="local")
+    q.add_argument("--jobs", type=int, default=0, help="local: runs at once (default: one per GPU, else cores / 2)")
+    q.add_argument("--role", choices=("fit", "target", "other"), action="append",
+                   help="only runs of this role (repeatable), e.g. --role fit to train the fit set first")
+    q.add_argument("--dry-run", action="store_true", help="print what would run (slurm: write the script, no sbatch)")
+    q.add_argument("--partition", default="", help="slurm: partition")
+    q.add_argument("--account", default="", help="slurm: account")
+    q.add_argument("--time", default="24:00:00", help="slurm: time limit per run")
+    q.add_argument("--gpus-per-task", type=int, default=1, help="slurm: GPUs per run (0: CPU only)")
+    q.add_argument("--cpus-per-task", type=int, default=8, help="slurm: CPU cores per run")
+    q.add_argument("--max-parallel", type=int, default=0, help="slurm: array tasks running at once (0: no cap)")
+    q.set_defaults(func=run)
+    q = spec_parser("status", "done / running / failed / pending per run, with final loss and error")
+    q.add_argument("--json", action="store_true")
+    q.set_defaults(func=status)
+    q = spec_parser("collect", "gather finished records into a testbed folder (and the spec's recipe)")
+    q.add_argument("--out", default=None, help="testbed folder (default: the sweep's out + '_testbed')")
+    q.set_defaults(func=collect)
+    q = verbs.add_parser("run-one", help="train one run folder of a sweep (what the runners call)")
+    q.add_argument("run_dir")
+    q.set_defaults(func=run_one)
+
+
+def _load(args):
+    from scaling_jax.config import parse_overrides
+    from scaling_jax.sweep.spec import expand, load_spec
+
+    spec = load_spec(args.spec, parse_overrides(args.overrides or []))
+    return spec, expand(spec)
+
+
+def _human(x: float) -> str:
+    for unit, scale in (("Z", 1e21), ("E", 1e18), ("P", 1e15), ("T", 1e12), ("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if x >= scale:
+            return f"{x / scale:.3g}{unit}"
+    return f"{x:.3g}"
+
+
+def _duration(s: float | None) -> str:
+    if s is None:
+        return "?"
+    return f"{s:.0f}s" if s < 120 else f"{s / 60:.1f}m" if s < 7200 else f"{s / 3600:.1f}h"
+
+
+def plan(args) -> int:
+    from scaling_jax.sweep import estimate
+
+    spec, runs = _load(args)
+    if args.json:
+        print(json.dumps([r.row() for r in runs], indent=1))
+        return 0
+    tps = estimate.throughputs(runs, spec.throughput, args.probe)
+    print(f"sweep {spec.name}: {len(runs)} runs -> {spec.out}")
+    print(f"{'name':<36} {'role':<6} {'N':>8} {'D':>8} {'M':>6} {'C=6ND':>8} {'FLOPs':>8} {'steps':>7} {'est':>6}")
+    total_c = total_f = 0.0
+    total_s: float | None = 0.0
+    for r in runs:
+        sec = estimate.seconds(r, tps)
+        flops = estimate.exact_flops(r)
+        total_c, total_f = total_c + r.C, total_f + flops
+        total_s = None if (sec is None or total_s is None) else total_s + sec
+        print(f"{r.name:<36} {r.role:<6} {_human(r.N):>8} {_human(r.D):>8} {r.M:>6.4g} {_human(r.C):>8} "
+              f"{_human(flops):>8} {r.steps:>7} {_duration(sec):>6}")
+    print(f"{'total':<36} {'':<6} {'':>8} {'':>8} {'':>6} {_human(total_c):>8} {_human(total_f):>8} "
+          f"{sum(r.steps for r in runs):>7} {_duration(total_s):>6}")
+    if total_s is None:
+        print("(est: give `throughput:` tokens/s per model in the spec, or --probe STEPS to measure here)")
+    return 0
+
+
+def run(args) -> int:
+    from scaling_jax.sweep.folders import write_run_configs
+    from scaling_jax.sweep.state import read_state
+
+    spec, runs = _load(args)
+    if args.role:
+        runs = [r for r in runs if r.role in args.role]
+    root = write_run_configs(spec, runs)
+    todo = [r for r in runs if read_state(r.out).state != "done"]
+    if args.runner == "slurm":
+        from scaling_jax.sweep.slurm import SlurmOptions, submit
+
+        opts = SlurmOptions(partition=args.partition, time=args.time, gpus_per_task=args.gpus_per_task,
+                            cpus_per_task=args.cpus_per_task, max_parallel=args.max_parallel, account=args.account)
+        script, job = submit(root, todo, opts, dry_run=args.dry_run)
+        if args.dry_run:
+            print(script.read_text())
+            print(f"# dry run: would submit `sbatch --parsable {script}` ({len(todo)} array tasks)")
+        else:
+            print(f"submitted job array {job}: {len(todo)} runs ({len(runs) - len(todo)} done already); "
+                  f"script {script}; watch with `scaling-jax sweep status {args.spec}`")
+        return 0
+    from scaling_jax.sweep.local import default_jobs, failures, log_tail, run_local
+
+    if args.dry_run:
+        for r in todo:
+            print(f"would train {r.name} ({r.role}, {r.steps} steps) in {r.out}")
+        print(f"# dry run: {len(todo)} to train, {len(runs) - len(todo)} done already")
+        return 0
+    outcomes = run_local(runs, args.jobs or default_jobs())
+    counts = {a: sum(o.action == a for o in outcomes) for a in dict.fromkeys(o.action for o in outcomes)}
+    print("sweep " + spec.name + ": " + ", ".join(f"{n} {a}" for a, n in counts.items()))
+    bad = failures(outcomes)
+    for o in bad:
+        print(f"FAILED {o.name} (exit {o.rc}); log {o.log}:\n{log_tail(o.log)}", file=sys.stderr)
+    return 1 if bad or any(o.action in ("stopped", "not started") for o in outcomes) else 0
+
+
+def status(args) -> int:
+    from scaling_jax.sweep.state import STATES, read_state
+
+    spec, runs = _load(args)
+    val = spec.recipe.val_set if spec.recipe else ""
+    rows = [(r, read_state(r.out, val)) for r in runs]
+    if args.json:
+        print(json.dumps([{**r.row(), "state": s.state, "loss": s.loss, "error": s.error, "log": s.log,
+                           "resume_step": s.resume_step, "message": s.message} for r, s in rows], indent=1))
+        return 0
+    print(f"{'name':<36} {'role':<6} {'state':<8} {'loss':>8} {'err_46':>7}  note")
+    for r, s in rows:
+        note = s.message[:60] + f" (log {s.log})" if s.state == "failed" else \
+            f"resumes from step {s.resume_step}" if s.state == "pending" and s.resume_step else ""
+        loss = f"{s.loss:.4f}" if s.loss is not None else "-"
+        err = f"{s.error:.4f}" if s.error is not None else "-"
+        print(f"{r.name:<36} {r.role:<6} {s.state:<8} {loss:>8} {err:>7}  {note}")
+    print(", ".join(f"{sum(s.state == k for _, s in rows)} {k}" for k in STATES))
+    return 0
+
+
+def collect(args) -> int:
+    from scaling_jax.sweep.collect import collect as gather
+    from scaling_jax.sweep.collect import default_dest
+
+    spec, runs = _load(args)
+    dest = args.out or default_dest(spec)
+    written, missing = gather(spec, runs, dest)
+    print(f"collected {len(written) - (spec.recipe is not None)} records into {dest}"
+          + (f" with recipe {spec.recipe.name!r}" if spec.recipe else ""))
+    if missing:
+        print(f"not finished ({len(missing)}): {', '.join(missing)}", file=sys.stderr)
+    if spec.recipe:
+        print(f"next: scaling-jax reproduce --testbed {dest} --recipe {spec.recipe.name}")
+    return 0
+
+
+def run_one(args) -> int:
+    from scaling_jax.sweep.single import run_one as train_one
+
+    return train_one(args.run_dir)
