@@ -111,6 +111,10 @@ def named_recipe(tb: Testbed, data: Mapping, source: str) -> Recipe:
             if data["val_set"] not in run.losses:
                 raise UserError(f"{source}: run {run.name} has no loss on val_set {data['val_set']!r} "
                                 f"(it has {sorted(run.losses)})")
+    for run in (r for rs in groups.get("error_fit", {}).values() for r in rs):
+        if getattr(run, data["metric"]) is None:
+            raise UserError(f"{source}: error-fit run {run.name} has no {data['metric']} (it was trained "
+                            "without downstream evaluation: set the train config's eval.tasks)")
     freeze = {k: {ds: tuple(rs) for ds, rs in groups.get(k, {}).items()} for k in ("loss_fit", "error_fit", "targets")}
     return Recipe(data["name"], data["val_set"], data["metric"], **freeze)
 

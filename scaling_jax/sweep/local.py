@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Callable
 
 from scaling_jax.sweep.spec import Run
-from scaling_jax.sweep.state import LOG_FILE, checkpoint_steps, read_state
+from scaling_jax.sweep.state import LOG_FILE, checkpoint_steps, mark, read_state
 
 
 @dataclasses.dataclass(frozen=True)
@@ -94,6 +94,8 @@ def run_local(runs: list[Run], jobs: int, *, say: Callable[[str], None] = print)
                 action = "failed" if rc not in (0, 143) else "stopped" if rc == 143 else \
                     "resumed" if resume else "trained"
                 outcomes[r.name] = Outcome(r.name, action, rc, time.perf_counter() - t0, str(r.out / LOG_FILE))
+                if action == "failed" and read_state(r.out).state != "failed":  # died before saying so
+                    mark(r.out, "failed", message=f"exit {rc} (see {r.out / LOG_FILE})")
                 say(f"{r.name}: {action} (exit {rc}, {outcomes[r.name].seconds:.1f} s)")
             time.sleep(0.1)
     finally:

@@ -1,0 +1,152 @@
+"""The local and SLURM runners, with a stand-in for ``sweep run-one`` that writes a record (or
+fails for a run whose name says so), so the runner's logic is checked in a second."""
+
+import json
+import os
+import stat
+import sys
+from pathlib import Path
+
+import pytest
+
+from scaling_jax.cli import main
+from scaling_jax.sweep import local
+from scaling_jax.sweep.collect import collect
+from scaling_jax.sweep.folders import write_run_configs
+from scaling_jax.sweep.spec import expand, load_spec
+from scaling_jax.testbed import load_testbed
+
+# Writes a valid record whose loss follows Eq. 3 with a floor of 2; appends to attempts.txt
+# whether it resumed (checkpoints present); fails for the run whose folder name holds "-4".
+FAKE_TRAIN = r"""
+import json, sys, pathlib, yaml
+d = pathlib.Path(sys.argv[1])
+cps = d / "checkpoints"
+with open(d / "attempts.txt", "a") as f:
+    f.write("resume\n" if cps.is_dir() and any(p.name.isdigit() for p in cps.iterdir()) else "fresh\n")
+if d.name.endswith("-4") and "{fail}" == "1":
+    print("boom: this run fails"); sys.exit(1)
+cfg = yaml.safe_load((d / "train.yaml").read_text())
+N = json.loads((d.parent / "N.json").read_text())[cfg["model"]["name"]]
+D = cfg["budget"]["multiplier"] * N
+L = 2.0 + 400 * N ** -0.3 + 900 * D ** -0.3
+rec = {"name": cfg["name"], "dataset": cfg["data"]["name"], "model": cfg["model"]["name"], "N": N,
+       "params_no_embed": N - 1000, "D": D, "losses": {"synthetic": L}, "err_46": 0.9 - 0.1 / L,
+       "err_17": 0.9 - 0.1 / L}
+(d / "record.json").write_text(json.dumps(rec))
+"""
+
+
+@pytest.fixture
+def fake_train(monkeypatch):
+    def use(fail: bool):
+        code = FAKE_TRAIN.replace("{fail}", "1" if fail else "0")
+        monkeypatch.setattr(local, "run_command", lambda run: [sys.executable, "-c", code, str(run.out)])
+    return use
+
+
+def _attempts(run) -> list[str]:
+    p = run.out / "attempts.txt"
+    return p.read_text().split() if p.exists() else []
+
+
+def test_failure_is_reported_idempotence_and_resume_of_only_unfinished_runs(micro, fake_train, capsys):
+    spec = load_spec(micro)
+    runs = expand(spec)
+    write_run_configs(spec, runs)
+    (runs[0].out.parent / "N.json").write_text(json.dumps({r.model: r.N for r in runs}))
+    fake_train(fail=True)
+    out = local.run_local(runs, jobs=2, say=lambda s: None)
+    assert [o.action for o in out] == ["trained", "failed", "trained", "trained", "failed", "trained"]
+    failed = local.failures(out)
+    assert [o.name for o in failed] == ["tiny_d16-4", "tiny_d32-4"] and all(o.rc == 1 for o in failed)
+    assert "boom: this run fails" in local.log_tail(failed[0].log)
+    assert main(["sweep", "status", str(micro)]) == 0
+    table = capsys.readouterr().out
+    assert "4 done, 0 running, 2 failed, 0 pending" in table and "tiny_d16-4" in table
+
+    # The CLI's second pass: the four done runs are skipped, the failures retried (now passing).
+    fake_train(fail=False)
+    (runs[1].out / "checkpoints" / "20").mkdir(parents=True)  # one failure had saved a checkpoint
+    assert main(["sweep", "run", str(micro), "--jobs", "2"]) == 0
+    summary = capsys.readouterr().out.splitlines()[-1]
+    assert all(part in summary for part in ("4 skipped", "1 resumed", "1 trained")), summary
+    assert _attempts(runs[0]) == ["fresh"] and _attempts(runs[1]) == ["fresh", "resume"]
+    assert _attempts(runs[4]) == ["fresh", "fresh"]
+
+    # A killed sweep: one run stopped after a checkpoint, one never started. Only those two train.
+    (runs[2].out / "record.json").unlink()
+    (runs[2].out / "checkpoints" / "40").mkdir(parents=True)
+    (runs[5].out / "record.json").unlink()
+    (runs[5].out / "attempts.txt").unlink()
+    out = local.run_local(runs, jobs=1, say=lambda s: None)
+    assert [o.action for o in out] == ["skipped", "skipped", "resumed", "skipped", "skipped", "trained"]
+    assert _attempts(runs[2]) == ["fresh", "resume"] and _attempts(runs[5]) == ["fresh"]
+    assert local.run_local(runs, jobs=2, say=lambda s: None)[0].action == "skipped"  # a third pass trains nothing
+    assert all(len(_attempts(r)) <= 2 for r in runs)
+
+    # collect -> a testbed folder that `fit` and `reproduce --recipe` read.
+    dest = micro.parent / "collected"
+    written, missing = collect(spec, runs, dest)
+    assert missing == [] and len(written) == 7
+    tb = load_testbed(dest)
+    assert sorted(r.name for r in tb) == sorted(r.name for r in runs)
+    recipe = json.loads((dest / "recipes" / "micro.json").read_text())
+    assert recipe["targets"] == ["tiny_d32-8"] and recipe["val_set"] == "synthetic"
+    assert main(["fit", "--runs", str(dest), "--law", "overtrain", "--val-set", "synthetic",
+                 "--bootstrap", "0", "--out", str(micro.parent / "fit"), "--no-plots"]) == 0
+    fit = json.loads((micro.parent / "fit" / "fit.json").read_text())
+    assert fit["params"]["E"] == pytest.approx(2.0, rel=0.02)  # the stand-in's floor, recovered
+    assert main(["reproduce", "--testbed", str(dest), "--recipe", "micro", "--no-bands", "--no-plots",
+                 "--out", str(micro.parent / "rep")]) == 0
+    rep = json.loads((micro.parent / "rep" / "reproduce.json").read_text())
+    target = rep["datasets"]["synthetic"]["targets"][0]
+    assert target["model"] == "tiny_d32" and target["loss_rel_err"] < 0.5
+
+
+def _fake_sbatch(tmp: Path) -> Path:
+    bin_ = tmp / "bin"
+    bin_.mkdir()
+    sb = bin_ / "sbatch"
+    sb.write_text(f"#!/bin/sh\necho \"$@\" >> {tmp}/sbatch_calls.txt\necho 4242\n")
+    sb.chmod(sb.stat().st_mode | stat.S_IEXEC)
+    return bin_
+
+
+def test_slurm_writes_one_array_over_the_unfinished_runs_and_submits_it(micro, monkeypatch, capsys):
+    tmp = micro.parent
+    monkeypatch.setenv("PATH", f"{_fake_sbatch(tmp)}{os.pathsep}{os.environ['PATH']}")
+    runs = expand(load_spec(micro))
+    (runs[0].out).mkdir(parents=True)
+    (runs[0].out / "record.json").write_text("{}")  # done: left out of the array
+    assert main(["sweep", "run", str(micro), "--runner", "slurm", "--dry-run", "--partition", "gpu"]) == 0
+    assert not (tmp / "sbatch_calls.txt").exists()  # a dry run submits nothing
+    assert "#SBATCH --array=0-4" in capsys.readouterr().out
+    assert main(["sweep", "run", str(micro), "--runner", "slurm", "--max-parallel", "2"]) == 0
+    assert "submitted job array 4242: 5 runs (1 done already)" in capsys.readouterr().out
+    root = Path(load_spec(micro).out)
+    script = (root / "sweep.sbatch").read_text()
+    assert "#SBATCH --array=0-4%2" in script and "#SBATCH --requeue" in script
+    assert "#SBATCH --gpus-per-task=1" in script and f"#SBATCH --output={root.resolve()}/logs/%A_%a.log" in script
+    assert "-m scaling_jax.cli sweep run-one \"$RUN\"" in script and "SLURM_ARRAY_TASK_ID + 1" in script
+    listed = (root / "runs.txt").read_text().split()
+    assert listed == [str(r.out.resolve()) for r in runs[1:]]
+    assert all((Path(p) / "train.yaml").is_file() for p in listed)
+    assert (tmp / "sbatch_calls.txt").read_text().split() == ["--parsable", str(root / "sweep.sbatch")]
+    assert json.loads((root / "slurm_job.json").read_text())["job_id"] == "4242"
+
+
+def test_plan_json_lists_runs_with_roles(micro, capsys):
+    assert main(["sweep", "plan", str(micro), "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [set(r) for r in rows] == [{"name", "model", "dataset", "N", "D", "M", "C", "role"}] * 6
+    assert rows[-1]["role"] == "target" and rows[0]["C"] == 6 * rows[0]["N"] * rows[0]["D"]
+    assert main(["sweep", "plan", str(micro), "out=/tmp/elsewhere"]) == 0
+    assert "-> /tmp/elsewhere" in capsys.readouterr().out
+
+
+def test_bad_spec_is_one_line_naming_the_file(tmp_path, capsys):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\nbase: nope.yaml\nout: o\ngrid: [{models: [tiny_d16], multipliers: [0]}]\n")
+    assert main(["sweep", "plan", str(bad)]) == 2
+    assert "bad.yaml: grid[0].multipliers: 0.0 must be a positive number" in capsys.readouterr().err
