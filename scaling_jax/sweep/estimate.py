@@ -8,6 +8,7 @@ excluded). Runs of one shape share one probe.
 
 from __future__ import annotations
 
+import functools
 import time
 
 import numpy as np
@@ -34,8 +35,10 @@ def probe(run: Run, steps: int = 5) -> float:
     cfg = run.config
     mc = model_config(cfg)
     mesh = make_mesh(cfg.mesh.data, cfg.mesh.fsdp, cfg.mesh.tensor)
-    s = setup(mc, optimizer(cfg.optimizer, max(run.steps, steps + 1)), mesh, seed=cfg.seed,
-              grad_accum=cfg.budget.grad_accum, z_loss=cfg.optimizer.z_loss, vocab_chunk=cfg.vocab_chunk)
+    # The same jitted step as the run's (the run length an argument), so a probe warms the cache for it.
+    s = setup(mc, functools.partial(optimizer, cfg.optimizer), mesh, seed=cfg.seed,
+              total_steps=max(run.steps, cfg.optimizer.warmup + 1), grad_accum=cfg.budget.grad_accum,
+              z_loss=cfg.optimizer.z_loss, vocab_chunk=cfg.vocab_chunk)
     gb = cfg.budget.global_batch
     rng = np.random.default_rng(0)
     tokens = rng.integers(0, mc.vocab_size, (gb, mc.seq_len + 1), dtype=np.int32)

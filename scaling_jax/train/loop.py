@@ -8,6 +8,7 @@ Every check that can fail on bad input runs before anything is written.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import signal
 import time
 from pathlib import Path
@@ -81,8 +82,10 @@ def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False) -> Outcome
     model_cfg = model_config(cfg)
     N = paper_params(model_cfg)
     bud = budget(cfg, N, model_cfg.seq_len)
-    lr = schedule(cfg.optimizer, bud.steps)
-    tx = optimizer(cfg.optimizer, bud.steps)
+    schedule(cfg.optimizer, bud.steps)  # checks warm-up < steps now, before anything is read
+    # The optimizer is built inside the jitted step from the run length as an argument, so runs
+    # of one shape at different budgets share one compiled step (the persistent cache).
+    tx, lr = functools.partial(optimizer, cfg.optimizer), functools.partial(schedule, cfg.optimizer)
     gb = cfg.budget.global_batch
 
     # Data: the training stream and every validation set.
@@ -127,7 +130,7 @@ def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False) -> Outcome
     # Mesh, state and the data iterator, fresh or restored.
     mesh = make_mesh(cfg.mesh.data, cfg.mesh.fsdp, cfg.mesh.tensor)
     s = setup(model_cfg, tx, mesh, seed=cfg.seed, grad_accum=cfg.budget.grad_accum,
-              z_loss=cfg.optimizer.z_loss, vocab_chunk=cfg.vocab_chunk, lr_schedule=lr)
+              z_loss=cfg.optimizer.z_loss, vocab_chunk=cfg.vocab_chunk, lr_schedule=lr, total_steps=bud.steps)
     shapes = param_shapes(s.abstract_state["params"])
     check_even_split(s.abstract_state, s.state_shardings)
     shards = split_sizes(s.batch_sharding)[0]

@@ -85,16 +85,26 @@ def _opt_shardings(abstract_opt, abstract_params, param_sh, mesh: Mesh):
     return jax.tree_util.tree_map_with_path(one, abstract_opt, is_leaf=lambda x: _is_masked(x) or param_shaped(x))
 
 
-def setup(cfg: ModelConfig, tx: optax.GradientTransformation, mesh: Mesh, *, seed: int,
+def setup(cfg: ModelConfig, tx: optax.GradientTransformation | Callable, mesh: Mesh, *, seed: int,
           grad_accum: int = 1, z_loss: float = 1e-4, vocab_chunk: int | None = None,
-          lr_schedule: Callable | None = None) -> TrainSetup:
+          lr_schedule: Callable | None = None, total_steps: int | None = None) -> TrainSetup:
+    """The jitted init/train/eval steps of ``cfg`` on ``mesh``.
+
+    With ``total_steps``, ``tx`` (and ``lr_schedule``) are functions of the run length, called
+    inside the jitted step with it as a traced scalar: the compiled step then depends on shapes
+    alone, so runs of one model at different budgets share it through the persistent cache.
+    """
+    if total_steps is None:
+        make_tx, make_lr = (lambda _: tx), (lambda _: lr_schedule)
+    else:
+        make_tx, make_lr = tx, lr_schedule or (lambda _: None)
     abstract_model = nnx.eval_shape(lambda: Transformer(cfg, rngs=nnx.Rngs(seed)))
     graphdef, abstract_params = nnx.split(abstract_model)
     param_sh = state_shardings(abstract_params, mesh)
 
     def init():
         params = nnx.state(Transformer(cfg, rngs=nnx.Rngs(seed)))
-        return {"params": params, "opt_state": tx.init(params), "step": jnp.zeros((), jnp.int32)}
+        return {"params": params, "opt_state": make_tx(total_steps).init(params), "step": jnp.zeros((), jnp.int32)}
 
     abstract_state = jax.eval_shape(init)
     replicated = NamedSharding(mesh, P())
@@ -111,7 +121,8 @@ def setup(cfg: ModelConfig, tx: optax.GradientTransformation, mesh: Mesh, *, see
 
     grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
 
-    def train_step(state, tokens_BxT):
+    def train_step(state, tokens_BxT, steps):
+        tx, lr_schedule = make_tx(steps), make_lr(steps)
         B, T = tokens_BxT.shape
         A = grad_accum
         micro_AxBxT = jax.lax.with_sharding_constraint(
@@ -137,13 +148,15 @@ def setup(cfg: ModelConfig, tx: optax.GradientTransformation, mesh: Mesh, *, see
     def eval_step(params, tokens_BxT):
         return loss_fn(params, tokens_BxT)[1]["ce_per_seq_B"]
 
+    jit_step = jax.jit(train_step, in_shardings=(state_sh, batch_sh, replicated),
+                       out_shardings=(state_sh, replicated), donate_argnums=0)
+    steps = np.int32(total_steps or 0)
     return TrainSetup(
         graphdef=graphdef,
         state_shardings=state_sh,
         abstract_state=abstract_state,
         init=jax.jit(init, out_shardings=state_sh),
-        train_step=jax.jit(train_step, in_shardings=(state_sh, batch_sh),
-                           out_shardings=(state_sh, replicated), donate_argnums=0),
+        train_step=lambda state, tokens_BxT: jit_step(state, tokens_BxT, steps),
         eval_step=jax.jit(eval_step, in_shardings=(param_sh, batch_sh),
                           out_shardings=NamedSharding(mesh, P(LOGICAL_RULES["batch"]))),
         batch_sharding=batch_sh,

@@ -1,0 +1,82 @@
+"""A sweep's overhead: the ladder's wall time against the sum of its runs' pure step times.
+
+    python benchmarks/bench_sweep.py [--spec configs/sweeps/cpu_ladder_ci.yaml] [--probe-steps 20] [--jobs 1]
+
+Runs every run of the spec with the local runner (``sweep run``, one process per run) into a
+fresh folder with a fresh persistent compilation cache, then, in this process, measures the
+training throughput of each distinct shape (``sweep.estimate.probe``: jitted steps on random
+tokens after a warm-up step). Pure step time of a run = its steps × tokens per step / that
+throughput. Overhead = 1 − Σ pure / Σ wall (process start, imports, compilation, validation,
+downstream evaluation, checkpoints; goal < 15 %). Compiles: the compilation-cache entries each
+run added (a run whose programs were all compiled before adds none).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--spec", default=str(REPO / "configs" / "sweeps" / "cpu_ladder_ci.yaml"))
+    ap.add_argument("--probe-steps", type=int, default=20)
+    ap.add_argument("--jobs", type=int, default=1)
+    ap.add_argument("--out", default=None, help="sweep root (default: a temporary folder)")
+    args = ap.parse_args()
+
+    work = Path(args.out or tempfile.mkdtemp(prefix="bench_sweep_"))
+    cache = work / "jax_cache"
+    env = {**os.environ, "SCALING_JAX_COMPILATION_CACHE": str(cache)}
+    os.environ["SCALING_JAX_COMPILATION_CACHE"] = str(cache)  # the probes below too
+
+    from scaling_jax.config import parse_overrides
+    from scaling_jax.sweep import estimate
+    from scaling_jax.sweep.folders import write_run_configs
+    from scaling_jax.sweep.local import run_command
+    from scaling_jax.sweep.spec import expand, load_spec
+    from scaling_jax.sweep.state import LOG_FILE, checkpoint_steps
+
+    spec = load_spec(args.spec, parse_overrides([f"out={work / 'runs'}"]))
+    runs = expand(spec)
+    write_run_configs(spec, runs)
+    rows, t_all = [], time.perf_counter()
+    for r in runs:  # one at a time, so each run's wall time and cache entries are its own
+        before = set(os.listdir(cache)) if cache.is_dir() else set()
+        t0 = time.perf_counter()
+        with open(r.out / LOG_FILE, "a") as log:
+            rc = subprocess.run(run_command(r), stdout=log, stderr=subprocess.STDOUT, env=env).returncode
+        wall = time.perf_counter() - t0
+        if rc != 0 or checkpoint_steps(r.out)[-1:] != [r.steps]:
+            sys.exit(f"{r.name}: exit {rc}; see {r.out / LOG_FILE}")
+        new = set(os.listdir(cache)) - before if cache.is_dir() else set()
+        rows.append({"run": r, "wall": wall, "compiles": len(new),
+                     "programs": sorted(n.split("-")[0] for n in new)})
+    sweep_wall = time.perf_counter() - t_all
+    tps = estimate.throughputs(runs, {}, steps=args.probe_steps)
+    print(f"spec {args.spec}: {len(runs)} runs, jobs=1, probe {args.probe_steps} steps per shape")
+    print(f"{'run':<28} {'steps':>6} {'wall s':>8} {'pure s':>8} {'overhead':>9} {'compiles':>8}  programs compiled")
+    tot_wall = tot_pure = 0.0
+    for row in rows:
+        r = row["run"]
+        pure = estimate.seconds(r, tps)
+        tot_wall, tot_pure = tot_wall + row["wall"], tot_pure + pure
+        print(f"{r.name:<28} {r.steps:>6} {row['wall']:>8.1f} {pure:>8.1f} {1 - pure / row['wall']:>8.1%} "
+              f"{row['compiles']:>8}  {' '.join(row['programs'])}")
+    shapes = len({estimate.shape_key(r) for r in runs})
+    print(f"{'total':<28} {sum(r.steps for r in runs):>6} {tot_wall:>8.1f} {tot_pure:>8.1f} "
+          f"{1 - tot_pure / tot_wall:>8.1%} {sum(x['compiles'] for x in rows):>8}")
+    print(f"sweep wall {sweep_wall:.1f} s; {shapes} distinct shapes; "
+          f"ratio pure/wall = {tot_pure / tot_wall:.3f} (overhead {1 - tot_pure / tot_wall:.1%}, goal < 15 %)")
+    print(f"load average at the end: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
+
+
+if __name__ == "__main__":
+    main()
