@@ -21,7 +21,8 @@ def add_parser(sub) -> None:
     p.add_argument("--inference-tokens", type=float, default=0.0, metavar="D_INF",
                    help="tokens the model will serve (lifetime FLOPs = 6ND + 2N·D_INF)")
     p.add_argument("--p", type=float, default=0.9, help="required probability of reaching the target")
-    p.add_argument("--candidates", default=None, metavar="N:M,N:M,...", help="runs to score (N:D=tokens for a D)")
+    p.add_argument("--candidates", default=None, metavar="N:M,N:M,...|SPEC.yaml",
+                   help="runs to score (N:D=tokens for a D), or a sweep spec: its runs that are not fitted")
     p.add_argument("--next-run", action="store_true", help="rank cheap runs by how much they sharpen the target")
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--num-warmup", type=int, default=None, help="on-the-fly fit: NUTS warm-up steps per chain")
@@ -36,13 +37,12 @@ def run(args: argparse.Namespace) -> int:
     from scaling_jax import atomic
     from scaling_jax.cli.fit import _nuts_config
     from scaling_jax.errors import UserError
-    from scaling_jax.plan.candidates import parse_candidates
     from scaling_jax.plan.report import Ask, make_plan, table, write_plan
 
     atomic.check_out_dir(args.out)
     ask = Ask(budget=args.budget, target_loss=args.target_loss, target_error=args.target_error,
               inference_tokens=args.inference_tokens, p=args.p,
-              candidates=parse_candidates(args.candidates) if args.candidates is not None else None,
+              candidates=_candidates(args.candidates) if args.candidates is not None else None,
               next_run=args.next_run, seed=args.seed)
     ask.check()
     if args.posterior is not None:
@@ -65,3 +65,20 @@ def run(args: argparse.Namespace) -> int:
     written = write_plan(plan, post.loss_law, args.out, plots=not args.no_plots)
     print(f"wrote {', '.join(map(str, written))}")
     return 0
+
+
+def _candidates(value: str):
+    """``N:M,...`` pairs, or a sweep spec's runs that are not in its fit set (its targets and others)."""
+    import numpy as np
+
+    from scaling_jax.plan.candidates import parse_candidates
+
+    if not value.endswith((".yaml", ".yml")):
+        return parse_candidates(value)
+    from scaling_jax.errors import UserError
+    from scaling_jax.sweep.spec import expand, load_spec
+
+    runs = [r for r in expand(load_spec(value)) if r.role != "fit"]
+    if not runs:
+        raise UserError(f"--candidates {value}: every run of the sweep is in its fit set; nothing to score")
+    return np.array([float(r.N) for r in runs]), np.array([r.M for r in runs])

@@ -56,3 +56,19 @@ def test_unreachable_target_is_a_result_not_nan(tmp_path, capsys):
     assert ia["reachable"] is False and ia["p_reachable"] == 0.0 and ia["N"] is None
     assert "NaN" not in text
     assert "unreachable" in capsys.readouterr().out
+
+
+def test_candidates_from_a_sweep_spec_are_its_unfitted_runs(tmp_path):
+    from pathlib import Path
+
+    from scaling_jax.sweep.spec import expand, load_spec
+
+    spec = Path(__file__).resolve().parents[2] / "configs" / "sweeps" / "paper.yaml"
+    post = synthetic_posterior_file(tmp_path / "posterior.nc", n=200)
+    assert main(["plan", "--posterior", str(post), "--target-loss", "2.6", "--candidates", str(spec),
+                 "--no-plots", "--out", str(tmp_path / "o")]) == 0
+    got = json.loads((tmp_path / "o" / "plan.json").read_text())["candidates"]
+    want = [r for r in expand(load_spec(spec)) if r.role != "fit"]
+    assert len(got) == len(want) == 104 - 18
+    assert [c["N"] for c in got] == pytest.approx([r.N for r in want])
+    assert [c["M"] for c in got] == pytest.approx([r.M for r in want])
