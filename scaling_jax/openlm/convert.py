@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Mapping
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
@@ -58,15 +59,18 @@ def check(sd: Mapping[str, np.ndarray], cfg: ModelConfig, where: str) -> None:
 
 
 def to_flat(sd: Mapping[str, np.ndarray], cfg: ModelConfig, where: str) -> dict[str, np.ndarray]:
-    """A checked OpenLM state dict (wrapper prefixes stripped) -> our parameters, float32."""
+    """A checked OpenLM state dict (wrapper prefixes stripped) -> our parameters, float32. Also runs
+    under ``jax.eval_shape`` on abstract tensors, to check a big model's mapping without its memory."""
     check(sd, cfg, where)
     D, H, K, F = cfg.d_model, cfg.n_heads, cfg.head_dim, cfg.ffn_dim
 
-    def get(name: str) -> np.ndarray:
-        return np.asarray(sd[name], np.float32)
+    def get(name: str) -> np.ndarray:  # traced under jax.eval_shape (shape checks of big models), else NumPy
+        x = sd[name]
+        return x.astype(np.float32) if isinstance(x, jax.Array) else np.asarray(x, np.float32)
 
     def stack(fn) -> np.ndarray:
-        return np.stack([fn(i) for i in range(cfg.n_layers)])
+        xs = [fn(i) for i in range(cfg.n_layers)]
+        return (jnp if isinstance(xs[0], jax.Array) else np).stack(xs)
 
     def qkv(i: int, j: int) -> np.ndarray:  # in_proj rows j·D..(j+1)·D are q, k, v; head h is rows h·K..
         return get(layer(i, "attention.in_proj.weight"))[j * D:(j + 1) * D].T.reshape(D, H, K)

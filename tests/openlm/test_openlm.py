@@ -205,3 +205,23 @@ def test_train_refuses_init_from_with_resume_and_resuming_an_import(imported, tm
     assert "pass one of them" in capsys.readouterr().err
     assert main(["train", str(tmp_path / "run.yaml"), "--out", str(run_dir), "--resume"]) == 2
     assert "holds parameters only" in capsys.readouterr().err
+
+
+def test_tokenizer_is_recorded_for_eval(imported, tmp_path, capsys):
+    """--tokenizer lands in the run's eval.tokenizer, which eval's tokenizer lookup reads; one with
+    more ids than the model's embedding rows is refused."""
+    from scaling_jax.data.tokenizer import train_bpe
+    from scaling_jax.train.lm import run_tokenizer
+
+    _, pt, _, _ = imported("small")
+    texts = ["the quick brown fox jumps over the lazy dog"] * 50
+    train_bpe(texts, 300, tmp_path / "tok.json")
+    assert main(["import-openlm", str(pt), "--model", "tiny_d32", "--tokenizer", str(tmp_path / "tok.json"),
+                 "--out", str(tmp_path / "run")]) == 0
+    run = load_run(tmp_path / "run")
+    assert run.config.eval.tokenizer == str((tmp_path / "tok.json").resolve())
+    assert run_tokenizer(run.config, 512).encode_batch(["the fox"]) == [train_bpe(texts, 300, tmp_path / "t2.json")
+                                                                        .encode_batch(["the fox"])[0]]
+    assert main(["import-openlm", str(pt), "--model", "tiny_d32", "-o", "vocab_size=256", "--tokenizer",
+                 str(tmp_path / "tok.json"), "--out", str(tmp_path / "small_vocab")]) == 2
+    assert "do not fit" in capsys.readouterr().err
