@@ -11,6 +11,9 @@ def add_parser(subparsers) -> None:
     p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. budget.multiplier=40")
     p.add_argument("--out", required=True, help="run folder: record.json, metrics.jsonl, tensorboard/, checkpoints/")
     p.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in --out")
+    p.add_argument("--init-from", metavar="CHECKPOINT",
+                   help="start from this checkpoint's parameters (a run folder, checkpoints/ or step folder, "
+                        "e.g. an import-openlm output) with a fresh optimizer at step 0")
     p.add_argument("--coordinator", help="multi-host: coordinator host:port (else from the environment)")
     p.add_argument("--num-processes", type=int, help="multi-host: number of processes")
     p.add_argument("--process-id", type=int, help="multi-host: this process's id")
@@ -26,7 +29,7 @@ def run(args) -> int:
     from scaling_jax.train.loop import NonFiniteLoss, train
 
     try:
-        outcome = train(cfg, args.out, resume=args.resume)
+        outcome = train(cfg, args.out, resume=args.resume, init_from=args.init_from)
     except NonFiniteLoss as e:
         print(f"scaling-jax train: {e}", file=sys.stderr)
         return 1

@@ -21,6 +21,7 @@ PRESETS = importlib.resources.files("scaling_jax.model") / "presets"
 DTYPES = ("float32", "bfloat16")
 REMAT = ("none", "block", "dots")
 ATTENTION = ("auto", "xla", "cudnn")
+POSITIONAL = ("rotary", "head_rotary")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -30,7 +31,9 @@ class ModelConfig:
     dtype is the compute dtype; param_dtype the master-weight dtype. remat: 'none' keeps
     every activation, 'block' saves only each block's input, 'dots' also saves matmul
     outputs. scan_layers stacks the blocks' parameters on a leading 'layers' axis and runs
-    them with ``jax.lax.scan`` (compile time flat in depth).
+    them with ``jax.lax.scan`` (compile time flat in depth). positional: 'rotary' rotates q and k
+    by their position (OpenLM's ``rotary``); 'head_rotary' follows OpenLM's older ``head_rotary``
+    layout, which rotates by the head index instead, only to run checkpoints trained with it.
     """
 
     name: str
@@ -47,6 +50,7 @@ class ModelConfig:
     remat: str = "none"
     scan_layers: bool = True
     attention: str = "auto"
+    positional: str = "rotary"
 
     def __post_init__(self):
         check_ranges(self, d_model=POSITIVE_INT, n_layers=POSITIVE_INT, n_heads=POSITIVE_INT,
@@ -60,7 +64,8 @@ class ModelConfig:
                 f"n_heads: head dim d_model/n_heads={self.head_dim} must be even for rotary"
             )
         for field, allowed in (("dtype", DTYPES), ("param_dtype", DTYPES),
-                               ("remat", REMAT), ("attention", ATTENTION)):
+                               ("remat", REMAT), ("attention", ATTENTION),
+                               ("positional", POSITIONAL)):
             if getattr(self, field) not in allowed:
                 raise ValueError(f"{field}: {getattr(self, field)!r} is not one of {list(allowed)}")
 

@@ -56,11 +56,16 @@ def _dense(x, w, n_in: int = 1):
 
 
 def _rotary_angles(cfg: ModelConfig, L: int):
-    """cos, sin of the rotary angles, each 1×L×1×K/2 in float32 (shared by all layers)."""
+    """cos, sin of the rotary angles in float32 (shared by all layers): each 1×L×1×K/2, the angle
+    of position l; with ``positional='head_rotary'`` each 1×1×H×K/2, the angle of head h (OpenLM's
+    old layout applied the position table along the head axis)."""
     K = cfg.head_dim
     inv_freq = cfg.rope_theta ** (-jnp.arange(0, K, 2, dtype=jnp.float32) / K)
-    angle_LxK2 = jnp.arange(L, dtype=jnp.float32)[:, None] * inv_freq[None, :]
-    return jnp.cos(angle_LxK2)[None, :, None, :], jnp.sin(angle_LxK2)[None, :, None, :]
+    n = cfg.n_heads if cfg.positional == "head_rotary" else L
+    angle_NxK2 = jnp.arange(n, dtype=jnp.float32)[:, None] * inv_freq[None, :]
+    if cfg.positional == "head_rotary":
+        return jnp.cos(angle_NxK2)[None, None, :, :], jnp.sin(angle_NxK2)[None, None, :, :]
+    return jnp.cos(angle_NxK2)[None, :, None, :], jnp.sin(angle_NxK2)[None, :, None, :]
 
 
 def _rotary(x_BxLxHxK, cos, sin):

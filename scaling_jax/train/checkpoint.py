@@ -40,17 +40,20 @@ class Checkpoints:
         return self.manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
 
     def save(self, step: int, state, data_iter, meta: dict[str, Any]) -> None:
-        self.manager.save(step, args=ocp.args.Composite(
-            state=ocp.args.StandardSave(state),
-            data=grain.checkpoint.CheckpointSave(data_iter),
-            meta=ocp.args.JsonSave(meta),
-        ), force=True)
+        """Save ``state`` and ``meta`` (and ``data_iter``'s position unless None). A state that is
+        not a full training state (parameters only, as an import writes) lists its keys in
+        ``meta['state_keys']`` so ``restore`` asks for those alone."""
+        items = {"state": ocp.args.StandardSave(state), "meta": ocp.args.JsonSave(meta)}
+        if data_iter is not None:
+            items["data"] = grain.checkpoint.CheckpointSave(data_iter)
+        self.manager.save(step, args=ocp.args.Composite(**items), force=True)
 
     def wait(self) -> None:
         self.manager.wait_until_finished()
 
     def restore(self, step: int, abstract_state, state_shardings, data_iter, shapes: dict) -> tuple[Any, dict]:
-        """Restore into ``data_iter`` (None: leave the data state) and return (state, meta); a
+        """Restore into ``data_iter`` (None: leave the data state) and return (state, meta), the state
+        holding the keys the checkpoint saved (``meta['state_keys']``, else all); a
         checkpoint of another model shape is an error naming its folder and the first differing
         parameter."""
         where = self.directory / str(step)
@@ -64,8 +67,10 @@ class Checkpoints:
                 f"{meta.get('model', {}).get('name')!r}); parameter {k}: saved "
                 f"{saved.get(k, 'absent')}, this run {shapes.get(k, 'absent')}. "
                 "Use the model config it was trained with, or a new --out.")
-        target = jax.tree.map(lambda s, a: jax.tree.map(
-            lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s), a), state_shardings, abstract_state)
+        keys = meta.get("state_keys") or list(abstract_state)
+        target = {k: jax.tree.map(lambda s, a: jax.tree.map(
+            lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s), a), state_shardings[k], abstract_state[k])
+            for k in keys}
         items = {"state": ocp.args.StandardRestore(target)}
         if data_iter is not None:
             items["data"] = grain.checkpoint.CheckpointRestore(data_iter)

@@ -41,10 +41,11 @@ def transformer_lm(graphdef, params, model_cfg: ModelConfig, mesh=None, name: st
 
 
 def run_tokenizer(cfg: TrainConfig, vocab_size: int, override: str | None = None):
-    """The text tokenizer: ``override`` (a tokenizer.json), else the run's corpus's; a run on the
+    """The text tokenizer: ``override`` (a tokenizer.json), else the run config's ``eval.tokenizer``
+    (an imported OpenLM model names GPT-NeoX's there), else the run's corpus's; a run on the
     synthetic language has none and reads text as bytes (``ByteTokenizer``)."""
-    if override:
-        return load_tokenizer(override)
+    if override or cfg.eval.tokenizer:
+        return load_tokenizer(override or cfg.eval.tokenizer)
     if cfg.data.corpus.kind == "synthetic":
         return ByteTokenizer(vocab_size)
     from scaling_jax.data.store import read_metadata
@@ -74,14 +75,33 @@ def _locate(path: Path) -> tuple[Path, int | None, Path | None]:
     raise UserError(f"{path}: neither a run folder (with checkpoints/) nor a checkpoint folder")
 
 
+def _latest(ckpts: Checkpoints, step: int | None, ckpt_dir: Path) -> int:
+    step = ckpts.latest_step() if step is None else step
+    if step is None:
+        raise UserError(f"{ckpt_dir}: no checkpoint")
+    return step
+
+
+def restore_params(path: str | Path, s, shapes: dict) -> tuple[object, int]:
+    """The parameters of the checkpoint at ``path`` (a run folder, its checkpoints/ or one step's
+    folder) laid out as the train setup ``s`` lays them out, and its step; a checkpoint of another
+    model shape is an error naming the first differing parameter."""
+    ckpt_dir, step, _ = _locate(Path(path))
+    ckpts = Checkpoints(ckpt_dir, keep=1 << 30, async_save=False)
+    try:
+        step = _latest(ckpts, step, ckpt_dir)
+        state, _ = ckpts.restore(step, s.abstract_state, s.state_shardings, None, shapes)
+    finally:
+        ckpts.close()
+    return state["params"], step
+
+
 def load_run(path: str | Path, mesh=None) -> LoadedRun:
     """The parameters of a saved run, laid out on ``mesh`` (default: the run's mesh config)."""
     ckpt_dir, step, run_dir = _locate(Path(path))
     ckpts = Checkpoints(ckpt_dir, keep=1 << 30, async_save=False)
     try:
-        step = ckpts.latest_step() if step is None else step
-        if step is None:
-            raise UserError(f"{ckpt_dir}: no checkpoint")
+        step = _latest(ckpts, step, ckpt_dir)
         cfg_file = run_dir / "config.json" if run_dir is not None else None
         if cfg_file is not None and cfg_file.is_file():
             cfg = load_train_config(cfg_file)
@@ -90,13 +110,12 @@ def load_run(path: str | Path, mesh=None) -> LoadedRun:
             if not meta_cfg:
                 raise UserError(f"{ckpt_dir / str(step)}: checkpoint carries no run config")
             cfg = from_dict(TrainConfig, meta_cfg, where=f"{ckpt_dir / str(step)}: config")
-        model_cfg = model_config(cfg)
-        mesh = mesh or make_mesh(cfg.mesh.data, cfg.mesh.fsdp, cfg.mesh.tensor)
-        # The optimizer only shapes the state being restored; its schedule length does not matter.
-        s = setup(model_cfg, optimizer(cfg.optimizer, cfg.optimizer.warmup + 1), mesh, seed=cfg.seed)
-        shapes = param_shapes(s.abstract_state["params"])
-        state, _ = ckpts.restore(step, s.abstract_state, s.state_shardings, None, shapes)
     finally:
         ckpts.close()
+    model_cfg = model_config(cfg)
+    mesh = mesh or make_mesh(cfg.mesh.data, cfg.mesh.fsdp, cfg.mesh.tensor)
+    # The optimizer only shapes the state being restored; its schedule length does not matter.
+    s = setup(model_cfg, optimizer(cfg.optimizer, cfg.optimizer.warmup + 1), mesh, seed=cfg.seed)
+    params, step = restore_params(ckpt_dir / str(step), s, param_shapes(s.abstract_state["params"]))
     name = run_dir.name if run_dir is not None else model_cfg.name
-    return LoadedRun(transformer_lm(s.graphdef, state["params"], model_cfg, mesh, name), cfg, step, run_dir)
+    return LoadedRun(transformer_lm(s.graphdef, params, model_cfg, mesh, name), cfg, step, run_dir)

@@ -29,7 +29,7 @@ from scaling_jax.testbed.schema import RunRecord
 from scaling_jax.train import distributed, evaluate
 from scaling_jax.train.checkpoint import Checkpoints, param_shapes
 from scaling_jax.train.config import TrainConfig, budget, model_config
-from scaling_jax.train.lm import run_tokenizer, transformer_lm
+from scaling_jax.train.lm import restore_params, run_tokenizer, transformer_lm
 from scaling_jax.train.metrics import MetricsLog
 from scaling_jax.train.optimizer import optimizer, schedule
 from scaling_jax.train.step import global_batch, setup
@@ -73,8 +73,14 @@ def run_name(cfg: TrainConfig, model_name: str, M: float) -> str:
     return cfg.name or f"{cfg.data.name}-{model_name}-{M / 20:g}"
 
 
-def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False) -> Outcome:
+def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False, init_from: str | Path | None = None) -> Outcome:
+    """Run ``cfg`` into ``out``: fresh, resumed from ``out``'s latest checkpoint, or starting from
+    the parameters of the checkpoint ``init_from`` (e.g. an imported OpenLM model) with a fresh
+    optimizer at step 0."""
     out = Path(out)
+    if resume and init_from is not None:
+        raise UserError("--init-from starts a new run from a checkpoint's parameters; --resume continues "
+                        "the run in --out: pass one of them")
     pi, pc = jax.process_index(), jax.process_count()
     writer = distributed.is_writer()
 
@@ -140,15 +146,22 @@ def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False) -> Outcome
     data_iter = iter(batches(train_src, global_batch=gb, seed=cfg.data.seed,
                              shuffle=cfg.data.corpus.kind == "tokens", process_index=pi,
                              process_count=pc, threads=cfg.data.threads, prefetch=cfg.data.prefetch))
+    init_params = None
+    if init_from is not None:  # read (and its shapes checked) before anything is written
+        with jax.set_mesh(mesh):
+            init_params, _ = restore_params(init_from, s, shapes)
     # Every check has passed: from here on the run writes into ``out``.
     ckpts = Checkpoints(ckpt_dir, keep=cfg.checkpoint.keep, async_save=cfg.checkpoint.async_save)
     meta = {"model": dataclasses.asdict(model_cfg), "param_shapes": shapes, "config": to_dict(cfg)}
     with jax.set_mesh(mesh):
         if resume:
             start = ckpts.latest_step()
+            if "opt_state" not in ckpts.read_meta(start).get("state_keys", ["opt_state"]):
+                raise UserError(f"{ckpt_dir / str(start)}: holds parameters only (an import); start a "
+                                "new run from it with --init-from")
             state, _ = ckpts.restore(start, s.abstract_state, s.state_shardings, data_iter, shapes)
         else:
-            start, state = 0, s.init()
+            start, state = 0, s.init() if init_params is None else s.start_from(init_params)
     log = MetricsLog(out, enabled=writer, tensorboard=cfg.logging.tensorboard,
                      resume_step=start if resume else None)
     if writer:
@@ -233,6 +246,8 @@ def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False) -> Outcome
         log.close()
 
     hp, down = _hyperparameters(cfg, model_cfg, bud, val_sets), {}
+    if init_from is not None:
+        hp["init_from"] = str(init_from)
     if suite is not None:
         down, hp["eval"] = _downstream_fields(cfg, suite)
     record = RunRecord(

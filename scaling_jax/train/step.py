@@ -32,6 +32,7 @@ class TrainSetup:
     state_shardings: Any
     abstract_state: Any
     init: Callable[[], Any]
+    start_from: Callable[[Any], Any]  # given parameters -> a state at step 0 with a fresh optimizer
     train_step: Callable[[Any, jax.Array], tuple[Any, dict]]
     eval_step: Callable[[Any, jax.Array], jax.Array]
     batch_sharding: NamedSharding
@@ -156,6 +157,8 @@ def setup(cfg: ModelConfig, tx: optax.GradientTransformation | Callable, mesh: M
         state_shardings=state_sh,
         abstract_state=abstract_state,
         init=jax.jit(init, out_shardings=state_sh),
+        start_from=jax.jit(lambda params: {"params": params, "opt_state": make_tx(total_steps).init(params),
+                                           "step": jnp.zeros((), jnp.int32)}, out_shardings=state_sh),
         train_step=lambda state, tokens_BxT: jit_step(state, tokens_BxT, steps),
         eval_step=jax.jit(eval_step, in_shardings=(param_sh, batch_sh),
                           out_shardings=NamedSharding(mesh, P(LOGICAL_RULES["batch"]))),
