@@ -240,17 +240,23 @@ def merge(base: Mapping[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def load_yaml(cls: type[T], path: str | Path, overrides: Sequence[str] | Mapping[str, Any] = ()) -> T:
-    """Load ``cls`` from a YAML file plus overrides (``key=value`` strings or an already parsed
-    mapping); errors name the file."""
+def read_mapping(path: str | Path, what: str = "config file") -> dict[str, Any]:
+    """A YAML file's top-level mapping (empty file: ``{}``); errors name the file."""
     path = Path(path)
     if not path.is_file():
-        raise ConfigError(f"{path}: config file not found")
+        raise ConfigError(f"{path}: {what} not found")
     try:
         data = yaml_load(path.read_text()) or {}
     except yaml.YAMLError as e:
         raise ConfigError(f"{path}: not valid YAML: {e}") from e
     if not isinstance(data, Mapping):
         raise ConfigError(f"{path}: top level must be a mapping")
+    return dict(data)
+
+
+def load_yaml(cls: type[T], path: str | Path, overrides: Sequence[str] | Mapping[str, Any] = ()) -> T:
+    """Load ``cls`` from a YAML file plus overrides (``key=value`` strings or an already parsed
+    mapping); errors name the file."""
+    data = read_mapping(path)
     data = merge(data, overrides if isinstance(overrides, Mapping) else parse_overrides(overrides))
     return from_dict(cls, data, where=str(path))

@@ -16,9 +16,7 @@ import math
 from pathlib import Path
 from typing import Any, Literal, Mapping
 
-import yaml
-
-from scaling_jax.config import ConfigError, from_dict, merge, to_dict, yaml_load
+from scaling_jax.config import ConfigError, from_dict, merge, read_mapping, to_dict
 from scaling_jax.train.config import TrainConfig, model_config
 
 ROLES = ("fit", "target", "other")
@@ -118,16 +116,7 @@ def nested(dotted: Mapping[str, Any], where: str) -> dict[str, Any]:
 
 def load_spec(path: str | Path, overrides: Mapping[str, Any] | None = None) -> SweepSpec:
     """Read a sweep spec YAML (plus already parsed overrides); errors name the file and key."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"{path}: sweep spec not found")
-    try:
-        data = yaml_load(path.read_text()) or {}
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{path}: not valid YAML: {e}") from e
-    if not isinstance(data, Mapping):
-        raise ConfigError(f"{path}: top level must be a mapping")
-    data = merge(data, overrides or {})
+    data = merge(read_mapping(path, "sweep spec"), overrides or {})
     spec = from_dict(SweepSpec, {**data, "source": str(path)}, where=str(path))
     return _checked(spec)
 
@@ -168,10 +157,7 @@ def base_dict(spec: SweepSpec) -> dict[str, Any]:
         base = Path(spec.source).parent / base
     if not base.is_file():
         raise ConfigError(f"{spec.source}: base: train config {base} not found")
-    data = yaml_load(base.read_text()) or {}
-    if not isinstance(data, Mapping):
-        raise ConfigError(f"{base}: top level must be a mapping")
-    return dict(data)
+    return read_mapping(base)
 
 
 def _known_model(name: str) -> bool:
