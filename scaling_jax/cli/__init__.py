@@ -11,7 +11,8 @@ import argparse
 import importlib
 import sys
 
-COMMANDS: tuple[str, ...] = ("reproduce", "fit", "backtest", "posterior", "plan", "model_info", "data", "train", "eval")
+COMMANDS: tuple[str, ...] = ("reproduce", "fit", "backtest", "posterior", "plan", "model_info", "data", "train", "eval",
+                             "launch")
 
 
 def build_parser() -> argparse.ArgumentParser:
