@@ -37,12 +37,14 @@ class Runner:
         if not self.dry_run and shutil.which(program) is None:
             raise UserError(f"{program}: not found on PATH; install it or use --dry-run to see the commands")
 
-    def __call__(self, argv: list[str], *, check: bool = True, capture: bool = False) -> Result:
-        """Run ``argv``; return its status (and output if ``capture``); ``check`` raises CommandFailed."""
-        self.echo(("" if self.dry_run else "+ ") + shlex.join(argv))
+    def __call__(self, argv: list[str], *, check: bool = True, capture: bool = False, stdin: str | None = None
+                 ) -> Result:
+        """Run ``argv`` (``stdin`` its input); return its status (and output if ``capture``);
+        ``check`` raises CommandFailed."""
+        self.echo(("" if self.dry_run else "+ ") + shlex.join(argv) + (" <<'EOF'\n" + stdin + "EOF" if stdin else ""))
         if self.dry_run:
             return self.dry_answer(argv)
-        proc = subprocess.run(argv, text=True, capture_output=capture)
+        proc = subprocess.run(argv, text=True, capture_output=capture, input=stdin)
         if check and proc.returncode != 0:
             tail = (proc.stderr or "").strip().splitlines()[-1:] if capture else []
             raise CommandFailed(f"{shlex.join(argv[:6])} ... exited with status {proc.returncode}"

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Literal
 
 from scaling_jax.config import ConfigError, FieldError, load_yaml
+from scaling_jax.train.config import load_train_config
 
 
 @dataclasses.dataclass(frozen=True)
@@ -162,9 +163,10 @@ class TpuSpec:
 
 
 def load_spec(path: str | Path, overrides=()) -> TpuSpec:
-    """Read and check a spec; the job's train config must exist (relative paths are taken from
-    the current folder, like every other command's)."""
+    """Read and check a spec, and the train config it names with its overrides (relative paths
+    are taken from the current folder, like every other command's)."""
     spec = load_yaml(TpuSpec, path, overrides)
     if not Path(spec.job.config).is_file():
         raise ConfigError(f"{path}: job.config: train config {spec.job.config!r} not found")
+    load_train_config(spec.job.config, spec.job.overrides)
     return spec
