@@ -59,13 +59,13 @@ def storage_cat(url: str) -> list[str]:
 
 
 def setup_command(spec: TpuSpec, stamp: str) -> str:
-    """Bash for every worker: install JAX, this package and the setup files once per ``stamp``
+    """Bash for every worker: install the requirements, this package and the setup files once per ``stamp``
     (a hash of the setup section), so re-running setup on a set-up worker does nothing."""
     st = spec.setup
     q = shlex.quote
     marker = f"{JOB_DIR}/.setup-{stamp}"
     steps = [f"mkdir -p {JOB_DIR}/files", f"if [ -f {marker} ]; then echo setup: up to date; exit 0; fi",
-             f"python3 -m pip install --user -U {q(st.jax)}"]
+             f"python3 -m pip install --user -U {' '.join(q(r) for r in st.pip)}"]
     if st.package.startswith("gs://"):
         wheel = f"{JOB_DIR}/{st.package.rsplit('/', 1)[1]}"
         steps += [f"gcloud storage cp {q(st.package)} {wheel}", f"python3 -m pip install --user -U {wheel}"]

@@ -94,11 +94,12 @@ class Slice:
 
 @dataclasses.dataclass(frozen=True)
 class Setup:
-    """What every worker installs: ``jax`` (a pip requirement), ``package`` (this package: a
-    ``gs://...whl`` wheel, a ``git+https://...@ref`` or a pip requirement) and ``files`` (task
-    files and other inputs, ``gs://`` objects copied into the job folder)."""
+    """What every worker installs: ``pip`` (requirements: JAX for TPU, and gcsfs, through which
+    orbax reaches gs://), ``package`` (this package: a ``gs://...whl`` wheel, a
+    ``git+https://...@ref`` or a pip requirement) and ``files`` (task files and other inputs,
+    ``gs://`` objects copied into the job folder)."""
 
-    jax: str = "jax[tpu]"
+    pip: tuple[str, ...] = ("jax[tpu]", "gcsfs")
     package: str = "scaling_jax"
     files: tuple[str, ...] = ()
 

@@ -130,7 +130,7 @@ def test_worker_commands_run_in_bash(tmp_path):
     for _ in range(2):
         assert _bash(setup, home, bin_dir).returncode == 0
     pip = (bin_dir / "python3.calls").read_text().splitlines()
-    assert pip == ["-m pip install --user -U jax[tpu]",
+    assert pip == ["-m pip install --user -U jax[tpu] gcsfs",
                    "-m pip install --user -U ~/scaling_jax_job/scaling_jax-0.1.0-py3-none-any.whl".replace(
                        "~", str(home))]
     install(home / ".local" / "bin", "scaling-jax", "import sys\nprint('argv', sys.argv[1:])\nsys.exit(3)\n")
