@@ -19,26 +19,27 @@ def _rows(out) -> list[tuple]:
     return [(r["step"], r["loss"], r["grad_norm"]) for r in rows if r["kind"] == "train"]
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("gcs_emulator")
 def test_gcs_run_stops_resumes_and_matches_local(tmp_path, tiny_yaml, monkeypatch):
     pytest.importorskip("gcsfs")
-    cfg = load_train_config(tiny_yaml, ["budget.tokens=1280", "checkpoint.every=5"])  # 10 steps
+    cfg = load_train_config(tiny_yaml, ["budget.tokens=768", "checkpoint.every=3"])  # 6 steps
     local, remote = tmp_path / "local", f"gs://{BUCKET}/{uuid.uuid4().hex}/run"
     loop.train(cfg, local)
 
     calls, real = {"n": 0}, loop.global_batch
 
-    def stop_at_4(*a, **kw):  # SIGTERM while step 4's batch is placed, as a preemption would
+    def stop_at_3(*a, **kw):  # SIGTERM while step 3's batch is placed, as a preemption would
         calls["n"] += 1
-        if calls["n"] == 4:
+        if calls["n"] == 3:
             os.kill(os.getpid(), signal.SIGTERM)
         return real(*a, **kw)
 
-    monkeypatch.setattr(loop, "global_batch", stop_at_4)
+    monkeypatch.setattr(loop, "global_batch", stop_at_3)
     outcome = loop.train(cfg, remote)
     monkeypatch.undo()
-    assert outcome.stopped_early and outcome.step == 4
-    assert "4" in paths.listdir(paths.join(remote, "checkpoints"))
+    assert outcome.stopped_early and outcome.step == 3
+    assert "3" in paths.listdir(paths.join(remote, "checkpoints"))
     assert not paths.exists(paths.join(remote, "record.json"))
     with pytest.raises(ValueError, match=f"{remote}: holds a previous run"):
         loop.train(cfg, remote)
