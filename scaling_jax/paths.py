@@ -144,5 +144,18 @@ def listdir(path: str | os.PathLike) -> list[str]:
     return sorted({bytes(k).decode().split("/")[0] for k in keys})
 
 
+def find(root: str | os.PathLike, name: str) -> list[str]:
+    """Sorted paths of every file called ``name`` at any depth under ``root`` (``rglob``)."""
+    root = str(root)
+    if not is_gcs(root):
+        return sorted(str(p) for p in Path(root).rglob(name))
+    try:
+        keys = _store(root).list().result()
+    except ValueError as e:
+        raise _gcs_error(root, e) from None
+    found = (bytes(k).decode() for k in keys)
+    return sorted(join(root, k) for k in found if k == name or k.endswith("/" + name))
+
+
 def is_dir(path: str | os.PathLike) -> bool:
     return Path(path).is_dir() if not is_gcs(path) else bool(listdir(path))

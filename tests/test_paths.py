@@ -95,3 +95,22 @@ def test_emulator_host_reaches_tensorstore():
     env = {}
     paths.use_emulator(env)
     assert env == {}
+
+
+@pytest.mark.usefixtures("gcs_emulator")
+def test_records_in_a_bucket_read_like_a_local_folder(tmp_path, testbed):
+    from scaling_jax.testbed import load_testbed
+    from scaling_jax.testbed.points_io import read_points
+
+    runs = testbed.select(dataset="c4_original").runs[:6]
+    remote = f"gs://{BUCKET}/{uuid.uuid4().hex}/runs"
+    for root in (str(tmp_path), remote):
+        for r in runs:
+            paths.write_text(paths.join(root, r.name, "record.json"), r.to_json() + "\n")
+    local_tb, gcs_tb = load_testbed(tmp_path), load_testbed(remote + "/")
+    assert [r.name for r in gcs_tb] == [r.name for r in local_tb] == sorted(r.name for r in runs)
+    assert gcs_tb.runs[0].source == f"{remote}/{gcs_tb.runs[0].name}/record.json"
+    a, b = read_points(str(tmp_path), val_set="c4_val"), read_points(remote, val_set="c4_val")
+    assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
+    with pytest.raises(ValueError, match=f"gs://{BUCKET}/nothing-here: testbed folder not found"):
+        load_testbed(f"gs://{BUCKET}/nothing-here")
