@@ -64,6 +64,15 @@ def join(root: str | os.PathLike, *names: str) -> str:
     return "/".join([str(root).rstrip("/"), *names])
 
 
+def parent(path: str | os.PathLike) -> str:
+    """The folder holding ``path`` (``gs://b/a/x`` → ``gs://b/a``; local as ``Path.parent``)."""
+    return str(path).rstrip("/").rpartition("/")[0] if is_gcs(path) else str(Path(path).parent)
+
+
+def name(path: str | os.PathLike) -> str:
+    return str(path).rstrip("/").rpartition("/")[2] if is_gcs(path) else Path(path).name
+
+
 def _store(folder: str):
     import tensorstore as ts
 

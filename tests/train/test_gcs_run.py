@@ -6,6 +6,8 @@ import os
 import signal
 import uuid
 
+import jax
+import numpy as np
 import pytest
 
 from scaling_jax import paths
@@ -50,3 +52,25 @@ def test_gcs_run_stops_resumes_and_matches_local(tmp_path, tiny_yaml, monkeypatc
     assert record["losses"] == json.loads((local / "record.json").read_text())["losses"]
     assert json.loads(paths.read_text(paths.join(remote, "config.json"))) == json.loads(
         (local / "config.json").read_text())
+    # eval reads the run from the bucket: same step, same parameters
+    from scaling_jax.train.lm import load_run
+
+    a, b = load_run(local), load_run(remote)
+    assert a.step == b.step == 6 and a.config == b.config
+    for x, y in zip(jax.tree.leaves(a.lm.params), jax.tree.leaves(b.lm.params), strict=True):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+
+
+@pytest.mark.usefixtures("gcs_emulator")
+def test_run_folders_are_located_alike_in_a_bucket(tmp_path):
+    from scaling_jax.train.lm import _locate
+
+    for root in (str(tmp_path / "run"), f"gs://{BUCKET}/{uuid.uuid4().hex}/run"):
+        ckpts = paths.join(root, "checkpoints")
+        paths.write_text(paths.join(ckpts, "7", "meta"), "{}")
+        assert _locate(root) == (ckpts, None, root)
+        assert _locate(root + "/") == (ckpts, None, root)
+        assert _locate(paths.join(ckpts, "7")) == (ckpts, 7, root)
+        assert _locate(ckpts) == (ckpts, None, root)
+        with pytest.raises(ValueError, match="no such run folder"):
+            _locate(paths.join(root, "missing"))
