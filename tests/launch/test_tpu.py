@@ -138,3 +138,11 @@ def test_worker_commands_run_in_bash(tmp_path):
     assert r.returncode == 3
     logs = list((tmp_path / "bucket" / "logs" / "d576-m20" / "attempt-1").glob("*.log"))
     assert len(logs) == 1 and "'--resume'" in logs[0].read_text() and "budget.multiplier=20" in logs[0].read_text()
+
+
+@pytest.mark.parametrize("name, hosts", [("v5e-8", 1), ("v4-32", 4), ("v5p-64", 8)])
+def test_example_specs_load(monkeypatch, name, hosts):
+    repo = Path(__file__).resolve().parents[2]
+    monkeypatch.chdir(repo)  # their train configs are named from the repository root
+    spec = load_spec(repo / "configs" / "launch" / f"{name}.yaml")
+    assert spec.tpu.hosts == hosts and spec.out.startswith("gs://") and "gcsfs" in spec.setup.pip
