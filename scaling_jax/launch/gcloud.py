@@ -98,5 +98,7 @@ def train_command(spec: TpuSpec, *, resume: bool, attempt: int) -> str:
 
 
 def stop_command() -> str:
-    """SIGTERM to the training processes: they checkpoint and exit (``train`` handles it)."""
-    return "pkill -TERM -f 'scaling-jax train' || true"
+    """SIGTERM to the training processes: they checkpoint and exit (``train`` handles it). The
+    pattern matches the Python process only (its command line starts with the interpreter),
+    not the shells around it, whose death would cut train's output pipe before it checkpoints."""
+    return "pkill -TERM -f '^[^ ]*python[^ ]* [^ ]*scaling-jax train' || true"

@@ -19,7 +19,7 @@ import time
 
 from scaling_jax.config import to_dict
 from scaling_jax.launch import gcloud
-from scaling_jax.launch.runner import CommandFailed, Result, Runner
+from scaling_jax.launch.runner import Answer, CommandFailed, Result, Runner
 from scaling_jax.launch.tpu_spec import TpuSpec
 
 
@@ -27,7 +27,7 @@ class Preempted(Exception):
     """The slice left ACTIVE (preempted, suspended or failed) while the launcher used it."""
 
 
-def dry_answer() -> callable:
+def dry_answer() -> Answer:
     """What a dry run assumes: the slice does not exist until created, then is ACTIVE; no
     checkpoint exists; the run finishes (its record.json appears once train has run)."""
     done = set()

@@ -2,6 +2,7 @@
 
 import os
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -81,7 +82,7 @@ def test_status_logs_stop_delete(tmp_path, fake, capsys):
         assert main(["launch", "tpu", action, spec]) == 0
     out = capsys.readouterr().out.split("\n")
     assert out[0] == "ACTIVE" and out[1] == "log of gs://bkt/sj/logs/d576-m20/attempt-2/*.log" and out[-2] == "ABSENT"
-    assert any("--command=pkill -TERM -f 'scaling-jax train' || true" in a for a in f.calls)
+    assert any(f"--command={gcloud.stop_command()}" in a for a in f.calls)
 
 
 def test_dry_run_prints_every_command_and_runs_none(tmp_path, monkeypatch, capsys):
@@ -146,3 +147,22 @@ def test_example_specs_load(monkeypatch, name, hosts):
     monkeypatch.chdir(repo)  # their train configs are named from the repository root
     spec = load_spec(repo / "configs" / "launch" / f"{name}.yaml")
     assert spec.tpu.hosts == hosts and spec.out.startswith("gs://") and "gcsfs" in spec.setup.pip
+
+
+def test_stop_signals_train_but_not_the_shells_around_it(tmp_path):
+    bin_dir = tmp_path / "bin"
+    install(bin_dir, "scaling-jax", "import signal, sys, time\n"
+            "signal.signal(signal.SIGTERM, lambda *a: (print('checkpointed', flush=True), sys.exit(0)))\n"
+            "print('started', flush=True)\ntime.sleep(30)\nsys.exit(5)\n")
+    log = tmp_path / "train.log"
+    job = subprocess.Popen(["bash", "-c", f"{bin_dir}/scaling-jax train cfg.yaml | tee {log}; exit ${{PIPESTATUS[0]}}"])
+    try:
+        for _ in range(100):
+            if log.exists() and "started" in log.read_text():
+                break
+            time.sleep(0.05)
+        stop = subprocess.run(["bash", "-c", gcloud.stop_command()], timeout=10)
+        assert stop.returncode == 0 and job.wait(timeout=10) == 0
+        assert log.read_text() == "started\ncheckpointed\n"
+    finally:
+        job.kill()
