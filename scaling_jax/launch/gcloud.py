@@ -78,9 +78,10 @@ def setup_command(spec: TpuSpec, stamp: str) -> str:
 
 
 def train_command(spec: TpuSpec, *, resume: bool, attempt: int) -> str:
-    """Bash for every worker: ``scaling-jax train`` into the bucket, its output teed to a log
-    that is copied to ``{logs}/attempt-N/HOST.log`` every minute and at the end; exits with
-    train's status."""
+    """Bash for every worker: ``scaling-jax train`` into the bucket, its output in a log file
+    (followed by ``tail``, so no pipe breaks under train when a preemption's SIGTERM reaches
+    every process) copied to ``{logs}/attempt-N/HOST.log`` every minute and at the end; exits
+    with train's status."""
     q = shlex.quote
     log_dir = f"{spec.logs}/attempt-{attempt}"
     overrides = " ".join(q(o) for o in spec.job.overrides)
@@ -93,7 +94,8 @@ def train_command(spec: TpuSpec, *, resume: bool, attempt: int) -> str:
     sync = f"{copy} {JOB_DIR}/train.log {q(log_dir)}/$(hostname).log"
     return (f"cd {JOB_DIR} && {prepare}"
             f"{{ (while sleep 60; do {sync}; done) >/dev/null 2>&1 & SYNC=$!; "
-            f"{train} 2>&1 | tee {JOB_DIR}/train.log; RC=${{PIPESTATUS[0]}}; "
+            f"{train} > {JOB_DIR}/train.log 2>&1 & PID=$!; "
+            f"tail -n +1 -f --pid=$PID {JOB_DIR}/train.log & wait $PID; RC=$?; "
             f"kill $SYNC 2>/dev/null; {sync}; exit $RC; }}")
 
 

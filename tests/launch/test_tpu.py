@@ -1,6 +1,7 @@
 """The TPU launcher against a fake ``gcloud`` on PATH that simulates a queued resource."""
 
 import os
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -149,20 +150,34 @@ def test_example_specs_load(monkeypatch, name, hosts):
     assert spec.tpu.hosts == hosts and spec.out.startswith("gs://") and "gcsfs" in spec.setup.pip
 
 
-def test_stop_signals_train_but_not_the_shells_around_it(tmp_path):
-    bin_dir = tmp_path / "bin"
-    install(bin_dir, "scaling-jax", "import signal, sys, time\n"
-            "signal.signal(signal.SIGTERM, lambda *a: (print('checkpointed', flush=True), sys.exit(0)))\n"
-            "print('started', flush=True)\ntime.sleep(30)\nsys.exit(5)\n")
-    log = tmp_path / "train.log"
-    job = subprocess.Popen(["bash", "-c", f"{bin_dir}/scaling-jax train cfg.yaml | tee {log}; exit ${{PIPESTATUS[0]}}"])
+@pytest.mark.parametrize("how", ["stop", "preemption"])
+def test_sigterm_reaches_train_and_it_checkpoints(tmp_path, how):
+    """``launch tpu stop`` signals only train; a preemption signals every process of the
+    worker's job. Either way train gets SIGTERM and its output is not cut off."""
+    home, bin_dir = tmp_path / "home", tmp_path / "bin"
+    install(home / ".local" / "bin", "scaling-jax", "import signal, sys, time\n"
+            "def stop(*a):  # a checkpoint takes a while\n"
+            "    time.sleep(0.3); print('checkpointed', flush=True); sys.exit(0)\n"
+            "signal.signal(signal.SIGTERM, stop)\nprint('started', flush=True)\ntime.sleep(30)\nsys.exit(5)\n")
+    (home / "scaling_jax_job").mkdir()
+    FakeGcloud(bin_dir)
+    spec = load_spec(write_spec(tmp_path, bucket=str(tmp_path / "bucket"), tpu__accelerator_type="v4-8"))
+    env = {**os.environ, "HOME": str(home), "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
+    job = subprocess.Popen(["bash", "-c", gcloud.train_command(spec, resume=False, attempt=1)], env=env,
+                           stdout=subprocess.DEVNULL, start_new_session=True)
+    log = home / "scaling_jax_job" / "train.log"
     try:
-        for _ in range(100):
+        for _ in range(200):
             if log.exists() and "started" in log.read_text():
                 break
             time.sleep(0.05)
-        stop = subprocess.run(["bash", "-c", gcloud.stop_command()], timeout=10)
-        assert stop.returncode == 0 and job.wait(timeout=10) == 0
+        if how == "stop":
+            assert subprocess.run(["bash", "-c", gcloud.stop_command()], timeout=10).returncode == 0
+            assert job.wait(timeout=10) == 0  # the job's shell outlives train and reports its status
+        else:
+            os.killpg(job.pid, signal.SIGTERM)
+            job.wait(timeout=10)
+            time.sleep(0.6)
         assert log.read_text() == "started\ncheckpointed\n"
     finally:
-        job.kill()
+        os.killpg(job.pid, signal.SIGKILL) if job.poll() is None else None
