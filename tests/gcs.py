@@ -38,19 +38,19 @@ def gcs_emulator(tmp_path_factory):
                                  "--port", str(port), "--default-bucket", BUCKET, "--in-memory"],
                                 stdout=fh, stderr=subprocess.STDOUT)
     try:
+        ready = False
         for _ in range(100):
             try:
-                urllib.request.urlopen(f"{url}/storage/v1/b/{BUCKET}", timeout=1).read()
+                ready = bool(urllib.request.urlopen(f"{url}/storage/v1/b/{BUCKET}", timeout=1).read())
                 break
             except OSError:
                 if proc.poll() is not None:
                     break
                 time.sleep(0.1)
-        else:
-            proc.poll()
-        if proc.returncode is not None or proc.poll() is not None:
+        if not ready:
             pytest.skip(f"gcs emulator did not start: {log.read_text()[-500:]}")
-        saved = {k: os.environ.get(k) for k in ("STORAGE_EMULATOR_HOST", "TENSORSTORE_GCS_HTTP_URL")}
+        saved = {k: os.environ.get(k) for k in ("STORAGE_EMULATOR_HOST", "TENSORSTORE_GCS_HTTP_URL",
+                                                "GOOGLE_AUTH_TOKEN_FOR_TESTING")}
         os.environ["STORAGE_EMULATOR_HOST"] = url
         yield url
     finally:
