@@ -93,6 +93,11 @@ def test_dry_run_prints_every_command_and_runs_none(tmp_path, monkeypatch, capsy
     assert lines[1].startswith("gcloud compute tpus queued-resources create sj-test --node-id=sj-test")
     assert any("scaling-jax train" in ln for ln in lines) and "queued-resources delete" in lines[-1]
     assert main(["launch", "tpu", "run", str(write_spec(tmp_path))]) == 2  # not a dry run: gcloud needed
+    local = write_spec(tmp_path, tpu__accelerator_type="v4-8", bucket="/data/sj")  # checks go through ssh
+    assert main(["launch", "tpu", "run", str(local), "--dry-run"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert sum("scaling-jax train" in ln for ln in lines) == 1 and "--worker=0 '--command=test -e" in lines[-2]
+    assert lines[-1] == "d576-m20: done; record /data/sj/runs/d576-m20/record.json"
 
 
 @pytest.mark.parametrize("changes, message", [
