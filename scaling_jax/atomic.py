@@ -57,9 +57,13 @@ def write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     return write_atomic(path, lambda f: f.write(data), mode="wb")
 
 
-def write_json(path: str | os.PathLike, obj: Any, indent: int = 2) -> Path:
+def json_text(obj: Any, indent: int | None = 2) -> str:
     """JSON with NaN/inf refused: a result file must be valid JSON for every reader."""
-    return write_text(path, json.dumps(obj, indent=indent, allow_nan=False) + "\n")
+    return json.dumps(obj, indent=indent, allow_nan=False) + "\n"
+
+
+def write_json(path: str | os.PathLike, obj: Any, indent: int | None = 2) -> Path:
+    return write_text(path, json_text(obj, indent))
 
 
 def savefig(path: str | os.PathLike, fig, **kwargs) -> Path:

@@ -14,9 +14,9 @@ PKG = Path(__file__).resolve().parents[1] / "scaling_jax"
 
 # Top-level module or subpackage -> layer; a module may import its own layer and those below.
 LAYERS = {
-    "errors": 0, "atomic": 0, "config": 0, "cache": 0, "testbed": 0,
+    "errors": 0, "atomic": 0, "paths": 0, "config": 0, "cache": 0, "testbed": 0,
     "laws": 1, "model": 1, "data": 1,
-    "train": 2, "eval": 2, "backtest": 2, "plan": 2, "sweep": 2, "openlm": 2,
+    "train": 2, "eval": 2, "backtest": 2, "plan": 2, "sweep": 2, "openlm": 2, "launch": 2,
     "paper": 3,
     "cli": 4,
 }  # fmt: skip

@@ -12,7 +12,7 @@ import importlib
 import sys
 
 COMMANDS: tuple[str, ...] = ("reproduce", "fit", "backtest", "posterior", "plan", "model_info", "data", "train", "eval",
-                             "sweep", "import_openlm", "export_openlm")
+                             "sweep", "import_openlm", "export_openlm", "launch")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -10,7 +10,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--tasks", required=True,
                    help="a heavy.yaml-style task list, 'synthetic', or comma-separated labels of the default "
                         "list ($SCALING_JAX_ICL_TASKS, else ../shared/icl_tasks/heavy.yaml)")
-    p.add_argument("--out", required=True, help="folder for eval.json and examples.jsonl")
+    p.add_argument("--out", required=True, help="folder or gs:// prefix for eval.json and examples.jsonl")
     p.add_argument("--limit", type=int, help="score the first K examples of each task (few-shot draws unchanged)")
     p.add_argument("--tokenizer", help="tokenizer.json for text tasks (default: the run corpus's)")
     p.add_argument("--batch-tokens", type=int, default=8192, help="tokens per scoring batch (default 8192)")
@@ -19,6 +19,7 @@ def add_parser(subparsers) -> None:
 
 
 def run(args) -> int:
+    from scaling_jax import paths
     from scaling_jax.atomic import check_out_dir
     from scaling_jax.errors import UserError
 
@@ -26,7 +27,7 @@ def run(args) -> int:
         raise UserError(f"--limit: must be an integer >= 1, got {args.limit}")
     if args.batch_tokens < 1:
         raise UserError(f"--batch-tokens: must be an integer >= 1, got {args.batch_tokens}")
-    out = check_out_dir(args.out)
+    out = args.out if paths.is_gcs(args.out) else check_out_dir(args.out)
     from scaling_jax.eval.suite import resolve_tasks, run_suite
     from scaling_jax.train.lm import load_run, run_tokenizer
 

@@ -9,7 +9,8 @@ def add_parser(subparsers) -> None:
     p = subparsers.add_parser("train", help="train a model for a token budget; write DIR/record.json")
     p.add_argument("config", help="YAML train config (configs/train/*.yaml)")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. budget.multiplier=40")
-    p.add_argument("--out", required=True, help="run folder: record.json, metrics.jsonl, tensorboard/, checkpoints/")
+    p.add_argument("--out", required=True, help="run folder, local or gs://bucket/prefix: record.json, metrics.jsonl, "
+                   "tensorboard/, checkpoints/")
     p.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in --out")
     p.add_argument("--init-from", metavar="CHECKPOINT",
                    help="start from this checkpoint's parameters (a run folder, checkpoints/ or step folder, "

@@ -17,6 +17,7 @@ import numpy as np
 from scaling_jax.data import store
 from scaling_jax.data.synthetic import SyntheticConfig, SyntheticWindows
 from scaling_jax.errors import UserError
+from scaling_jax.paths import join
 
 
 class WindowSource(Protocol):
@@ -47,7 +48,7 @@ class TokenWindows:
 
     def __init__(self, root: str, split: str, seq_len: int):
         meta = store.read_metadata(root)
-        self.path = store.join(root, split)
+        self.path = join(root, split)
         self.array = store.open_array(self.path)
         n_tokens = int(self.array.shape[0])
         self.seq_len, self.vocab_size = seq_len, int(meta["vocab_size"])

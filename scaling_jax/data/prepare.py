@@ -18,6 +18,7 @@ import numpy as np
 from scaling_jax.data import store
 from scaling_jax.data.tokenizer import Tokenizer
 from scaling_jax.errors import InputNotFound, UserError
+from scaling_jax.paths import join
 
 
 def iter_documents(inputs: Sequence[str | Path], text_field: str = "text",
@@ -62,7 +63,7 @@ def prepare(documents: Iterable[str], tokenizer: Tokenizer, out: str, *, val_eve
         raise UserError(f"val_every {val_every}: must be at least 2 (one val document in val_every)")
     if parts := store.existing_parts(out):
         raise UserError(f"{out}: already holds {parts}; choose a new output path")
-    writers = {s: store.TokenWriter(store.join(out, s), chunk) for s in store.SPLITS}
+    writers = {s: store.TokenWriter(join(out, s), chunk) for s in store.SPLITS}
     docs = {s: 0 for s in store.SPLITS}
     index = 0
     batch: list[str] = []

@@ -7,36 +7,18 @@ A prepared corpus is a folder (or bucket prefix) holding ``train/`` and ``val/``
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 import numpy as np
 import tensorstore as ts
 
-from scaling_jax import atomic
 from scaling_jax.errors import InputNotFound, UserError
+from scaling_jax.paths import join, kvstore, listdir, read_bytes, write_json
 
 METADATA = "metadata.json"
 FORMAT = "scaling_jax.tokens/1"
 SPLITS = ("train", "val")
 _CACHE_BYTES = 64 << 20
-
-
-def is_gcs(path: str) -> bool:
-    return str(path).startswith("gs://")
-
-
-def kvstore(path: str) -> dict[str, Any]:
-    """TensorStore kvstore spec for a local folder or a ``gs://bucket/prefix``."""
-    path = str(path)
-    if is_gcs(path):
-        bucket, _, prefix = path[len("gs://"):].partition("/")
-        return {"driver": "gcs", "bucket": bucket, "path": prefix.rstrip("/") + "/"}
-    return {"driver": "file", "path": str(Path(path).resolve()) + "/"}
-
-
-def join(root: str, name: str) -> str:
-    return f"{str(root).rstrip('/')}/{name}"
 
 
 def _spec(path: str) -> dict[str, Any]:
@@ -59,34 +41,12 @@ def open_array(path: str) -> ts.TensorStore:
 
 def existing_parts(root: str) -> list[str]:
     """Which of ``train/``, ``val/``, ``metadata.json`` already exist under ``root``."""
-    names = (*SPLITS, METADATA)
-    if is_gcs(root):
-        keys = ts.KvStore.open(kvstore(root)).result().list().result()
-        tops = {bytes(k).decode().split("/")[0] for k in keys}
-        return [n for n in names if n in tops]
-    return [n for n in names if (Path(root) / n).exists()]
+    present = set(listdir(root))
+    return [n for n in (*SPLITS, METADATA) if n in present]
 
 
 def write_metadata(root: str, meta: dict[str, Any]) -> None:
-    if is_gcs(root):  # one GCS object write is atomic
-        store = ts.KvStore.open(kvstore(root)).result()
-        store.write(METADATA, json.dumps(meta, indent=2).encode()).result()
-    else:
-        atomic.write_json(Path(root) / METADATA, meta)
-
-
-def read_bytes(path: str) -> bytes:
-    """The whole of one file, local or ``gs://bucket/key`` (one GCS object read)."""
-    path = str(path)
-    if is_gcs(path):
-        root, _, key = path.rpartition("/")
-        raw = ts.KvStore.open(kvstore(root)).result().read(key).result()
-        if raw.state != "value":
-            raise InputNotFound(f"{path}: not found")
-        return bytes(raw.value)
-    if not Path(path).is_file():
-        raise InputNotFound(f"{path}: not found")
-    return Path(path).read_bytes()
+    write_json(join(root, METADATA), meta)
 
 
 def json_lines(lines: Iterable[str], where: str) -> Iterator[tuple[int, Any]]:

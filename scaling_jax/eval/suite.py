@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from scaling_jax import atomic
+from scaling_jax import paths
 from scaling_jax.eval import batching
 from scaling_jax.eval.aggregate import average_errors
 from scaling_jax.eval.prompts import Encoded, Item, build_items, encode_items, needs_prefix_space
@@ -60,9 +60,9 @@ class SuiteResult:
         return {k: v["accuracy"] for k, v in self.summary["tasks"].items()}
 
     def write(self, out: str | Path) -> None:
-        out = Path(out)
-        atomic.write_json(out / "eval.json", self.summary)
-        atomic.write_text(out / "examples.jsonl", "".join(json.dumps(e) + "\n" for e in self.examples))
+        """``eval.json`` and ``examples.jsonl`` into a local folder or ``gs://`` prefix."""
+        paths.write_json(paths.join(out, "eval.json"), self.summary)
+        paths.write_text(paths.join(out, "examples.jsonl"), "".join(json.dumps(e) + "\n" for e in self.examples))
 
 
 def _judge(task: TaskSpec, item: Item, enc: Encoded, logprob, exact, greedy, decode) -> dict[str, Any]:

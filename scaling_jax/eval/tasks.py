@@ -20,8 +20,9 @@ from typing import Any
 
 import yaml
 
-from scaling_jax.data.store import is_gcs, json_lines, read_bytes
+from scaling_jax.data.store import json_lines
 from scaling_jax.errors import InputNotFound, UserError
+from scaling_jax.paths import is_gcs, read_bytes
 
 TYPES = ("multiple_choice", "language_modeling", "schema")
 DEFAULT_LIST_ENV = "SCALING_JAX_ICL_TASKS"

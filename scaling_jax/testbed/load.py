@@ -18,6 +18,7 @@ from pathlib import Path, PurePosixPath
 from types import MappingProxyType
 from typing import Any, Iterator, Mapping
 
+from scaling_jax import paths
 from scaling_jax.errors import UserError
 from scaling_jax.testbed.schema import RunRecord
 from scaling_jax.testbed.tasks import TASKS_17, mean_error, read_random_baselines
@@ -193,11 +194,12 @@ def _released(root: Path, strict: bool) -> tuple[list[RunRecord], dict, list[str
     return runs, baselines, bad
 
 
-def _own_records(root: Path, strict: bool) -> tuple[list[RunRecord], list[str]]:
+def _own_records(root: str, strict: bool) -> tuple[list[RunRecord], list[str]]:
+    """Every ``record.json`` under ``root``, a local folder or ``gs://`` prefix."""
     runs, bad = [], []
-    for p in sorted(root.rglob("record.json")):
+    for p in paths.find(root, "record.json"):
         try:
-            runs.append(RunRecord.from_json(p.read_text(), source=str(p)))
+            runs.append(RunRecord.from_json(paths.read_text(p), source=p))
         except (ValueError, TypeError) as e:
             if strict:
                 raise TestbedError(str(e)) from None
@@ -209,15 +211,15 @@ def load_testbed(path: str | Path | None = None, *, strict: bool = True) -> Test
     """Load a testbed folder (see module docstring); ``path=None`` resolves it like the CLI."""
     from scaling_jax.testbed.fetch import resolve_testbed
 
-    root = resolve_testbed(path)
-    if not root.is_dir():
+    root = str(path).rstrip("/") if path is not None and paths.is_gcs(path) else resolve_testbed(path)
+    if not paths.is_dir(root):
         raise TestbedError(f"{root}: testbed folder not found")
     baselines: dict = {}
     runs: list[RunRecord] = []
     bad: list[str] = []
-    if (root / "models").is_dir():
+    if not paths.is_gcs(root) and (root / "models").is_dir():
         runs, baselines, bad = _released(root, strict)
-    own, bad_own = _own_records(root, strict)
+    own, bad_own = _own_records(str(root), strict)
     runs += own
     bad += bad_own
     if not runs and not bad:

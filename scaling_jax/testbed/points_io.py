@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from scaling_jax import paths
 from scaling_jax.errors import InputNotFound, UserError
 from scaling_jax.testbed.load import Testbed, load_testbed
 
@@ -160,11 +161,12 @@ def read_targets_csv(path: str | Path, law: str) -> list[dict[str, float]]:
 
 def read_points(path: str | Path, *, val_set: str | None = None, metric: str = "err_17", dataset: str | None = None,
                 need_error: bool = False) -> dict[str, np.ndarray]:
-    """Points from a CSV file or a testbed folder (one training set of it)."""
-    path = Path(path)
-    if path.is_file():
-        return read_points_csv(path, need_error)
-    if not path.exists():
-        raise InputNotFound(f"{path}: no such file or folder")
+    """Points from a CSV file or a testbed folder (one training set of it; local or ``gs://``)."""
+    if not paths.is_gcs(path):
+        path = Path(path)
+        if path.is_file():
+            return read_points_csv(path, need_error)
+        if not path.exists():
+            raise InputNotFound(f"{path}: no such file or folder")
     return testbed_points(load_testbed(path), val_set=val_set, metric=metric, dataset=dataset,
                           need_error=need_error)

@@ -5,6 +5,7 @@ besides the data order). Saves are async and atomic; the last ``keep`` are kept.
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
+from scaling_jax import paths
 from scaling_jax.errors import UserError
 
 
@@ -21,11 +23,19 @@ def param_shapes(abstract_params) -> dict[str, list[int]]:
             for p, x in jax.tree_util.tree_leaves_with_path(abstract_params)}
 
 
+def check_store(directory: str | Path) -> None:
+    """Orbax reaches ``gs://`` through etils epath, which needs gcsfs (or TensorFlow): without
+    either, say so before training rather than at the first save."""
+    if paths.is_gcs(directory) and not any(importlib.util.find_spec(m) for m in ("gcsfs", "tensorflow")):
+        raise UserError(f"{directory}: orbax checkpoints on gs:// need gcsfs; pip install gcsfs "
+                        "(or scaling_jax[gcs])")
+
+
 class Checkpoints:
-    """One run's ``checkpoints/`` folder."""
+    """One run's ``checkpoints/`` folder, a local folder or ``gs://`` prefix."""
 
     def __init__(self, directory: str | Path, *, keep: int, async_save: bool = True):
-        self.directory = Path(directory).resolve()
+        self.directory = str(directory) if paths.is_gcs(directory) else Path(directory).resolve()
         self.manager = ocp.CheckpointManager(
             self.directory,
             options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True,
@@ -56,7 +66,7 @@ class Checkpoints:
         holding the keys the checkpoint saved (``meta['state_keys']``, else all); a
         checkpoint of another model shape is an error naming its folder and the first differing
         parameter."""
-        where = self.directory / str(step)
+        where = paths.join(self.directory, str(step))
         meta = self.read_meta(step)
         saved = meta.get("param_shapes", {})
         if saved != shapes:

@@ -8,7 +8,8 @@ from pathlib import Path
 
 from flax import nnx
 
-from scaling_jax.config import from_dict
+from scaling_jax import paths
+from scaling_jax.config import from_dict, yaml_load
 from scaling_jax.data.tokenizer import load_tokenizer
 from scaling_jax.errors import InputNotFound, UserError
 from scaling_jax.eval.score import LanguageModel
@@ -16,7 +17,7 @@ from scaling_jax.eval.tokenizers import ByteTokenizer
 from scaling_jax.model.config import ModelConfig
 from scaling_jax.model.sharding import batch_sharding, make_mesh
 from scaling_jax.train.checkpoint import Checkpoints, param_shapes
-from scaling_jax.train.config import TrainConfig, load_train_config, model_config
+from scaling_jax.train.config import TrainConfig, model_config
 from scaling_jax.train.optimizer import optimizer
 from scaling_jax.train.step import setup
 
@@ -58,24 +59,26 @@ class LoadedRun:
     lm: LanguageModel
     config: TrainConfig
     step: int
-    run_dir: Path | None
+    run_dir: str | None
 
 
-def _locate(path: Path) -> tuple[Path, int | None, Path | None]:
-    """(checkpoints folder, step or None for the latest, run folder or None)."""
-    if not path.exists():
+def _locate(path: str) -> tuple[str, int | None, str | None]:
+    """(checkpoints folder, step or None for the latest, run folder or None); local or ``gs://``."""
+    path = str(path).rstrip("/") or "/"
+    if not paths.exists(path):
         raise InputNotFound(f"{path}: no such run folder or checkpoint")
-    if (path / "checkpoints").is_dir():
-        return path / "checkpoints", None, path
-    if path.name.isdigit() and path.is_dir():
-        run = path.parent.parent if path.parent.name == "checkpoints" else None
-        return path.parent, int(path.name), run
-    if any(p.name.isdigit() for p in path.iterdir()):
-        return path, None, path.parent if path.name == "checkpoints" else None
+    parent, name = paths.parent(path), paths.name(path)
+    if paths.is_dir(paths.join(path, "checkpoints")):
+        return paths.join(path, "checkpoints"), None, path
+    if name.isdigit() and paths.is_dir(path):
+        run = paths.parent(parent) if paths.name(parent) == "checkpoints" else None
+        return parent, int(name), run
+    if any(n.isdigit() for n in paths.listdir(path)):
+        return path, None, parent if name == "checkpoints" else None
     raise UserError(f"{path}: neither a run folder (with checkpoints/) nor a checkpoint folder")
 
 
-def _latest(ckpts: Checkpoints, step: int | None, ckpt_dir: Path) -> int:
+def _latest(ckpts: Checkpoints, step: int | None, ckpt_dir: str) -> int:
     step = ckpts.latest_step() if step is None else step
     if step is None:
         raise UserError(f"{ckpt_dir}: no checkpoint")
@@ -84,9 +87,9 @@ def _latest(ckpts: Checkpoints, step: int | None, ckpt_dir: Path) -> int:
 
 def restore_params(path: str | Path, s, shapes: dict) -> tuple[object, int]:
     """The parameters of the checkpoint at ``path`` (a run folder, its checkpoints/ or one step's
-    folder) laid out as the train setup ``s`` lays them out, and its step; a checkpoint of another
-    model shape is an error naming the first differing parameter."""
-    ckpt_dir, step, _ = _locate(Path(path))
+    folder; local or ``gs://``) laid out as the train setup ``s`` lays them out, and its step; a
+    checkpoint of another model shape is an error naming the first differing parameter."""
+    ckpt_dir, step, _ = _locate(path)
     ckpts = Checkpoints(ckpt_dir, keep=1 << 30, async_save=False)
     try:
         step = _latest(ckpts, step, ckpt_dir)
@@ -98,24 +101,24 @@ def restore_params(path: str | Path, s, shapes: dict) -> tuple[object, int]:
 
 def load_run(path: str | Path, mesh=None) -> LoadedRun:
     """The parameters of a saved run, laid out on ``mesh`` (default: the run's mesh config)."""
-    ckpt_dir, step, run_dir = _locate(Path(path))
+    ckpt_dir, step, run_dir = _locate(path)
     ckpts = Checkpoints(ckpt_dir, keep=1 << 30, async_save=False)
     try:
         step = _latest(ckpts, step, ckpt_dir)
-        cfg_file = run_dir / "config.json" if run_dir is not None else None
-        if cfg_file is not None and cfg_file.is_file():
-            cfg = load_train_config(cfg_file)
+        cfg_file = paths.join(run_dir, "config.json") if run_dir is not None else None
+        if cfg_file is not None and paths.exists(cfg_file):
+            cfg = from_dict(TrainConfig, yaml_load(paths.read_text(cfg_file)), where=cfg_file)
         else:
             meta_cfg = ckpts.read_meta(step).get("config")
             if not meta_cfg:
-                raise UserError(f"{ckpt_dir / str(step)}: checkpoint carries no run config")
-            cfg = from_dict(TrainConfig, meta_cfg, where=f"{ckpt_dir / str(step)}: config")
+                raise UserError(f"{paths.join(ckpt_dir, str(step))}: checkpoint carries no run config")
+            cfg = from_dict(TrainConfig, meta_cfg, where=f"{paths.join(ckpt_dir, str(step))}: config")
     finally:
         ckpts.close()
     model_cfg = model_config(cfg)
     mesh = mesh or make_mesh(cfg.mesh.data, cfg.mesh.fsdp, cfg.mesh.tensor)
     # The optimizer only shapes the state being restored; its schedule length does not matter.
     s = setup(model_cfg, optimizer(cfg.optimizer, cfg.optimizer.warmup + 1), mesh, seed=cfg.seed)
-    params, step = restore_params(ckpt_dir / str(step), s, param_shapes(s.abstract_state["params"]))
-    name = run_dir.name if run_dir is not None else model_cfg.name
+    params, step = restore_params(paths.join(ckpt_dir, str(step)), s, param_shapes(s.abstract_state["params"]))
+    name = paths.name(run_dir) if run_dir is not None else model_cfg.name
     return LoadedRun(transformer_lm(s.graphdef, params, model_cfg, mesh, name), cfg, step, run_dir)

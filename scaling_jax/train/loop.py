@@ -17,7 +17,7 @@ import jax
 import numpy as np
 from tqdm import tqdm
 
-from scaling_jax import atomic
+from scaling_jax import paths
 from scaling_jax.config import ConfigError, to_dict
 from scaling_jax.data.pipeline import batches, open_source
 from scaling_jax.errors import UserError
@@ -27,7 +27,7 @@ from scaling_jax.model.counts import paper_params, params_no_embed
 from scaling_jax.model.sharding import check_even_split, make_mesh, split_sizes
 from scaling_jax.testbed.schema import RunRecord
 from scaling_jax.train import distributed, evaluate
-from scaling_jax.train.checkpoint import Checkpoints, param_shapes
+from scaling_jax.train.checkpoint import Checkpoints, check_store, param_shapes
 from scaling_jax.train.config import TrainConfig, budget, model_config
 from scaling_jax.train.lm import restore_params, run_tokenizer, transformer_lm
 from scaling_jax.train.metrics import MetricsLog
@@ -77,7 +77,7 @@ def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False, init_from:
     """Run ``cfg`` into ``out``: fresh, resumed from ``out``'s latest checkpoint, or starting from
     the parameters of the checkpoint ``init_from`` (e.g. an imported OpenLM model) with a fresh
     optimizer at step 0."""
-    out = Path(out)
+    out = str(out)
     if resume and init_from is not None:
         raise UserError("--init-from starts a new run from a checkpoint's parameters; --resume continues "
                         "the run in --out: pass one of them")
@@ -121,15 +121,17 @@ def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False, init_from:
             load_task(spec)
 
     # Output folder: a fresh run never overwrites, a resumed one needs a checkpoint.
-    if out.exists() and not out.is_dir():
+    if not paths.is_gcs(out) and Path(out).exists() and not Path(out).is_dir():
         raise UserError(f"{out}: exists and is not a folder; choose a new --out")
-    ckpt_dir = out / "checkpoints"
-    saved = [int(p.name) for p in ckpt_dir.iterdir() if p.name.isdigit()] if ckpt_dir.is_dir() else []
-    if not resume and (saved or (out / "record.json").exists()):
+    ckpt_dir = paths.join(out, "checkpoints")
+    check_store(ckpt_dir)
+    saved = [int(n) for n in paths.listdir(ckpt_dir) if n.isdigit()]
+    has_record = paths.exists(paths.join(out, "record.json"))
+    if not resume and (saved or has_record):
         raise UserError(f"{out}: holds a previous run; pass --resume to continue it or choose a new --out")
     if resume and not saved:
         raise UserError(f"{ckpt_dir}: no checkpoint to resume from")
-    if resume and max(saved) >= bud.steps and (out / "record.json").exists():
+    if resume and max(saved) >= bud.steps and has_record:
         raise UserError(f"{out}: finished ({max(saved)} of {bud.steps} steps, record.json written); "
                          "raise the budget to train on")
 
@@ -157,7 +159,7 @@ def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False, init_from:
         if resume:
             start = ckpts.latest_step()
             if "opt_state" not in ckpts.read_meta(start).get("state_keys", ["opt_state"]):
-                raise UserError(f"{ckpt_dir / str(start)}: holds parameters only (an import); start a "
+                raise UserError(f"{paths.join(ckpt_dir, str(start))}: holds parameters only (an import); start a "
                                 "new run from it with --init-from")
             state, _ = ckpts.restore(start, s.abstract_state, s.state_shardings, data_iter, shapes)
         else:
@@ -165,7 +167,7 @@ def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False, init_from:
     log = MetricsLog(out, enabled=writer, tensorboard=cfg.logging.tensorboard,
                      resume_step=start if resume else None)
     if writer:
-        atomic.write_json(out / "config.json", to_dict(cfg))
+        paths.write_json(paths.join(out, "config.json"), to_dict(cfg))
 
     def validate(step: int) -> dict[str, evaluate.ValResult]:
         results = {}
@@ -195,7 +197,8 @@ def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False, init_from:
         pending.clear()
         for st, m in rows:
             if not (np.isfinite(m["loss"]) and np.isfinite(m["grad_norm"])):
-                kept = f"{ckpt_dir / str(last_good)}" if last_good is not None else "none (no checkpoint was saved yet)"
+                kept = (paths.join(ckpt_dir, str(last_good)) if last_good is not None
+                        else "none (no checkpoint was saved yet)")
                 raise NonFiniteLoss(f"loss {m['loss']}, gradient norm {m['grad_norm']} at step {st}: stopping. "
                                     f"Last good checkpoint: {kept}")
         return rows[-1][1] if rows else None
@@ -265,7 +268,7 @@ def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False, init_from:
     if writer:
         if suite is not None:
             suite.write(out)
-        atomic.write_text(out / "record.json", record.to_json() + "\n")
+        paths.write_text(paths.join(out, "record.json"), record.to_json() + "\n")
     return Outcome(step=step, stopped_early=False, record=record)
 
 

@@ -1,0 +1,175 @@
+"""The TPU launcher's state machine over one queued resource:
+
+    create → wait ACTIVE → setup (idempotent) → train on all workers → record.json written → done
+                   ↑                                  │ slice preempted / failed
+                   └──── delete + re-create ──────────┘ (train resumes from the bucket's checkpoint)
+
+Whether a run resumes is decided here, from the checkpoints in ``--out`` (``train`` refuses
+to overwrite a run, and needs ``--resume`` to continue one); whether it finished, from its
+``record.json``. The slice's state comes from ``gcloud ... queued-resources describe``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import shlex
+import time
+
+from scaling_jax.config import to_dict
+from scaling_jax.launch import gcloud
+from scaling_jax.launch.runner import Answer, CommandFailed, Result, Runner
+from scaling_jax.launch.tpu_spec import TpuSpec
+
+
+class Preempted(Exception):
+    """The slice left ACTIVE (preempted, suspended or failed) while the launcher used it."""
+
+
+def dry_answer() -> Answer:
+    """What a dry run assumes: the slice does not exist until created, then is ACTIVE; no
+    checkpoint exists; the run finishes (its record.json appears once train has run)."""
+    done = set()
+
+    def answer(argv: list[str]) -> Result:
+        if "create" in argv or any("scaling-jax train" in a for a in argv):
+            done.add("train" if "ssh" in argv else "create")
+        if "describe" in argv:
+            return Result(0, "ACTIVE\n") if "create" in done else Result(1, err="NOT_FOUND")
+        if any("record.json" in a for a in argv):  # gcloud storage ls, or ssh test -e for a local bucket
+            return Result(0, "record.json\n") if "train" in done else Result(1)
+        return Result(1) if argv[1:3] == ["storage", "ls"] else Result(0)
+
+    return answer
+
+
+class TpuLauncher:
+    def __init__(self, spec: TpuSpec, run: Runner, *, log=print, sleep=time.sleep):
+        self.spec, self.run, self.log, self.sleep = spec, run, log, sleep
+        self.slice = spec.tpu
+        run.require("gcloud")
+
+    # --- the slice ---------------------------------------------------------------------------
+    def state(self) -> str:
+        r = self.run(gcloud.describe(self.slice), check=False, capture=True)
+        if r.rc != 0:
+            if "NOT_FOUND" in r.err or "not found" in r.err.lower():
+                return gcloud.ABSENT
+            raise CommandFailed(f"describe {self.slice.name}: gcloud exited with status {r.rc}: {r.err.strip()}")
+        return r.out.strip() or "UNKNOWN"
+
+    def create(self) -> None:
+        """Make the slice ACTIVE: create it if absent, replace it if lost, wait while it provisions."""
+        st = self.state()
+        if st in gcloud.LOST:
+            self.log(f"{self.slice.name}: {st}; deleting it before re-creating")
+            self.delete()
+            st = gcloud.ABSENT
+        if st == gcloud.ABSENT:
+            self.run(gcloud.create(self.slice))
+        self.wait_active()
+
+    def wait_active(self) -> None:
+        while True:
+            st = self.state()
+            if st == gcloud.ACTIVE:
+                return
+            if st in gcloud.LOST or st == gcloud.ABSENT:
+                raise Preempted(st)
+            self.log(f"{self.slice.name}: {st}; waiting {self.spec.poll_seconds:g} s")
+            self.sleep(self.spec.poll_seconds)
+
+    def delete(self) -> None:
+        if self.state() != gcloud.ABSENT:
+            self.run(gcloud.delete(self.slice))
+
+    # --- the job -----------------------------------------------------------------------------
+    def stamp(self) -> str:
+        """A hash of the setup section: a worker set up with the same one skips setup."""
+        return hashlib.sha256(json.dumps(to_dict(self.spec.setup), sort_keys=True).encode()).hexdigest()[:12]
+
+    def setup(self) -> None:
+        self._on_slice(gcloud.ssh(self.slice, f"mkdir -p {gcloud.JOB_DIR}"))
+        self._on_slice(gcloud.scp(self.slice, self.spec.job.config, f"{gcloud.JOB_DIR}/config.yaml"))
+        self._on_slice(gcloud.ssh(self.slice, gcloud.setup_command(self.spec, self.stamp())))
+
+    def _exists(self, url: str, *, listing: bool) -> list[str]:
+        """Names in folder ``url`` (``listing``) or [url] if the object exists; [] if absent."""
+        if url.startswith("gs://"):
+            r = self.run(gcloud.storage_ls(url + ("/" if listing else "")), check=False, capture=True)
+        else:
+            cmd = f"ls {shlex.quote(url)}" if listing else f"test -e {shlex.quote(url)} && echo {shlex.quote(url)}"
+            r = self.run(gcloud.ssh(self.slice, cmd, worker="0"), check=False, capture=True)
+        return r.out.split() if r.rc == 0 else []
+
+    def saved_steps(self) -> list[int]:
+        names = self._exists(f"{self.spec.out}/checkpoints", listing=True)
+        return sorted(int(m.group(1)) for n in names if (m := re.search(r"(?:^|/)(\d+)/?$", n)))
+
+    def finished(self) -> bool:
+        return bool(self._exists(f"{self.spec.out}/record.json", listing=False))
+
+    def train(self, attempt: int) -> int:
+        steps = self.saved_steps()
+        if steps:
+            self.log(f"{self.spec.job.name}: resuming from step {steps[-1]} in {self.spec.out}")
+        r = self.run(gcloud.ssh(self.slice, gcloud.train_command(self.spec, resume=bool(steps), attempt=attempt)),
+                     check=False)
+        return r.rc
+
+    def _on_slice(self, argv: list[str]) -> None:
+        """Run a command on the workers; if it fails because the slice went away, raise Preempted."""
+        r = self.run(argv, check=False)
+        if r.rc != 0:
+            st = self.state()
+            if st != gcloud.ACTIVE:
+                raise Preempted(st)
+            raise CommandFailed(f"{shlex.join(argv[:6])} ... failed on ACTIVE slice {self.slice.name} "
+                                f"with status {r.rc}")
+
+    def watch(self, *, delete_when_done: bool = False) -> int:
+        """Create, set up and train until the record is written, re-creating the slice after
+        each preemption (at most ``job.max_recreates`` times). Returns the number of re-creations."""
+        recreates, attempt = 0, 0
+        while True:
+            try:
+                self.create()
+                self.setup()
+                if self.finished():
+                    break
+                attempt += 1
+                rc = self.train(attempt)
+                if self.finished():
+                    break
+                st = self.state()
+                if st != gcloud.ACTIVE:
+                    raise Preempted(st)
+                raise CommandFailed(
+                    f"{self.spec.job.name}: train exited with status {rc} on ACTIVE slice {self.slice.name} "
+                    f"without writing {self.spec.out}/record.json; logs: {self.spec.logs}/attempt-{attempt}/")
+            except Preempted as e:
+                recreates += 1
+                if recreates > self.spec.job.max_recreates:
+                    raise CommandFailed(f"{self.slice.name}: lost ({e}) {recreates} times, more than "
+                                        f"job.max_recreates={self.spec.job.max_recreates}; giving up") from None
+                self.log(f"{self.slice.name}: {e}; re-creating it ({recreates} of at most "
+                         f"{self.spec.job.max_recreates})")
+                self.delete()
+        self.log(f"{self.spec.job.name}: done; record {self.spec.out}/record.json")
+        if delete_when_done:
+            self.delete()
+        return recreates
+
+    def stop(self) -> None:
+        self.run(gcloud.ssh(self.slice, gcloud.stop_command()))
+
+    def logs(self) -> str:
+        """The newest attempt's logs from every worker."""
+        if not self.spec.logs.startswith("gs://"):
+            return self.run(gcloud.ssh(self.slice, f"cat {gcloud.JOB_DIR}/train.log"), capture=True).out
+        names = self._exists(self.spec.logs, listing=True)
+        attempts = sorted(int(m.group(1)) for n in names if (m := re.search(r"attempt-(\d+)/?$", n)))
+        if not attempts:
+            return ""
+        return self.run(gcloud.storage_cat(f"{self.spec.logs}/attempt-{attempts[-1]}/*.log"), capture=True).out
