@@ -16,7 +16,6 @@ import os
 import time
 from pathlib import Path
 
-import numpy as np
 import yaml
 
 
@@ -131,11 +130,13 @@ def main():
         ep = float(ef.predict(L=x["L"])) if ef else float("nan")
         ep_chain = float(ef.predict(L=lp)) if ef and lf else float("nan")
         err = x["err"] if x["err"] is not None else float("nan")
-        print(f"{x['name']:34s} {role:6s} {x['N']:8d} {x['D']:10d} {C:9.3g} {x['L']:8.4f} {x['L'] - (x['bayes'] or 0):8.4f} "
+        gap = x['L'] - (x['bayes'] or 0)
+        print(f"{x['name']:34s} {role:6s} {x['N']:8d} {x['D']:10d} {C:9.3g} {x['L']:8.4f} {gap:8.4f} "
               f"{lp:8.4f} {100 * (lp - x['L']) / x['L']:7.2f} {err:6.3f} {ep_chain:6.3f} {100 * (ep_chain - err):6.2f} "
               f"{(x['t'] or float('nan')):7.1f}  C/maxCfit={C / maxC if maxC else 0:.1f} ErrfromLtrue={ep:.3f}")
     tot = sum(v for v in times.values())
-    print(f"total wall (trained runs): {tot:.0f} s; fit set: {sum(x['t'] or 0 for x in fr):.0f} s; load {os.getloadavg()}")
+    print(f"total wall (trained runs): {tot:.0f} s; fit set: {sum(x['t'] or 0 for x in fr):.0f} s; "
+          f"load {os.getloadavg()}")
 
 
 if __name__ == "__main__":
