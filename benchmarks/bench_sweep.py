@@ -51,11 +51,11 @@ def main() -> None:
     for r in runs:  # one at a time, so each run's wall time and cache entries are its own
         before = set(os.listdir(cache)) if cache.is_dir() else set()
         t0 = time.perf_counter()
-        with open(r.out / LOG_FILE, "a") as log:
+        with open(Path(r.out) / LOG_FILE, "a") as log:
             rc = subprocess.run(run_command(r), stdout=log, stderr=subprocess.STDOUT, env=env).returncode
         wall = time.perf_counter() - t0
         if rc != 0 or checkpoint_steps(r.out)[-1:] != [r.steps]:
-            sys.exit(f"{r.name}: exit {rc}; see {r.out / LOG_FILE}")
+            sys.exit(f"{r.name}: exit {rc}; see {Path(r.out) / LOG_FILE}")
         new = set(os.listdir(cache)) - before if cache.is_dir() else set()
         rows.append({"run": r, "wall": wall, "compiles": len(new),
                      "programs": sorted(n.split("-")[0] for n in new)})

@@ -109,11 +109,11 @@ def run(args) -> int:
     root = write_run_configs(spec, runs)
     todo = [r for r in runs if read_state(r.out).state != "done"]
     if args.runner == "slurm":
-        from scaling_jax.sweep.slurm import SlurmOptions, submit
+        from scaling_jax.sweep.slurm import SlurmOptions, script_root, submit
 
         opts = SlurmOptions(partition=args.partition, time=args.time, gpus_per_task=args.gpus_per_task,
                             cpus_per_task=args.cpus_per_task, max_parallel=args.max_parallel, account=args.account)
-        script, job = submit(root, todo, opts, dry_run=args.dry_run)
+        script, job = submit(script_root(root), todo, opts, dry_run=args.dry_run)
         if args.dry_run:
             print(script.read_text())
             print(f"# dry run: would submit `sbatch --parsable {script}` ({len(todo)} array tasks)")

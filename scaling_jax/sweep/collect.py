@@ -6,29 +6,29 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from scaling_jax import atomic
+from scaling_jax import atomic, paths
 from scaling_jax.sweep.spec import Run, SweepSpec, recipe_json
 from scaling_jax.testbed.schema import RunRecord
 
 
-def default_dest(spec: SweepSpec) -> Path:
-    out = Path(spec.out)
-    return out.with_name(out.name + "_testbed")
+def default_dest(spec: SweepSpec) -> str:
+    return spec.out.rstrip("/") + "_testbed"
 
 
-def collect(spec: SweepSpec, runs: list[Run], dest: str | Path) -> tuple[list[Path], list[str]]:
-    """Copy each finished run's ``record.json`` to ``dest/<name>/record.json`` (checked, atomic);
-    returns the files written and the names of the runs without a record."""
-    dest = atomic.check_out_dir(dest)
+def collect(spec: SweepSpec, runs: list[Run], dest: str | Path) -> tuple[list[str], list[str]]:
+    """Copy each finished run's ``record.json`` to ``dest/<name>/record.json`` (checked, atomic;
+    either side local or ``gs://``); returns the files written and the runs without a record."""
+    dest = str(dest if paths.is_gcs(dest) else atomic.check_out_dir(dest))
     written, missing = [], []
     for r in runs:
-        src = r.out / "record.json"
-        if not src.is_file():
+        src = paths.join(r.out, "record.json")
+        if not paths.exists(src):
             missing.append(r.name)
             continue
-        text = src.read_text()
-        RunRecord.from_json(text, source=str(src))  # a corrupt record fails here, naming the file
-        written.append(atomic.write_text(dest / r.name / "record.json", text))
+        text = paths.read_text(src)
+        RunRecord.from_json(text, source=src)  # a corrupt record fails here, naming the file
+        written.append(paths.write_text(paths.join(dest, r.name, "record.json"), text))
     if spec.recipe is not None:
-        written.append(atomic.write_json(dest / "recipes" / f"{spec.recipe.name}.json", recipe_json(spec, runs)))
+        written.append(paths.write_json(paths.join(dest, "recipes", f"{spec.recipe.name}.json"),
+                                        recipe_json(spec, runs)))
     return written, missing

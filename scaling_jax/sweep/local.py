@@ -13,10 +13,12 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Callable
 
+from scaling_jax import paths
 from scaling_jax.sweep.spec import Run
 from scaling_jax.sweep.state import LOG_FILE, checkpoint_steps, mark, read_state
 
@@ -47,6 +49,15 @@ def default_jobs() -> int:
 
 def run_command(run: Run) -> list[str]:
     return [sys.executable, "-m", "scaling_jax.cli", "sweep", "run-one", str(run.out)]
+
+
+def log_file(run: Run) -> Path:
+    """Where the runner writes a run's output: its folder, or for a ``gs://`` run a local file
+    (uploaded into the run folder when the run ends)."""
+    if not paths.is_gcs(run.out):
+        return Path(run.out) / LOG_FILE
+    sweep = paths.name(paths.parent(run.out))
+    return Path(tempfile.gettempdir()) / "scaling_jax_sweep_logs" / sweep / f"{run.name}.log"
 
 
 def run_local(runs: list[Run], jobs: int, *, say: Callable[[str], None] = print) -> list[Outcome]:
@@ -80,8 +91,10 @@ def run_local(runs: list[Run], jobs: int, *, say: Callable[[str], None] = print)
                 if gpus:
                     env["CUDA_VISIBLE_DEVICES"] = str(slot % gpus)
                 resume = bool(checkpoint_steps(r.out))
-                log = open(r.out / LOG_FILE, "a")
-                say(f"{r.name}: {'resuming' if resume else 'starting'} (log {r.out / LOG_FILE})")
+                log_path = log_file(r)
+                log_path.parent.mkdir(parents=True, exist_ok=True)
+                log = open(log_path, "a")
+                say(f"{r.name}: {'resuming' if resume else 'starting'} (log {log_path})")
                 p = subprocess.Popen(run_command(r), stdout=log, stderr=subprocess.STDOUT, env=env,
                                      start_new_session=True)
                 log.close()
@@ -93,9 +106,11 @@ def run_local(runs: list[Run], jobs: int, *, say: Callable[[str], None] = print)
                 del active[slot]
                 action = "failed" if rc not in (0, 143) else "stopped" if rc == 143 else \
                     "resumed" if resume else "trained"
-                outcomes[r.name] = Outcome(r.name, action, rc, time.perf_counter() - t0, str(r.out / LOG_FILE))
+                outcomes[r.name] = Outcome(r.name, action, rc, time.perf_counter() - t0, str(log_file(r)))
+                if paths.is_gcs(r.out):
+                    paths.write_text(paths.join(r.out, LOG_FILE), log_file(r).read_text(errors="replace"))
                 if action == "failed" and read_state(r.out).state != "failed":  # died before saying so
-                    mark(r.out, "failed", message=f"exit {rc} (see {r.out / LOG_FILE})")
+                    mark(r.out, "failed", message=f"exit {rc} (see {log_file(r)})")
                 say(f"{r.name}: {action} (exit {rc}, {outcomes[r.name].seconds:.1f} s)")
             time.sleep(0.1)
     finally:

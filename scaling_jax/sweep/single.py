@@ -12,23 +12,26 @@ import time
 import traceback
 from pathlib import Path
 
+from scaling_jax import paths
 from scaling_jax.sweep import state
 
 
 def run_one(run_dir: str | Path) -> int:
     """Train the run in ``run_dir`` (from its ``train.yaml``); returns the exit code to report."""
-    from scaling_jax.train.config import load_train_config
+    from scaling_jax.config import from_dict, yaml_load
+    from scaling_jax.train.config import TrainConfig
     from scaling_jax.train.loop import train
 
-    run_dir = Path(run_dir)
-    if (run_dir / "record.json").is_file():
+    run_dir = str(run_dir)
+    if paths.exists(paths.join(run_dir, "record.json")):
         print(f"{run_dir}: done already (record.json); nothing to train")
         return 0
     steps = state.checkpoint_steps(run_dir)
     t0 = time.time()
     state.mark(run_dir, "running", started=t0, resume_from=steps[-1] if steps else None)
     try:
-        cfg = load_train_config(run_dir / state.CONFIG_FILE)
+        cfg_file = paths.join(run_dir, state.CONFIG_FILE)
+        cfg = from_dict(TrainConfig, yaml_load(paths.read_text(cfg_file)), where=cfg_file)
         outcome = train(cfg, run_dir, resume=bool(steps))
     except BaseException as e:  # a failure of any kind is this run's verdict, not the sweep's
         traceback.print_exc()

@@ -14,7 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from scaling_jax import atomic
+from scaling_jax import atomic, paths
 from scaling_jax.errors import UserError
 from scaling_jax.sweep.spec import Run
 
@@ -58,13 +58,20 @@ def array_script(root: Path, n: int, opts: SlurmOptions) -> str:
     return "\n".join(lines)
 
 
+def script_root(out: str) -> Path:
+    """The local folder for the script, run list and logs (SLURM needs a shared filesystem for
+    them): the sweep's root, or for a ``gs://`` root ``.sweeps/<root's name>`` here."""
+    return Path(".sweeps") / paths.name(out) if paths.is_gcs(out) else Path(out)
+
+
 def submit(root: Path, runs: list[Run], opts: SlurmOptions, dry_run: bool = False) -> tuple[Path, str]:
     """Write ``runs.txt`` and the array script for ``runs``; unless ``dry_run``, ``sbatch`` it.
     Returns the script path and the job id (empty on a dry run)."""
     if not runs:
         raise UserError(f"{root}: every run is done; nothing to submit")
     (root / "logs").mkdir(parents=True, exist_ok=True)
-    atomic.write_text(root / RUN_LIST, "".join(f"{r.out.resolve()}\n" for r in runs))
+    atomic.write_text(root / RUN_LIST, "".join(f"{r.out if paths.is_gcs(r.out) else Path(r.out).resolve()}\n"
+                                               for r in runs))
     script = atomic.write_text(root / SCRIPT, array_script(root.resolve(), len(runs), opts))
     if dry_run:
         return script, ""

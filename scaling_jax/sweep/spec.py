@@ -16,6 +16,7 @@ import math
 from pathlib import Path
 from typing import Any, Literal, Mapping
 
+from scaling_jax import paths
 from scaling_jax.config import ConfigError, from_dict, merge, read_mapping, to_dict
 from scaling_jax.train.config import TrainConfig, model_config
 
@@ -84,7 +85,7 @@ class Run:
     steps: int
     role: str
     config: TrainConfig
-    out: Path
+    out: str  # the run folder: local or gs://
 
     @property
     def M(self) -> float:
@@ -204,7 +205,7 @@ def _run(spec, base, block: Block, ds, model, amount, seed, at) -> Run:
     name = spec.run_name.format(dataset=ds, model=model, M=D / N, seed=seed)
     cfg = dataclasses.replace(cfg, name=name)
     return Run(name=name, model=model, dataset=ds, seed=seed, N=N, D=D, steps=bud.steps, role="other",
-               config=cfg, out=Path(spec.out) / name)
+               config=cfg, out=paths.join(spec.out, name))
 
 
 def _check_runs(spec: SweepSpec, runs: list[Run]) -> None:
@@ -220,8 +221,8 @@ def _check_runs(spec: SweepSpec, runs: list[Run]) -> None:
     for a in names:  # a run folder inside another run's folder
         for b in names:
             if a != b and Path(b).is_relative_to(Path(a)):
-                raise ConfigError(f"{where}: run folder {Path(spec.out) / b} lies inside run folder "
-                                  f"{Path(spec.out) / a}; choose a run_name that keeps them apart")
+                raise ConfigError(f"{where}: run folder {paths.join(spec.out, b)} lies inside run folder "
+                                  f"{paths.join(spec.out, a)}; choose a run_name that keeps them apart")
     shapes = {}
     for r in runs:
         mc = model_config(r.config)

@@ -1,7 +1,7 @@
 """Where each run of a sweep stands, read from its folder alone (so any runner, any host, and
 ``sweep status`` agree): ``done`` (record.json), ``running`` (a live process owns it),
 ``failed`` (the last attempt exited non-zero), or ``pending`` (not started, or stopped with
-checkpoints to resume from)."""
+checkpoints to resume from). Run folders may be local or ``gs://`` (``scaling_jax.paths``)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import os
 import socket
 from pathlib import Path
 
-from scaling_jax import atomic
+from scaling_jax import paths
 
 STATE_FILE = "sweep_state.json"
 LOG_FILE = "sweep.log"
@@ -29,9 +29,8 @@ class RunState:
     message: str = ""
 
 
-def checkpoint_steps(run_dir: Path) -> list[int]:
-    d = Path(run_dir) / "checkpoints"
-    return sorted(int(p.name) for p in d.iterdir() if p.name.isdigit()) if d.is_dir() else []
+def checkpoint_steps(run_dir: str | Path) -> list[int]:
+    return sorted(int(n) for n in paths.listdir(paths.join(run_dir, "checkpoints")) if n.isdigit())
 
 
 def _alive(pid: int, host: str) -> bool:
@@ -47,20 +46,19 @@ def _alive(pid: int, host: str) -> bool:
 
 
 def read_state(run_dir: str | Path, val_set: str = "") -> RunState:
-    run_dir = Path(run_dir)
-    steps = checkpoint_steps(run_dir)
+    names = paths.listdir(run_dir)
+    steps = checkpoint_steps(run_dir) if "checkpoints" in names else []
     resume = steps[-1] if steps else None
-    log = str(run_dir / LOG_FILE) if (run_dir / LOG_FILE).exists() else ""
-    record = run_dir / "record.json"
-    if record.is_file():
-        rec = json.loads(record.read_text())
+    log = paths.join(run_dir, LOG_FILE) if LOG_FILE in names else ""
+    if "record.json" in names:
+        rec = json.loads(paths.read_text(paths.join(run_dir, "record.json")))
         losses = rec.get("losses") or {}
         loss = losses.get(val_set) if val_set else next(iter(losses.values()), None)
         return RunState("done", loss=loss, error=rec.get("err_46"), log=log)
     info = {}
-    if (run_dir / STATE_FILE).is_file():
+    if STATE_FILE in names:
         try:
-            info = json.loads((run_dir / STATE_FILE).read_text())
+            info = json.loads(paths.read_text(paths.join(run_dir, STATE_FILE)))
         except json.JSONDecodeError:
             info = {}
     if info.get("state") == "running" and _alive(int(info.get("pid", -1)), info.get("host", "")):
@@ -72,5 +70,5 @@ def read_state(run_dir: str | Path, val_set: str = "") -> RunState:
 
 def mark(run_dir: str | Path, state: str, **fields) -> None:
     """Record this process's claim on (or verdict about) ``run_dir``, atomically."""
-    atomic.write_json(Path(run_dir) / STATE_FILE,
-                      {"state": state, "pid": os.getpid(), "host": socket.gethostname(), **fields})
+    paths.write_json(paths.join(run_dir, STATE_FILE),
+                     {"state": state, "pid": os.getpid(), "host": socket.gethostname(), **fields})

@@ -46,7 +46,7 @@ def fake_train(monkeypatch):
 
 
 def _attempts(run) -> list[str]:
-    p = run.out / "attempts.txt"
+    p = Path(run.out) / "attempts.txt"
     return p.read_text().split() if p.exists() else []
 
 
@@ -54,7 +54,7 @@ def test_failure_is_reported_idempotence_and_resume_of_only_unfinished_runs(micr
     spec = load_spec(micro)
     runs = expand(spec)
     write_run_configs(spec, runs)
-    (runs[0].out.parent / "N.json").write_text(json.dumps({r.model: r.N for r in runs}))
+    (Path(runs[0].out).parent / "N.json").write_text(json.dumps({r.model: r.N for r in runs}))
     fake_train(fail=True)
     out = local.run_local(runs, jobs=2, say=lambda s: None)
     assert [o.action for o in out] == ["trained", "failed", "trained", "trained", "failed", "trained"]
@@ -67,7 +67,7 @@ def test_failure_is_reported_idempotence_and_resume_of_only_unfinished_runs(micr
 
     # The CLI's second pass: the four done runs are skipped, the failures retried (now passing).
     fake_train(fail=False)
-    (runs[1].out / "checkpoints" / "20").mkdir(parents=True)  # one failure had saved a checkpoint
+    (Path(runs[1].out) / "checkpoints" / "20").mkdir(parents=True)  # one failure had saved a checkpoint
     assert main(["sweep", "run", str(micro), "--jobs", "2"]) == 0
     summary = capsys.readouterr().out.splitlines()[-1]
     assert all(part in summary for part in ("4 skipped", "1 resumed", "1 trained")), summary
@@ -75,10 +75,10 @@ def test_failure_is_reported_idempotence_and_resume_of_only_unfinished_runs(micr
     assert _attempts(runs[4]) == ["fresh", "fresh"]
 
     # A killed sweep: one run stopped after a checkpoint, one never started. Only those two train.
-    (runs[2].out / "record.json").unlink()
-    (runs[2].out / "checkpoints" / "40").mkdir(parents=True)
-    (runs[5].out / "record.json").unlink()
-    (runs[5].out / "attempts.txt").unlink()
+    (Path(runs[2].out) / "record.json").unlink()
+    (Path(runs[2].out) / "checkpoints" / "40").mkdir(parents=True)
+    (Path(runs[5].out) / "record.json").unlink()
+    (Path(runs[5].out) / "attempts.txt").unlink()
     out = local.run_local(runs, jobs=1, say=lambda s: None)
     assert [o.action for o in out] == ["skipped", "skipped", "resumed", "skipped", "skipped", "trained"]
     assert _attempts(runs[2]) == ["fresh", "resume"] and _attempts(runs[5]) == ["fresh"]
@@ -117,8 +117,8 @@ def test_slurm_writes_one_array_over_the_unfinished_runs_and_submits_it(micro, m
     tmp = micro.parent
     monkeypatch.setenv("PATH", f"{_fake_sbatch(tmp)}{os.pathsep}{os.environ['PATH']}")
     runs = expand(load_spec(micro))
-    (runs[0].out).mkdir(parents=True)
-    (runs[0].out / "record.json").write_text("{}")  # done: left out of the array
+    Path(runs[0].out).mkdir(parents=True)
+    (Path(runs[0].out) / "record.json").write_text("{}")  # done: left out of the array
     assert main(["sweep", "run", str(micro), "--runner", "slurm", "--dry-run", "--partition", "gpu"]) == 0
     assert not (tmp / "sbatch_calls.txt").exists()  # a dry run submits nothing
     assert "#SBATCH --array=0-4" in capsys.readouterr().out
@@ -130,7 +130,7 @@ def test_slurm_writes_one_array_over_the_unfinished_runs_and_submits_it(micro, m
     assert "#SBATCH --gpus-per-task=1" in script and f"#SBATCH --output={root.resolve()}/logs/%A_%a.log" in script
     assert "-m scaling_jax.cli sweep run-one \"$RUN\"" in script and "SLURM_ARRAY_TASK_ID + 1" in script
     listed = (root / "runs.txt").read_text().split()
-    assert listed == [str(r.out.resolve()) for r in runs[1:]]
+    assert listed == [str(Path(r.out).resolve()) for r in runs[1:]]
     assert all((Path(p) / "train.yaml").is_file() for p in listed)
     assert (tmp / "sbatch_calls.txt").read_text().split() == ["--parsable", str(root / "sweep.sbatch")]
     assert json.loads((root / "slurm_job.json").read_text())["job_id"] == "4242"

@@ -20,7 +20,7 @@ def test_expansion_counts_names_N_and_D_from_M(micro):
     assert r.config.name == r.name and r.config.budget.multiplier == 4.0 and r.config.model.name == "tiny_d16"
     assert r.steps == round(4 * N16 / (16 * 64))  # the spec's global batch 16 × seq 64
     assert [r.role for r in runs] == ["fit"] * 5 + ["target"]
-    assert str(r.out).endswith("runs/tiny_d16-4")
+    assert r.out.endswith("runs/tiny_d16-4")
 
 
 def test_tokens_seeds_datasets_and_block_overrides_expand(tmp_path):
