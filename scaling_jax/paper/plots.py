@@ -8,7 +8,7 @@ import numpy as np
 
 from scaling_jax import atomic
 from scaling_jax.laws.figures import pyplot
-from scaling_jax.paper.recipe import Recipe
+from scaling_jax.paper.recipe import Recipe, paper_recipe
 
 
 def figure5(grid: list[dict], path: Path) -> Path:
@@ -42,9 +42,11 @@ def figure5(grid: list[dict], path: Path) -> Path:
     return out
 
 
-def figure1(tb, rec: Recipe, fits: dict, path: Path) -> Path:
+def figure1(tb, fits: dict, path: Path, rec: Recipe | None = None) -> Path:
     """Top: the recipe's validation loss vs compute with the fitted Eq. 4 per M, fit points and
-    targets marked. Bottom: its downstream error vs loss with the fitted Eq. 5."""
+    targets marked. Bottom: its downstream error vs loss with the fitted Eq. 5. ``rec`` defaults
+    to the paper's Table 1."""
+    rec = rec or paper_recipe(tb)
     plt = pyplot()
     datasets = sorted(fits)
     fig, axes = plt.subplots(2, len(datasets), figsize=(5 * len(datasets), 8), squeeze=False)

@@ -117,5 +117,5 @@ def write_reproduction(tb: Testbed, out: Path, plots: bool = True, rec: Recipe |
         from scaling_jax.paper import plots as figures
 
         written += [figures.figure5(grid, out / "figure5_relative_error.png"),
-                    figures.figure1(tb, rec, fits, out / "figure1_laws.png")]
+                    figures.figure1(tb, fits, out / "figure1_laws.png", rec)]
     return summary, tuple(written)

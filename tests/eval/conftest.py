@@ -31,8 +31,8 @@ def trained_run(tmp_path_factory) -> Path:
     cfg_path = root / "run.yaml"
     cfg_path.write_text(yaml.safe_dump(copy.deepcopy(RUN)))
     train(load_train_config(cfg_path), root / "run")
-    # notebooks/03_downstream_eval.ipynb reuses this run when tests/test_notebooks.py runs after
-    # these tests in one session (it trains its own, the same config, when run alone)
+    # notebooks/03_downstream_eval.ipynb reuses this run when its test runs after these in the
+    # same process (it trains its own, the same config, when run alone)
     os.environ["SCALING_JAX_EVAL_RUN"] = str(root / "run")
     return root / "run"
 

@@ -1,0 +1,6 @@
+import pytest
+
+
+@pytest.mark.slow
+def test_notebook_runs(run_notebook):
+    run_notebook("04_backtest")
