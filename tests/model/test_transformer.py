@@ -7,7 +7,7 @@ import pytest
 from flax import nnx
 
 from scaling_jax.model.loss import lm_loss
-from scaling_jax.model.transformer import Block, Transformer, _norm, _rotary_angles
+from scaling_jax.model.transformer import Block, Transformer, _norm, _rotary_angles, attention_impl
 
 forward = nnx.jit(lambda model, tokens: model(tokens))
 
@@ -165,3 +165,15 @@ def test_implicit_rank_promotion_raises_here():
     with pytest.raises(ValueError, match="jax_numpy_rank_promotion='raise'"):
         jnp.ones((2, 3)) + jnp.ones(3)
     assert (jnp.ones((2, 3)) + jnp.ones(3)[None, :]).shape == (2, 3)  # explicit broadcasting is fine
+
+
+def test_auto_attention_is_cudnn_only_on_gpu_for_16_bit(monkeypatch):
+    q = lambda K, dtype: jnp.zeros((1, 4, 2, K), dtype)  # noqa: E731
+    assert attention_impl("auto", q(72, jnp.bfloat16)) is None  # this CPU: XLA's attention
+    assert attention_impl("xla", q(72, jnp.bfloat16)) == "xla"
+    monkeypatch.setattr(jax, "default_backend", lambda: "gpu")
+    assert attention_impl("auto", q(72, jnp.bfloat16)) == "cudnn"
+    assert attention_impl("auto", q(64, jnp.float16)) == "cudnn"
+    assert attention_impl("auto", q(72, jnp.float32)) is None  # cuDNN's fused kernel is 16-bit only
+    assert attention_impl("auto", q(12, jnp.bfloat16)) is None  # head width not a multiple of 8
+    assert attention_impl("auto", q(256, jnp.bfloat16)) is None
