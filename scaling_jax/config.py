@@ -16,7 +16,8 @@ from typing import Any, Mapping, Sequence, TypeVar
 
 import yaml
 
-from scaling_jax.errors import UserError
+from scaling_jax import paths
+from scaling_jax.errors import InputNotFound, UserError
 
 T = TypeVar("T")
 
@@ -241,12 +242,13 @@ def merge(base: Mapping[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def read_mapping(path: str | Path, what: str = "config file") -> dict[str, Any]:
-    """A YAML file's top-level mapping (empty file: ``{}``); errors name the file."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"{path}: {what} not found")
+    """A YAML file's top-level mapping (empty file: ``{}``), local or on ``gs://``; errors name the file."""
     try:
-        data = yaml_load(path.read_text()) or {}
+        text = paths.read_text(path)
+    except InputNotFound:
+        raise ConfigError(f"{path}: {what} not found") from None
+    try:
+        data = yaml_load(text) or {}
     except yaml.YAMLError as e:
         raise ConfigError(f"{path}: not valid YAML: {e}") from e
     if not isinstance(data, Mapping):

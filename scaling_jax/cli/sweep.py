@@ -50,6 +50,9 @@ def add_parser(sub) -> None:
     q = verbs.add_parser("run-one", help="train one run folder of a sweep (what the runners call)")
     q.add_argument("run_dir")
     q.set_defaults(func=run_one)
+    q = verbs.add_parser("worker", help="train the run folders named on stdin (RUN_DIR<TAB>LOG per line), "
+                                        "one after another (what the local runner starts per slot)")
+    q.set_defaults(func=worker)
 
 
 def _load(args):
@@ -107,7 +110,8 @@ def run(args) -> int:
     if args.role:
         runs = [r for r in runs if r.role in args.role]
     root = write_run_configs(spec, runs)
-    todo = [r for r in runs if read_state(r.out).state != "done"]
+    if args.runner == "slurm" or args.dry_run:  # the local runner reads the states itself
+        todo = [r for r in runs if read_state(r.out).state != "done"]
     if args.runner == "slurm":
         from scaling_jax.sweep.slurm import SlurmOptions, script_root, submit
 
@@ -178,3 +182,9 @@ def run_one(args) -> int:
     from scaling_jax.sweep.single import run_one as train_one
 
     return train_one(args.run_dir)
+
+
+def worker(args) -> int:
+    from scaling_jax.sweep.single import serve
+
+    return serve()

@@ -92,6 +92,8 @@ class Scorer:
         sh = self.lm.batch_sharding
         if sh is None:
             return jnp.asarray(x)
+        if jax.process_count() == 1:
+            return jax.device_put(x, sh)
         return jax.make_array_from_callback(x.shape, sh, lambda idx: x[idx])
 
     def dispatch(self, batch: Batch):
@@ -110,7 +112,7 @@ class Scorer:
     def fetch(self, out) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(log-probability sums, greedy-exact flags, argmax tokens) of a dispatched batch."""
         t0 = time.perf_counter()
-        logprob, exact, greedy = (np.asarray(o) for o in out)
+        logprob, exact, greedy = jax.device_get(out)  # one wait for all three
         self.seconds += time.perf_counter() - t0
         return logprob, exact, greedy
 

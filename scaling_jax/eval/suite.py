@@ -8,11 +8,13 @@ when the greedy argmax matches every continuation token.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
+import functools
 import json
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 from tqdm import tqdm
@@ -26,6 +28,7 @@ from scaling_jax.eval.tasks import TaskData, TaskSpec, load_task
 from scaling_jax.eval.tokenizers import IdTokenizer
 
 _ENCODED: dict[tuple, tuple[list[Item], list[Encoded]]] = {}
+IN_FLIGHT = 8  # batches dispatched ahead of the one being read back
 
 
 def _tokenizer_key(tokenizer) -> Any:
@@ -52,8 +55,15 @@ def prepare(task: TaskData, tokenizer, max_seq_len: int, limit: int | None) -> t
 
 @dataclasses.dataclass
 class SuiteResult:
+    """The suite's summary, and its per-example records built on first use (scoring needs
+    only arrays; the records are for ``examples.jsonl``)."""
+
     summary: dict[str, Any]
-    examples: list[dict[str, Any]]
+    build_examples: Callable[[], list[dict[str, Any]]] = dataclasses.field(repr=False)
+
+    @functools.cached_property
+    def examples(self) -> list[dict[str, Any]]:
+        return self.build_examples()
 
     @property
     def accuracies(self) -> dict[str, float]:
@@ -65,20 +75,52 @@ class SuiteResult:
         paths.write_text(paths.join(out, "examples.jsonl"), "".join(json.dumps(e) + "\n" for e in self.examples))
 
 
-def _judge(task: TaskSpec, item: Item, enc: Encoded, logprob, exact, greedy, decode) -> dict[str, Any]:
-    n_tok = [len(t) - s for t, s in zip(enc.tokens, enc.start)]
+@dataclasses.dataclass(frozen=True)
+class _Layout:
+    """A suite's batches for one model shape, and the flat row order their results are gathered
+    in: item ``k``'s row ``r`` is flat row ``first[k] + r``."""
+
+    batches: tuple[batching.Batch, ...]
+    where: tuple[np.ndarray, ...]  # per batch: the flat row of each filled batch row
+    first: np.ndarray  # per item: its first flat row
+    item: np.ndarray  # per flat row: its item
+    n_tokens: np.ndarray  # per flat row: continuation tokens scored
+
+
+_LAYOUTS: dict[tuple, _Layout] = {}
+
+
+def _layout(encoded: list[Encoded], key: tuple, max_seq_len: int, **plan_kw) -> _Layout:
+    """Batches planned once per (cached encodings, shape): later calls only score."""
+    key = (key, max_seq_len, *sorted(plan_kw.items()))
+    if key not in _LAYOUTS:
+        n_rows = np.array([len(e.tokens) for e in encoded], np.int64)
+        first = np.cumsum(n_rows) - n_rows
+        batches = tuple(batching.plan(encoded, max_seq_len, **plan_kw))
+        where = tuple(np.array([first[i] + r for i, r in b.rows], np.int64) for b in batches)
+        n_tok = np.array([len(t) - s for e in encoded for t, s in zip(e.tokens, e.start)], np.float64)
+        _LAYOUTS[key] = _Layout(batches, where, first, np.repeat(np.arange(len(encoded)), n_rows), n_tok)
+    return _LAYOUTS[key]
+
+
+def _choices(logprob: np.ndarray, lay: _Layout) -> np.ndarray:
+    """Per item, the row of lowest mean per-token cross-entropy (the first on ties, as np.argmin)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mean_ce = -logprob / lay.n_tokens
+    lowest = np.minimum.reduceat(mean_ce, lay.first) if len(lay.first) else mean_ce
+    at = np.flatnonzero(mean_ce == lowest[lay.item])
+    items, firsts = np.unique(lay.item[at], return_index=True)
+    pred = np.zeros(len(lay.first), np.int64)
+    pred[items] = at[firsts] - lay.first[items]
+    return pred
+
+
+def _record(task: TaskSpec, item: Item, enc: Encoded, logprobs: np.ndarray, pred, correct: bool) -> dict[str, Any]:
     rec = {"task": task.label, "index": item.index,
            "prompt": item.prompts[0] if task.task_type != "schema" else item.prompts,
-           "continuations": list(item.continuations), "logprobs": [float(x) for x in logprob], "n_tokens": n_tok}
-    if task.task_type == "language_modeling":
-        rec["pred"] = decode(list(greedy[0]))
-        rec["gold"] = item.gold
-        rec["correct"] = bool(exact[0])
-    else:
-        mean_ce = [-lp / n for lp, n in zip(rec["logprobs"], n_tok)]
-        rec["pred"] = min(range(len(mean_ce)), key=mean_ce.__getitem__)  # the first on ties, as np.argmin
-        rec["gold"] = item.gold
-        rec["correct"] = rec["pred"] == item.gold
+           "continuations": list(item.continuations), "logprobs": logprobs.tolist(),
+           "n_tokens": [len(t) - s for t, s in zip(enc.tokens, enc.start)], "pred": pred, "gold": item.gold,
+           "correct": bool(correct)}
     if item.category is not None:
         rec["category"] = item.category
     return rec
@@ -98,73 +140,90 @@ def run_suite(lm: LanguageModel, tokenizer, specs: list[TaskSpec], *, limit: int
         else:
             tasks.append(data)
     ids = IdTokenizer(lm.vocab_size)
-    prepared = [prepare(t, ids if t.spec.token_text else tokenizer, lm.max_seq_len, limit) for t in tasks]
-    flat = [(ti, ii) for ti, (items, _) in enumerate(prepared) for ii in range(len(items))]
-    encoded = [prepared[ti][1][ii] for ti, ii in flat]
+    tokenizers = [ids if t.spec.token_text else tokenizer for t in tasks]
+    prepared = [prepare(t, tok, lm.max_seq_len, limit) for t, tok in zip(tasks, tokenizers)]
+    encoded = [e for _, enc in prepared for e in enc]
+    lay = _layout(encoded, tuple(id(enc) for _, enc in prepared), lm.max_seq_len, tokens_per_batch=tokens_per_batch,
+                  shards=lm.shards, smallest_bucket=smallest_bucket)
     scorer = scorer or scorer_for(lm)
     compiles0, seconds0 = scorer.compiles, scorer.seconds
-    results: dict[int, dict[int, tuple]] = {i: {} for i in range(len(flat))}
-    n_batches = 0
-    bar = tqdm(total=len(flat), unit="ex", desc="eval", disable=not progress, dynamic_ncols=True)
+    logprob = np.zeros(len(lay.item), np.float64)
+    exact = np.zeros(len(lay.item), bool)
+    greedy: list[np.ndarray] = []
+    bar = tqdm(total=len(lay.batches), unit="batch", desc="eval", disable=not progress, dynamic_ncols=True)
 
-    def collect(batch, out) -> None:
-        logprob, exact, greedy = scorer.fetch(out)
-        done = set()
-        for b, ((item, row), (lo, hi)) in enumerate(zip(batch.rows, batch.spans)):
-            results[item][row] = (logprob[b], exact[b], greedy[b, lo:hi])
-            done.add(item)
-        bar.update(len(done))
+    def collect(where: np.ndarray, out) -> None:
+        lp, ex, gr = scorer.fetch(out)
+        logprob[where], exact[where] = lp[:len(where)], ex[:len(where)]
+        greedy.append(gr)
+        bar.update(1)
 
-    pending = None  # one batch in flight while the next is built: the host never waits idle
-    for batch in batching.plan(encoded, lm.max_seq_len, tokens_per_batch=tokens_per_batch, shards=lm.shards,
-                               smallest_bucket=smallest_bucket):
-        out = scorer.dispatch(batch)
-        if pending is not None:
-            collect(*pending)
-        pending = (batch, out)
-        n_batches += 1
-    if pending is not None:
-        collect(*pending)
+    # Up to IN_FLIGHT batches queued on the device before the oldest is read back: the device
+    # runs them back to back while the host sends the next and reads results.
+    pending: collections.deque = collections.deque()
+    for batch, where in zip(lay.batches, lay.where):
+        pending.append((where, scorer.dispatch(batch)))
+        if len(pending) > IN_FLIGHT:
+            collect(*pending.popleft())
+    while pending:
+        collect(*pending.popleft())
     bar.close()
-    examples, per_task = [], {t.spec.label: [] for t in tasks}
-    for k, (ti, ii) in enumerate(flat):
-        spec, item, enc = tasks[ti].spec, prepared[ti][0][ii], encoded[k]
-        rows = [results[k][r] for r in range(len(enc.tokens))]
-        rec = _judge(spec, item, enc, *zip(*rows), (ids if spec.token_text else tokenizer).decode)
-        examples.append(rec)
-        per_task[spec.label].append(rec)
-    summary_tasks = {}
+
+    choice = _choices(logprob, lay)
+    summary_tasks, judged, k = {}, [], 0
     for t, (items, _) in zip(tasks, prepared):
-        recs = per_task[t.spec.label]
-        entry = _task_summary(t, items, recs)
-        summary_tasks[t.spec.label] = entry
+        ks = np.arange(k, k + len(items))
+        k += len(items)
+        if t.spec.task_type == "language_modeling":
+            correct = exact[lay.first[ks]]
+        else:
+            correct = choice[ks] == np.array([it.gold for it in items])
+        judged.append((t, items, ks, correct))
+        summary_tasks[t.spec.label] = _task_summary(t, items, correct)
+
+    def build_examples() -> list[dict[str, Any]]:
+        row_at = {int(f): (b, i) for b, where in enumerate(lay.where) for i, f in enumerate(where)}
+        out = []
+        for (t, items, ks, correct), tok in zip(judged, tokenizers):
+            for item, kk, ok in zip(items, ks.tolist(), correct.tolist()):
+                f = int(lay.first[kk])
+                rows = slice(f, f + len(encoded[kk].tokens))
+                if t.spec.task_type == "language_modeling":
+                    b, i = row_at[f]
+                    lo, hi = lay.batches[b].spans[i]
+                    pred = tok.decode(greedy[b][i, lo:hi].tolist())
+                else:
+                    pred = int(choice[kk])
+                out.append(_record(t.spec, item, encoded[kk], logprob[rows].astype(np.float32), pred, ok))
+        return out
+
     acc = {k: v["accuracy"] for k, v in summary_tasks.items()}
     seconds = time.perf_counter() - t_start
     summary = {
         "model": lm.name, "tasks": summary_tasks, "missing": missing, **average_errors(acc),
         "limit": limit,
-        "speed": {"seconds": seconds, "scoring_seconds": scorer.seconds - seconds0, "examples": len(flat),
-                  "batches": n_batches, "compiles": scorer.compiles - compiles0,
-                  "examples_per_s": len(flat) / seconds if seconds else None},
+        "speed": {"seconds": seconds, "scoring_seconds": scorer.seconds - seconds0, "examples": len(encoded),
+                  "batches": len(lay.batches), "compiles": scorer.compiles - compiles0,
+                  "examples_per_s": len(encoded) / seconds if seconds else None},
     }
-    return SuiteResult(summary, examples)
+    return SuiteResult(summary, build_examples)
 
 
-def _task_summary(task: TaskData, items: list[Item], recs: list[dict]) -> dict[str, Any]:
+def _task_summary(task: TaskData, items: list[Item], correct: np.ndarray) -> dict[str, Any]:
     s = task.spec
-    correct = np.array([r["correct"] for r in recs], float)
+    correct = correct.astype(float)
     chance = s.chance
     if chance is None:
         chance = 0.0 if s.task_type == "language_modeling" else float(np.mean([1 / len(it.contexts) for it in items]))
-    entry: dict[str, Any] = {"accuracy": float(correct.mean()) if len(correct) else 0.0, "n_examples": len(recs),
+    entry: dict[str, Any] = {"accuracy": float(correct.mean()) if len(correct) else 0.0, "n_examples": len(items),
                              "n_examples_in_file": len(task.rows), "chance": chance, "type": s.task_type,
                              "num_fewshot": s.num_fewshot, "file": s.dataset_uri or None, "sha256": task.sha256}
     if s.bayes_accuracy is not None:
         entry["bayes_accuracy"] = s.bayes_accuracy
     if s.has_categories:
         cats: dict[str, list[float]] = {}
-        for r, c in zip(recs, correct):
-            cats.setdefault(r["category"], []).append(c)
+        for it, c in zip(items, correct):
+            cats.setdefault(it.category, []).append(c)
         entry["categories"] = {k: float(np.mean(v)) for k, v in cats.items()}
         entry["accuracy"] = float(np.mean(list(entry["categories"].values())))  # mean over categories
     return entry

@@ -1,12 +1,15 @@
-"""The local runner: the sweep's unfinished runs as ``sweep run-one`` processes, ``jobs`` at a
-time. One process per GPU when the host has GPUs (each sees only its own), else one per two
-CPU cores (a JAX CPU process already uses several threads). A failed run is reported at the
-end and the others go on; SIGINT/SIGTERM is passed to the running children, which checkpoint
-and stop, so the next ``sweep run`` resumes them.
+"""The local runner: the sweep's unfinished runs on ``jobs`` worker processes (``sweep worker``),
+each training its runs one after another. One worker per GPU when the host has GPUs (each sees
+only its own), else one per two CPU cores (a JAX CPU process already uses several threads).
+A worker pays process start and imports once, not once per run: on the CPU ladder's tiny runs
+that was most of the sweep's overhead. A failed run is reported at the end and the others go on
+(a worker that dies takes only its current run with it); SIGINT/SIGTERM is passed to the
+workers, whose runs checkpoint and stop, so the next ``sweep run`` resumes them.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import shutil
@@ -14,6 +17,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Callable
@@ -47,10 +51,6 @@ def default_jobs() -> int:
     return local_gpus() or max(1, (os.cpu_count() or 1) // 2)
 
 
-def run_command(run: Run) -> list[str]:
-    return [sys.executable, "-m", "scaling_jax.cli", "sweep", "run-one", str(run.out)]
-
-
 def log_file(run: Run) -> Path:
     """Where the runner writes a run's output: its folder, or for a ``gs://`` run a local file
     (uploaded into the run folder when the run ends)."""
@@ -58,6 +58,33 @@ def log_file(run: Run) -> Path:
         return Path(run.out) / LOG_FILE
     sweep = paths.name(paths.parent(run.out))
     return Path(tempfile.gettempdir()) / "scaling_jax_sweep_logs" / sweep / f"{run.name}.log"
+
+
+def worker_command() -> list[str]:
+    return [sys.executable, "-m", "scaling_jax.cli", "sweep", "worker"]
+
+
+class _Worker:
+    """One ``sweep worker`` process: runs sent one at a time, their exit codes read back."""
+
+    def __init__(self, env: dict[str, str]):
+        self.proc = subprocess.Popen(worker_command(), stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env,
+                                     text=True, start_new_session=True)
+
+    def train(self, run: Run, log: Path) -> int | None:
+        """The run's exit code, or None when the worker died during it."""
+        try:
+            self.proc.stdin.write(f"{run.out}\t{log}\n")
+            self.proc.stdin.flush()
+            line = self.proc.stdout.readline()
+        except (BrokenPipeError, OSError):
+            line = ""
+        return int(line) if line.strip() else None
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.proc.stdin.close()
+        self.proc.wait()
 
 
 def run_local(runs: list[Run], jobs: int, *, say: Callable[[str], None] = print) -> list[Outcome]:
@@ -73,46 +100,55 @@ def run_local(runs: list[Run], jobs: int, *, say: Callable[[str], None] = print)
             outcomes[r.name] = Outcome(r.name, "running", 0, 0.0, st.log)
         else:
             todo.append(r)
-    active: dict[int, tuple[subprocess.Popen, Run, float, bool]] = {}
-    stopping = []
+    lock, stopping, workers = threading.Lock(), threading.Event(), {}
+
+    def slot(n: int) -> None:
+        env = dict(os.environ)
+        if gpus:
+            env["CUDA_VISIBLE_DEVICES"] = str(n % gpus)
+        while not stopping.is_set():
+            with lock:
+                if not todo:
+                    break
+                r = todo.pop(0)
+                if n not in workers:
+                    workers[n] = _Worker(env)
+            resume = bool(checkpoint_steps(r.out))
+            log_path = log_file(r)
+            log_path.parent.mkdir(parents=True, exist_ok=True)
+            say(f"{r.name}: {'resuming' if resume else 'starting'} (log {log_path})")
+            t0 = time.perf_counter()
+            rc = workers[n].train(r, log_path)
+            if rc is None:  # the worker died (killed, out of memory): the run failed; a fresh worker goes on
+                with lock:
+                    rc = workers.pop(n).proc.wait() or 1
+            action = "failed" if rc not in (0, 143) else "stopped" if rc == 143 else \
+                "resumed" if resume else "trained"
+            outcomes[r.name] = Outcome(r.name, action, rc, time.perf_counter() - t0, str(log_path))
+            if paths.is_gcs(r.out):
+                paths.write_text(paths.join(r.out, LOG_FILE), log_path.read_text(errors="replace"))
+            if action == "failed" and read_state(r.out).state != "failed":  # died before saying so
+                mark(r.out, "failed", message=f"exit {rc} (see {log_path})")
+            say(f"{r.name}: {action} (exit {rc}, {outcomes[r.name].seconds:.1f} s)")
+        with lock:
+            w = workers.pop(n, None)
+        if w is not None:
+            w.close()
 
     def stop(signum, frame):
-        stopping.append(signum)
-        for p, *_ in active.values():
-            p.send_signal(signal.SIGTERM)
+        stopping.set()
+        with lock:
+            for w in workers.values():
+                w.proc.send_signal(signal.SIGTERM)
 
     old = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
-        while (todo and not stopping) or active:
-            free = [s for s in range(jobs) if s not in active]
-            while free and todo and not stopping:
-                slot, r = free.pop(0), todo.pop(0)
-                env = dict(os.environ)
-                if gpus:
-                    env["CUDA_VISIBLE_DEVICES"] = str(slot % gpus)
-                resume = bool(checkpoint_steps(r.out))
-                log_path = log_file(r)
-                log_path.parent.mkdir(parents=True, exist_ok=True)
-                log = open(log_path, "a")
-                say(f"{r.name}: {'resuming' if resume else 'starting'} (log {log_path})")
-                p = subprocess.Popen(run_command(r), stdout=log, stderr=subprocess.STDOUT, env=env,
-                                     start_new_session=True)
-                log.close()
-                active[slot] = (p, r, time.perf_counter(), resume)
-            for slot, (p, r, t0, resume) in list(active.items()):
-                rc = p.poll()
-                if rc is None:
-                    continue
-                del active[slot]
-                action = "failed" if rc not in (0, 143) else "stopped" if rc == 143 else \
-                    "resumed" if resume else "trained"
-                outcomes[r.name] = Outcome(r.name, action, rc, time.perf_counter() - t0, str(log_file(r)))
-                if paths.is_gcs(r.out):
-                    paths.write_text(paths.join(r.out, LOG_FILE), log_file(r).read_text(errors="replace"))
-                if action == "failed" and read_state(r.out).state != "failed":  # died before saying so
-                    mark(r.out, "failed", message=f"exit {rc} (see {log_file(r)})")
-                say(f"{r.name}: {action} (exit {rc}, {outcomes[r.name].seconds:.1f} s)")
-            time.sleep(0.1)
+        threads = [threading.Thread(target=slot, args=(n,), daemon=True) for n in range(jobs)]
+        for t in threads:
+            t.start()
+        while any(t.is_alive() for t in threads):  # joined with a timeout so signals reach ``stop``
+            for t in threads:
+                t.join(0.1)
     finally:
         for s, h in old.items():
             signal.signal(s, h)

@@ -1,12 +1,14 @@
 """One run of a sweep, with the bookkeeping every runner shares: resume when the folder holds
 checkpoints, mark the folder running while training, failed (with the error) or done after.
 
-``scaling-jax sweep run-one RUN_DIR`` calls :func:`run_one`; the local runner starts one such
-process per run and a SLURM array task runs one per index.
+``scaling-jax sweep run-one RUN_DIR`` calls :func:`run_one` (a SLURM array task runs one per
+index); ``scaling-jax sweep worker`` calls :func:`serve`, which the local runner keeps one of per
+slot and feeds runs one after another.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 import traceback
@@ -18,8 +20,7 @@ from scaling_jax.sweep import state
 
 def run_one(run_dir: str | Path) -> int:
     """Train the run in ``run_dir`` (from its ``train.yaml``); returns the exit code to report."""
-    from scaling_jax.config import from_dict, yaml_load
-    from scaling_jax.train.config import TrainConfig
+    from scaling_jax.train.config import load_train_config
     from scaling_jax.train.loop import train
 
     run_dir = str(run_dir)
@@ -30,8 +31,7 @@ def run_one(run_dir: str | Path) -> int:
     t0 = time.time()
     state.mark(run_dir, "running", started=t0, resume_from=steps[-1] if steps else None)
     try:
-        cfg_file = paths.join(run_dir, state.CONFIG_FILE)
-        cfg = from_dict(TrainConfig, yaml_load(paths.read_text(cfg_file)), where=cfg_file)
+        cfg = load_train_config(paths.join(run_dir, state.CONFIG_FILE))
         outcome = train(cfg, run_dir, resume=bool(steps))
     except BaseException as e:  # a failure of any kind is this run's verdict, not the sweep's
         traceback.print_exc()
@@ -47,3 +47,37 @@ def run_one(run_dir: str | Path) -> int:
           f"{f', resumed from {steps[-1]}' if steps else ''})")
     sys.stdout.flush()
     return 0
+
+
+def serve(lines=None) -> int:
+    """Train the runs named on stdin one after another in this process, each line
+    ``RUN_DIR<TAB>LOG_FILE``, each run's output appended to its log; answer every line with the
+    run's exit code on the original stdout. The local runner keeps one such worker per slot, so
+    process start, imports and loaded programs are paid once per worker, not once per run."""
+    ctl = os.fdopen(os.dup(1), "w", buffering=1)
+    for line in lines if lines is not None else sys.stdin:
+        run_dir, log = line.rstrip("\n").split("\t")
+        rc = _logged(log, run_one, run_dir)
+        ctl.write(f"{rc}\n")
+    return 0
+
+
+def _logged(log: str, fn, *args) -> int:
+    """``fn(*args)`` with file descriptors 1 and 2 (Python's and XLA's output) appended to ``log``."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    try:
+        with open(log, "a") as f:
+            os.dup2(f.fileno(), 1)
+            os.dup2(f.fileno(), 2)
+            try:
+                return fn(*args)
+            finally:
+                sys.stdout.flush()
+                sys.stderr.flush()
+    finally:
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        os.close(saved[0])
+        os.close(saved[1])

@@ -18,6 +18,7 @@ from typing import Any, Literal, Mapping
 
 from scaling_jax import paths
 from scaling_jax.config import ConfigError, from_dict, merge, read_mapping, to_dict
+from scaling_jax.testbed.schema import ComputeAxes
 from scaling_jax.train.config import TrainConfig, model_config
 
 ROLES = ("fit", "target", "other")
@@ -73,7 +74,7 @@ class SweepSpec:
 
 
 @dataclasses.dataclass(frozen=True)
-class Run:
+class Run(ComputeAxes):
     """One run of a sweep, with everything ``train`` needs and ``plan`` prints."""
 
     name: str
@@ -86,14 +87,6 @@ class Run:
     role: str
     config: TrainConfig
     out: str  # the run folder: local or gs://
-
-    @property
-    def M(self) -> float:
-        return self.D / self.N
-
-    @property
-    def C(self) -> float:
-        return 6.0 * self.N * self.D
 
     def row(self) -> dict[str, Any]:
         """The ``sweep plan --json`` row."""

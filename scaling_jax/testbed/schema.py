@@ -22,8 +22,25 @@ def _frozen(m: Mapping | None) -> Mapping:
     return MappingProxyType(dict(m or {}))
 
 
+class ComputeAxes:
+    """The paper's derived axes of a run with ``N`` parameters trained on ``D`` tokens."""
+
+    N: float
+    D: float
+
+    @property
+    def M(self) -> float:
+        """Token multiplier D/N."""
+        return self.D / self.N
+
+    @property
+    def C(self) -> float:
+        """Training compute 6·N·D FLOPs."""
+        return 6.0 * self.N * self.D
+
+
 @dataclasses.dataclass(frozen=True)
-class RunRecord:
+class RunRecord(ComputeAxes):
     """One trained model.
 
     ``losses`` maps a validation-set name (``c4_val``, ``openlm``, ``paloma_c4_en``, ...) to
@@ -66,16 +83,6 @@ class RunRecord:
         )
         object.__setattr__(self, "accuracies", _frozen(self.accuracies))
         object.__setattr__(self, "hyperparameters", _frozen(self.hyperparameters))
-
-    @property
-    def M(self) -> float:
-        """Token multiplier D/N."""
-        return self.D / self.N
-
-    @property
-    def C(self) -> float:
-        """Training compute 6·N·D FLOPs."""
-        return 6.0 * self.N * self.D
 
     def loss(self, val_set: str) -> float:
         if val_set not in self.losses:

@@ -9,7 +9,7 @@ from pathlib import Path
 from flax import nnx
 
 from scaling_jax import paths
-from scaling_jax.config import from_dict, yaml_load
+from scaling_jax.config import from_dict
 from scaling_jax.data.tokenizer import load_tokenizer
 from scaling_jax.errors import InputNotFound, UserError
 from scaling_jax.eval.score import LanguageModel
@@ -17,7 +17,7 @@ from scaling_jax.eval.tokenizers import ByteTokenizer
 from scaling_jax.model.config import ModelConfig
 from scaling_jax.model.sharding import batch_sharding, make_mesh
 from scaling_jax.train.checkpoint import Checkpoints, param_shapes
-from scaling_jax.train.config import TrainConfig, model_config
+from scaling_jax.train.config import TrainConfig, load_train_config, model_config
 from scaling_jax.train.optimizer import optimizer
 from scaling_jax.train.step import setup
 
@@ -107,7 +107,7 @@ def load_run(path: str | Path, mesh=None) -> LoadedRun:
         step = _latest(ckpts, step, ckpt_dir)
         cfg_file = paths.join(run_dir, "config.json") if run_dir is not None else None
         if cfg_file is not None and paths.exists(cfg_file):
-            cfg = from_dict(TrainConfig, yaml_load(paths.read_text(cfg_file)), where=cfg_file)
+            cfg = load_train_config(cfg_file)
         else:
             meta_cfg = ckpts.read_meta(step).get("config")
             if not meta_cfg:

@@ -1,5 +1,5 @@
-"""The local and SLURM runners, with a stand-in for ``sweep run-one`` that writes a record (or
-fails for a run whose name says so), so the runner's logic is checked in a second."""
+"""The local and SLURM runners, with a stand-in for training that writes a record (or fails for a
+run whose name says so), so the runner's logic is checked in a second."""
 
 import json
 import os
@@ -16,32 +16,43 @@ from scaling_jax.sweep.folders import write_run_configs
 from scaling_jax.sweep.spec import expand, load_spec
 from scaling_jax.testbed import load_testbed
 
-# Writes a valid record whose loss follows Eq. 3 with a floor of 2; appends to attempts.txt
-# whether it resumed (checkpoints present); fails for the run whose folder name holds "-4".
-FAKE_TRAIN = r"""
-import json, sys, pathlib, yaml
-d = pathlib.Path(sys.argv[1])
-cps = d / "checkpoints"
-with open(d / "attempts.txt", "a") as f:
-    f.write("resume\n" if cps.is_dir() and any(p.name.isdigit() for p in cps.iterdir()) else "fresh\n")
-if d.name.endswith("-4") and "{fail}" == "1":
-    print("boom: this run fails"); sys.exit(1)
-cfg = yaml.safe_load((d / "train.yaml").read_text())
-N = json.loads((d.parent / "N.json").read_text())[cfg["model"]["name"]]
-D = cfg["budget"]["multiplier"] * N
-L = 2.0 + 400 * N ** -0.3 + 900 * D ** -0.3
-rec = {"name": cfg["name"], "dataset": cfg["data"]["name"], "model": cfg["model"]["name"], "N": N,
-       "params_no_embed": N - 1000, "D": D, "losses": {"synthetic": L}, "err_46": 0.9 - 0.1 / L,
-       "err_17": 0.9 - 0.1 / L}
-(d / "record.json").write_text(json.dumps(rec))
+# A ``sweep worker`` whose run_one writes a valid record with a loss following Eq. 3 with a floor
+# of 2 and appends to attempts.txt whether it resumed (checkpoints present); it fails for the run
+# whose folder name holds "-4". The worker loop, output redirection and exit codes are the real ones.
+FAKE_WORKER = r"""
+import json, os, pathlib, signal, sys, yaml
+from scaling_jax.sweep import single
+
+def run_one(run_dir):
+    d = pathlib.Path(run_dir)
+    cps = d / "checkpoints"
+    with open(d / "attempts.txt", "a") as f:
+        f.write("resume\n" if cps.is_dir() and any(p.name.isdigit() for p in cps.iterdir()) else "fresh\n")
+    if d.name.endswith("-4") and "{fail}" == "1":
+        print("boom: this run fails")
+        return 1
+    if d.name.endswith("-4") and "{fail}" == "die":
+        os.kill(os.getpid(), signal.SIGKILL)
+    cfg = yaml.safe_load((d / "train.yaml").read_text())
+    N = json.loads((d.parent / "N.json").read_text())[cfg["model"]["name"]]
+    D = cfg["budget"]["multiplier"] * N
+    L = 2.0 + 400 * N ** -0.3 + 900 * D ** -0.3
+    rec = {"name": cfg["name"], "dataset": cfg["data"]["name"], "model": cfg["model"]["name"], "N": N,
+           "params_no_embed": N - 1000, "D": D, "losses": {"synthetic": L}, "err_46": 0.9 - 0.1 / L,
+           "err_17": 0.9 - 0.1 / L}
+    (d / "record.json").write_text(json.dumps(rec))
+    return 0
+
+single.run_one = run_one
+sys.exit(single.serve())
 """
 
 
 @pytest.fixture
 def fake_train(monkeypatch):
-    def use(fail: bool):
-        code = FAKE_TRAIN.replace("{fail}", "1" if fail else "0")
-        monkeypatch.setattr(local, "run_command", lambda run: [sys.executable, "-c", code, str(run.out)])
+    def use(fail: bool | str):
+        code = FAKE_WORKER.replace("{fail}", {True: "1", False: "0"}.get(fail, fail))
+        monkeypatch.setattr(local, "worker_command", lambda: [sys.executable, "-c", code])
     return use
 
 
@@ -102,6 +113,18 @@ def test_failure_is_reported_idempotence_and_resume_of_only_unfinished_runs(micr
     rep = json.loads((micro.parent / "rep" / "reproduce.json").read_text())
     target = rep["datasets"]["synthetic"]["targets"][0]
     assert target["model"] == "tiny_d32" and target["loss_rel_err"] < 0.5
+
+
+def test_a_worker_that_dies_fails_only_its_run(micro, fake_train):
+    spec = load_spec(micro)
+    runs = expand(spec)
+    write_run_configs(spec, runs)
+    (Path(runs[0].out).parent / "N.json").write_text(json.dumps({r.model: r.N for r in runs}))
+    fake_train(fail="die")
+    out = local.run_local(runs, jobs=1, say=lambda s: None)
+    assert [o.action for o in out] == ["trained", "failed", "trained", "trained", "failed", "trained"]
+    assert all(o.rc == -9 for o in local.failures(out))
+    assert all(_attempts(r) == ["fresh"] for r in runs)  # each run tried once, by a fresh worker after a death
 
 
 def _fake_sbatch(tmp: Path) -> Path:
