@@ -2,9 +2,10 @@
 
     python benchmarks/bench_sweep.py [--spec configs/sweeps/cpu_ladder_ci.yaml] [--probe-steps 20] [--jobs 1]
 
-Runs every run of the spec with the local runner (``sweep run``, one process per run) into a
-fresh folder with a fresh persistent compilation cache, then, in this process, measures the
-training throughput of each distinct shape (``sweep.estimate.probe``: jitted steps on random
+Runs every run of the spec as the local runner does (one ``sweep worker`` process training the
+runs one after another; the first run's wall time includes the worker's start) into a fresh
+folder with a fresh persistent compilation cache, then, in this process, measures the training
+throughput of each distinct shape (``sweep.estimate.probe``: jitted steps on random
 tokens after a warm-up step). Pure step time of a run = its steps × tokens per step / that
 throughput. Overhead = 1 − Σ pure / Σ wall (process start, imports, compilation, validation,
 downstream evaluation, checkpoints; goal < 15 %). Compiles: the compilation-cache entries each
@@ -15,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -40,7 +40,7 @@ def main() -> None:
     from scaling_jax.config import parse_overrides
     from scaling_jax.sweep import estimate
     from scaling_jax.sweep.folders import write_run_configs
-    from scaling_jax.sweep.local import run_command
+    from scaling_jax.sweep.local import Worker
     from scaling_jax.sweep.spec import expand, load_spec
     from scaling_jax.sweep.state import LOG_FILE, checkpoint_steps
 
@@ -48,17 +48,18 @@ def main() -> None:
     runs = expand(spec)
     write_run_configs(spec, runs)
     rows, t_all = [], time.perf_counter()
+    worker = Worker(env)  # as the local runner trains them: one worker process, runs one after another
     for r in runs:  # one at a time, so each run's wall time and cache entries are its own
         before = set(os.listdir(cache)) if cache.is_dir() else set()
         t0 = time.perf_counter()
-        with open(Path(r.out) / LOG_FILE, "a") as log:
-            rc = subprocess.run(run_command(r), stdout=log, stderr=subprocess.STDOUT, env=env).returncode
+        rc = worker.train(r, Path(r.out) / LOG_FILE)
         wall = time.perf_counter() - t0
         if rc != 0 or checkpoint_steps(r.out)[-1:] != [r.steps]:
             sys.exit(f"{r.name}: exit {rc}; see {Path(r.out) / LOG_FILE}")
         new = set(os.listdir(cache)) - before if cache.is_dir() else set()
         rows.append({"run": r, "wall": wall, "compiles": len(new),
                      "programs": sorted(n.split("-")[0] for n in new)})
+    worker.close()
     sweep_wall = time.perf_counter() - t_all
     tps = estimate.throughputs(runs, {}, steps=args.probe_steps)
     print(f"spec {args.spec}: {len(runs)} runs, jobs=1, probe {args.probe_steps} steps per shape")

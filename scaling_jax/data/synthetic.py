@@ -151,3 +151,14 @@ class SyntheticWindows:
 
     def read_batch(self, idx_B) -> np.ndarray:
         return self.mixture.generate(self.split, np.asarray(idx_B), self.seq_len + 1)
+
+    def mean_bayes_loss(self, n: int) -> float:
+        """The Bayes-optimal loss of the first ``n`` windows, once per process for each (corpus,
+        split, length, n): the runs of a sweep share their validation set."""
+        key = (self.mixture.cfg, self.split, self.seq_len, n)
+        if key not in _BAYES_LOSS:
+            _BAYES_LOSS[key] = float(self.mixture.bayes_loss(self.read_batch(np.arange(n))).mean())
+        return _BAYES_LOSS[key]
+
+
+_BAYES_LOSS: dict[tuple, float] = {}

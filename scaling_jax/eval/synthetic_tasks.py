@@ -25,6 +25,8 @@ max_j P(gold = j | options, continuation)). No model can expect more on these ex
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from scaling_jax.data.synthetic import MarkovMixture, SyntheticConfig
@@ -118,18 +120,25 @@ def synthetic_suite(cfg: SyntheticConfig, n_examples: int = 400, seed: int = 0) 
     """The three tasks for the corpus ``cfg``, ``n_examples`` each, with chance and Bayes accuracy."""
     if cfg.n_sources < 2:
         raise UserError(f"synthetic suite: needs at least 2 sources, the corpus has {cfg.n_sources}")
+    return list(_suite(cfg, n_examples, seed))
+
+
+@functools.lru_cache(maxsize=8)
+def _suite(cfg: SyntheticConfig, n_examples: int, seed: int) -> tuple[TaskSpec, ...]:
+    """Built once per process for each corpus: the exact Bayes accuracies take seconds, and a sweep
+    worker evaluates every run of a ladder on the same suite."""
     mix = MarkovMixture(cfg)
     mc, mc_bayes = source_mc(mix, n_examples, seed)
     lm, lm_bayes = complete(mix, n_examples)
     sc, sc_bayes = schema(mix, n_examples, seed)
-    return [
+    return (
         TaskSpec("synth_source_mc", "multiple_choice", chance=1 / N_CHOICES, bayes_accuracy=mc_bayes, rows=tuple(mc),
                  token_text=True),
         TaskSpec("synth_complete", "language_modeling", chance=0.0, bayes_accuracy=lm_bayes, rows=tuple(lm),
                  token_text=True),
         TaskSpec("synth_schema", "schema", chance=1 / N_OPTIONS, bayes_accuracy=sc_bayes, rows=tuple(sc),
                  token_text=True),
-    ]
+    )
 
 
 def mixture_lm(cfg: SyntheticConfig, max_seq_len: int = 4096) -> LanguageModel:

@@ -64,7 +64,7 @@ def worker_command() -> list[str]:
     return [sys.executable, "-m", "scaling_jax.cli", "sweep", "worker"]
 
 
-class _Worker:
+class Worker:
     """One ``sweep worker`` process: runs sent one at a time, their exit codes read back."""
 
     def __init__(self, env: dict[str, str]):
@@ -112,7 +112,7 @@ def run_local(runs: list[Run], jobs: int, *, say: Callable[[str], None] = print)
                     break
                 r = todo.pop(0)
                 if n not in workers:
-                    workers[n] = _Worker(env)
+                    workers[n] = Worker(env)
             resume = bool(checkpoint_steps(r.out))
             log_path = log_file(r)
             log_path.parent.mkdir(parents=True, exist_ok=True)

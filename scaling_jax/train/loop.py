@@ -296,8 +296,8 @@ def _hyperparameters(cfg: TrainConfig, model_cfg, bud, val_sets) -> dict:
         "dtype": model_cfg.dtype, "seed": cfg.seed,
         "val_data": {name: [f"{src.name}"] for name, src in val_sets.items()},
     }
-    bayes = {name: float(src.mixture.bayes_loss(src.read_batch(np.arange(_n_eval(cfg, len(src))))).mean())
-             for name, src in val_sets.items() if hasattr(src, "mixture")}
+    bayes = {name: src.mean_bayes_loss(_n_eval(cfg, len(src)))
+             for name, src in val_sets.items() if hasattr(src, "mean_bayes_loss")}
     if bayes:
         hp["bayes_loss"] = bayes  # the synthetic language's true (Bayes-optimal) loss per set
     return hp
