@@ -63,6 +63,35 @@ def test_bayes_accuracy_bounds_the_true_mixture():
         assert t["accuracy"] > t["chance"] + 0.15, name
 
 
+def test_records_agree_with_the_summary_and_a_repeat_call():
+    """Accuracies are judged on arrays and the records built afterwards: both must agree, on every
+    task type, and a second call (batches from the cached layout) must give the same records."""
+    specs = synthetic_suite(SYN, n_examples=60)
+    first, again = (run_suite(mixture_lm(SYN), None, specs) for _ in range(2))
+    assert first.examples == again.examples and first.summary["tasks"] == again.summary["tasks"]
+    for name, t in first.summary["tasks"].items():
+        recs = [e for e in first.examples if e["task"] == name]
+        assert len(recs) == t["n_examples"] == 60
+        assert t["accuracy"] == pytest.approx(sum(e["correct"] for e in recs) / len(recs)), name
+        for e in recs:
+            if t["type"] == "language_modeling":
+                assert e["correct"] == (e["pred"] == e["gold"]), e
+            else:  # the lowest mean cross-entropy, the first on ties
+                ce = [-lp / n for lp, n in zip(e["logprobs"], e["n_tokens"])]
+                assert e["pred"] == ce.index(min(ce)) and e["correct"] == (e["pred"] == e["gold"]), e
+
+
+def test_ties_go_to_the_first_choice():
+    import numpy as np
+
+    from scaling_jax.eval.suite import _choices, _Layout
+
+    first = np.array([0, 3, 5])  # items of 3, 2 and 4 rows
+    lay = _Layout((), (), first, np.repeat([0, 1, 2], [3, 2, 4]), np.array([2.0, 1, 1, 4, 2, 1, 1, 1, 1]))
+    logprob = np.array([-2.0, -1, -1, -4, -2, -3, -1, -1, -2])  # mean CE: 1 1 1 | 1 1 | 3 1 1 2
+    assert _choices(logprob, lay).tolist() == [0, 0, 1]
+
+
 def test_random_model_is_at_chance_on_a_real_task(icl_dir):
     from tests.eval.conftest import random_transformer
 
