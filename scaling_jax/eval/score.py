@@ -67,6 +67,13 @@ def scorer_for(lm: LanguageModel) -> "Scorer":
     return sc
 
 
+def release_scorers() -> None:
+    """Drop the parameters the cached scorers hold (their compiled programs stay): a process that
+    trains run after run would otherwise keep every model size's last parameters alive."""
+    for sc in _SCORERS.values():
+        sc.lm = None
+
+
 class Scorer:
     """Scores batches of one model; ``compiles`` counts the programs built (one per bucket)."""
 

@@ -40,11 +40,16 @@ def _tokenizer_key(tokenizer) -> Any:
     return getattr(tokenizer, "cache_key", None) or ("object", id(tokenizer))
 
 
+def _encoding_key(task: TaskData, tokenizer, max_seq_len: int, limit: int | None) -> tuple:
+    s = task.spec
+    return (_tokenizer_key(tokenizer), task.sha256, s.task_type, s.num_fewshot, s.continuation_delimiter,
+            s.example_delimiter, s.has_categories, max_seq_len, limit)
+
+
 def prepare(task: TaskData, tokenizer, max_seq_len: int, limit: int | None) -> tuple[list[Item], list[Encoded]]:
     """The task's items and token ids, tokenized once per (tokenizer, file contents, rules)."""
     s = task.spec
-    key = (_tokenizer_key(tokenizer), task.sha256, s.task_type, s.num_fewshot, s.continuation_delimiter,
-           s.example_delimiter, s.has_categories, max_seq_len, limit)
+    key = _encoding_key(task, tokenizer, max_seq_len, limit)
     if key not in _ENCODED:
         prefix = getattr(tokenizer, "prefix_space", None)
         prefix = needs_prefix_space(tokenizer) if prefix is None else prefix
@@ -91,7 +96,7 @@ _LAYOUTS: dict[tuple, _Layout] = {}
 
 
 def _layout(encoded: list[Encoded], key: tuple, max_seq_len: int, **plan_kw) -> _Layout:
-    """Batches planned once per (cached encodings, shape): later calls only score."""
+    """Batches planned once per (the tasks' encoding keys, shape): later calls only score."""
     key = (key, max_seq_len, *sorted(plan_kw.items()))
     if key not in _LAYOUTS:
         n_rows = np.array([len(e.tokens) for e in encoded], np.int64)
@@ -107,7 +112,7 @@ def _choices(logprob: np.ndarray, lay: _Layout) -> np.ndarray:
     """Per item, the row of lowest mean per-token cross-entropy (the first on ties, as np.argmin)."""
     with np.errstate(divide="ignore", invalid="ignore"):
         mean_ce = -logprob / lay.n_tokens
-    lowest = np.minimum.reduceat(mean_ce, lay.first) if len(lay.first) else mean_ce
+    lowest = np.fmin.reduceat(mean_ce, lay.first) if len(lay.first) else mean_ce  # a NaN row is never chosen
     at = np.flatnonzero(mean_ce == lowest[lay.item])
     items, firsts = np.unique(lay.item[at], return_index=True)
     pred = np.zeros(len(lay.first), np.int64)
@@ -143,8 +148,9 @@ def run_suite(lm: LanguageModel, tokenizer, specs: list[TaskSpec], *, limit: int
     tokenizers = [ids if t.spec.token_text else tokenizer for t in tasks]
     prepared = [prepare(t, tok, lm.max_seq_len, limit) for t, tok in zip(tasks, tokenizers)]
     encoded = [e for _, enc in prepared for e in enc]
-    lay = _layout(encoded, tuple(id(enc) for _, enc in prepared), lm.max_seq_len, tokens_per_batch=tokens_per_batch,
-                  shards=lm.shards, smallest_bucket=smallest_bucket)
+    keys = tuple(_encoding_key(t, tok, lm.max_seq_len, limit) for t, tok in zip(tasks, tokenizers))
+    lay = _layout(encoded, keys, lm.max_seq_len, tokens_per_batch=tokens_per_batch, shards=lm.shards,
+                  smallest_bucket=smallest_bucket)
     scorer = scorer or scorer_for(lm)
     compiles0, seconds0 = scorer.compiles, scorer.seconds
     logprob = np.zeros(len(lay.item), np.float64)

@@ -58,16 +58,25 @@ def _dense(x, w, n_in: int = 1):
 def attention_impl(choice: str, q_BxLxHxK) -> str | None:
     """The ``jax.nn.dot_product_attention`` implementation for ``choice``.
 
-    'auto' takes cuDNN's fused (flash) kernel on a GPU for 16-bit inputs with a head width it
-    supports: XLA's own attention materializes the B×H×L×L scores, which at seq 2048 costs
+    'auto' takes cuDNN's fused (flash) kernel on an Ampere-or-newer GPU for 16-bit inputs with a
+    head width it supports: XLA's own attention materializes the B×H×L×L scores, which at seq 2048 costs
     ~2× the step time and, without remat, more memory than an H200 has.
     """
     if choice != "auto":
         return choice
     K = q_BxLxHxK.shape[-1]
-    fused = (jax.default_backend() == "gpu" and q_BxLxHxK.dtype in (jnp.bfloat16, jnp.float16)
-             and K % 8 == 0 and K <= 128)
+    fused = (jax.default_backend() == "gpu" and _compute_capability() >= 8.0
+             and q_BxLxHxK.dtype in (jnp.bfloat16, jnp.float16) and K % 8 == 0 and K <= 128)
     return "cudnn" if fused else None
+
+
+def _compute_capability() -> float:
+    """The first device's CUDA compute capability (0 where unknown): cuDNN's fused attention needs
+    Ampere (8.0) or newer."""
+    try:
+        return float(getattr(jax.devices()[0], "compute_capability", 0) or 0)
+    except (TypeError, ValueError):
+        return 0.0
 
 
 def _rotary_angles(cfg: ModelConfig, L: int):

@@ -76,14 +76,18 @@ class Worker:
         try:
             self.proc.stdin.write(f"{run.out}\t{log}\n")
             self.proc.stdin.flush()
-            line = self.proc.stdout.readline()
+            while True:  # the answer is the first line that is an integer
+                line = self.proc.stdout.readline()
+                if not line or line.strip().lstrip("-").isdigit():
+                    break
         except (BrokenPipeError, OSError):
             line = ""
         return int(line) if line.strip() else None
 
     def close(self) -> None:
-        with contextlib.suppress(OSError):
-            self.proc.stdin.close()
+        for pipe in (self.proc.stdin, self.proc.stdout):
+            with contextlib.suppress(OSError):
+                pipe.close()
         self.proc.wait()
 
 
@@ -106,38 +110,49 @@ def run_local(runs: list[Run], jobs: int, *, say: Callable[[str], None] = print)
         env = dict(os.environ)
         if gpus:
             env["CUDA_VISIBLE_DEVICES"] = str(n % gpus)
-        while not stopping.is_set():
+        try:
+            while True:
+                with lock:  # ``stop`` holds the lock too: no run is handed out after it
+                    if stopping.is_set() or not todo:
+                        break
+                    r = todo.pop(0)
+                    if n not in workers:
+                        workers[n] = Worker(env)
+                try:
+                    train_one(n, r)
+                except Exception as e:  # the runner's own bookkeeping failed: this run's verdict, the rest go on
+                    outcomes[r.name] = Outcome(r.name, "failed", 1, 0.0, f"{type(e).__name__}: {e}")
+                    say(f"{r.name}: failed in the runner: {type(e).__name__}: {e}")
+        finally:
             with lock:
-                if not todo:
-                    break
-                r = todo.pop(0)
-                if n not in workers:
-                    workers[n] = Worker(env)
-            resume = bool(checkpoint_steps(r.out))
-            log_path = log_file(r)
-            log_path.parent.mkdir(parents=True, exist_ok=True)
-            say(f"{r.name}: {'resuming' if resume else 'starting'} (log {log_path})")
-            t0 = time.perf_counter()
-            rc = workers[n].train(r, log_path)
-            if rc is None:  # the worker died (killed, out of memory): the run failed; a fresh worker goes on
-                with lock:
-                    rc = workers.pop(n).proc.wait() or 1
-            action = "failed" if rc not in (0, 143) else "stopped" if rc == 143 else \
-                "resumed" if resume else "trained"
-            outcomes[r.name] = Outcome(r.name, action, rc, time.perf_counter() - t0, str(log_path))
-            if paths.is_gcs(r.out):
-                paths.write_text(paths.join(r.out, LOG_FILE), log_path.read_text(errors="replace"))
-            if action == "failed" and read_state(r.out).state != "failed":  # died before saying so
-                mark(r.out, "failed", message=f"exit {rc} (see {log_path})")
-            say(f"{r.name}: {action} (exit {rc}, {outcomes[r.name].seconds:.1f} s)")
-        with lock:
-            w = workers.pop(n, None)
-        if w is not None:
-            w.close()
+                w = workers.pop(n, None)
+            if w is not None:
+                w.close()
+
+    def train_one(n: int, r: Run) -> None:
+        resume = bool(checkpoint_steps(r.out))
+        log_path = log_file(r)
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        say(f"{r.name}: {'resuming' if resume else 'starting'} (log {log_path})")
+        t0 = time.perf_counter()
+        rc = workers[n].train(r, log_path)
+        if rc is None:  # the worker died (killed, out of memory): the run failed; a fresh worker goes on
+            with lock:
+                dead = workers.pop(n)
+            dead.close()
+            rc = dead.proc.returncode or 1
+        action = "failed" if rc not in (0, 143) else "stopped" if rc == 143 else \
+            "resumed" if resume else "trained"
+        outcomes[r.name] = Outcome(r.name, action, rc, time.perf_counter() - t0, str(log_path))
+        if paths.is_gcs(r.out):
+            paths.write_text(paths.join(r.out, LOG_FILE), log_path.read_text(errors="replace"))
+        if action == "failed" and read_state(r.out).state != "failed":  # died before saying so
+            mark(r.out, "failed", message=f"exit {rc} (see {log_path})")
+        say(f"{r.name}: {action} (exit {rc}, {outcomes[r.name].seconds:.1f} s)")
 
     def stop(signum, frame):
-        stopping.set()
         with lock:
+            stopping.set()
             for w in workers.values():
                 w.proc.send_signal(signal.SIGTERM)
 

@@ -9,6 +9,7 @@ slot and feeds runs one after another.
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import time
 import traceback
@@ -53,11 +54,23 @@ def serve(lines=None) -> int:
     """Train the runs named on stdin one after another in this process, each line
     ``RUN_DIR<TAB>LOG_FILE``, each run's output appended to its log; answer every line with the
     run's exit code on the original stdout. The local runner keeps one such worker per slot, so
-    process start, imports and loaded programs are paid once per worker, not once per run."""
+    process start, imports and loaded programs are paid once per worker, not once per run.
+
+    Only exit codes reach the original stdout (anything else written to fd 1 between runs goes to
+    stderr). SIGTERM while no run trains answers the next line with 143 (stopped) untrained."""
+    from scaling_jax.eval.score import release_scorers
+
     ctl = os.fdopen(os.dup(1), "w", buffering=1)
+    os.dup2(2, 1)
+    stop = []
+    signal.signal(signal.SIGTERM, lambda signum, frame: stop.append(signum))  # train() installs its own
     for line in lines if lines is not None else sys.stdin:
         run_dir, log = line.rstrip("\n").split("\t")
-        rc = _logged(log, run_one, run_dir)
+        if stop:
+            rc = 143
+        else:
+            rc = _logged(log, run_one, run_dir)
+            release_scorers()  # a finished run's parameters must not stay on the device
         ctl.write(f"{rc}\n")
     return 0
 

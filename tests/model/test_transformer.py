@@ -171,7 +171,12 @@ def test_auto_attention_is_cudnn_only_on_gpu_for_16_bit(monkeypatch):
     q = lambda K, dtype: jnp.zeros((1, 4, 2, K), dtype)  # noqa: E731
     assert attention_impl("auto", q(72, jnp.bfloat16)) is None  # this CPU: XLA's attention
     assert attention_impl("xla", q(72, jnp.bfloat16)) == "xla"
+    from scaling_jax.model import transformer
+
     monkeypatch.setattr(jax, "default_backend", lambda: "gpu")
+    monkeypatch.setattr(transformer, "_compute_capability", lambda: 7.0)
+    assert attention_impl("auto", q(72, jnp.bfloat16)) is None  # pre-Ampere: no fused kernel
+    monkeypatch.setattr(transformer, "_compute_capability", lambda: 9.0)
     assert attention_impl("auto", q(72, jnp.bfloat16)) == "cudnn"
     assert attention_impl("auto", q(64, jnp.float16)) == "cudnn"
     assert attention_impl("auto", q(72, jnp.float32)) is None  # cuDNN's fused kernel is 16-bit only

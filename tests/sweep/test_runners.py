@@ -44,6 +44,7 @@ def run_one(run_dir):
     return 0
 
 single.run_one = run_one
+print("a line on stdout that is not an exit code", flush=True)  # the runner must skip it
 sys.exit(single.serve())
 """
 
@@ -125,6 +126,27 @@ def test_a_worker_that_dies_fails_only_its_run(micro, fake_train):
     assert [o.action for o in out] == ["trained", "failed", "trained", "trained", "failed", "trained"]
     assert all(o.rc == -9 for o in local.failures(out))
     assert all(_attempts(r) == ["fresh"] for r in runs)  # each run tried once, by a fresh worker after a death
+
+
+def test_a_worker_stopped_between_runs_answers_stopped_without_training(micro, fake_train):
+    import signal
+    import time
+
+    spec = load_spec(micro)
+    runs = expand(spec)
+    write_run_configs(spec, runs)
+    (Path(runs[0].out).parent / "N.json").write_text(json.dumps({r.model: r.N for r in runs}))
+    fake_train(fail=False)
+    w = local.Worker(dict(os.environ))
+    try:
+        assert w.train(runs[0], Path(runs[0].out) / "sweep.log") == 0
+        w.proc.send_signal(signal.SIGTERM)
+        time.sleep(0.5)
+        assert w.train(runs[2], Path(runs[2].out) / "sweep.log") == 143
+        assert _attempts(runs[2]) == []  # untrained: the next sweep run trains it
+    finally:
+        w.close()
+    assert w.proc.returncode == 0
 
 
 def _fake_sbatch(tmp: Path) -> Path:
