@@ -34,8 +34,9 @@ class ModelConfig:
     them with ``jax.lax.scan`` (compile time flat in depth). positional: 'rotary' rotates q and k
     by their position (OpenLM's ``rotary``); 'head_rotary' follows OpenLM's older ``head_rotary``
     layout, which rotates by the head index instead, only to run checkpoints trained with it.
-    attention: 'auto' is cuDNN's fused kernel on a GPU for 16-bit inputs and XLA's otherwise;
-    'xla' or 'cudnn' force one.
+    attention: 'auto' is cuDNN's fused kernel where it applies (an Ampere-or-newer GPU, 16-bit
+    inputs, a supported head width: ``transformer.attention_impl``) and XLA's otherwise; 'xla' or
+    'cudnn' force one.
     """
 
     name: str

@@ -121,7 +121,7 @@ def run_local(runs: list[Run], jobs: int, *, say: Callable[[str], None] = print)
                 try:
                     train_one(n, r)
                 except Exception as e:  # the runner's own bookkeeping failed: this run's verdict, the rest go on
-                    outcomes[r.name] = Outcome(r.name, "failed", 1, 0.0, f"{type(e).__name__}: {e}")
+                    outcomes[r.name] = Outcome(r.name, "failed", 1, 0.0, str(log_file(r)))
                     say(f"{r.name}: failed in the runner: {type(e).__name__}: {e}")
         finally:
             with lock:

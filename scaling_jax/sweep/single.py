@@ -50,7 +50,7 @@ def run_one(run_dir: str | Path) -> int:
     return 0
 
 
-def serve(lines=None) -> int:
+def serve() -> int:
     """Train the runs named on stdin one after another in this process, each line
     ``RUN_DIR<TAB>LOG_FILE``, each run's output appended to its log; answer every line with the
     run's exit code on the original stdout. The local runner keeps one such worker per slot, so
@@ -64,7 +64,7 @@ def serve(lines=None) -> int:
     os.dup2(2, 1)
     stop = []
     signal.signal(signal.SIGTERM, lambda signum, frame: stop.append(signum))  # train() installs its own
-    for line in lines if lines is not None else sys.stdin:
+    for line in sys.stdin:
         run_dir, log = line.rstrip("\n").split("\t")
         if stop:
             rc = 143
