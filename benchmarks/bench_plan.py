@@ -3,10 +3,13 @@ the same draws, in the same run.
 
 1. P(L ≤ L*) at 10,000 candidate (N, D) points × 4,000 posterior draws (``plan.draws.p_reach``:
    one jit-compiled evaluation) against a NumPy loop over the draws (each draw vectorised over
-   the points). Goal: under 1 s after compilation, ≥ 20× the loop.
+   the points). Goal: under 1 s after compilation, ≥ 20× the loop. The kernel runs in float32
+   (``exact=True``: float64, also timed); the loop is timed in float64 (the reference) and in
+   float32, so the gain from precision and the gain from compilation are both on the table.
 2. Next-experiment ranking of 50 candidate runs (``plan.next_run.rank_next_runs``, 64 simulated
    outcomes each, importance reweighting, band width by mixture quantiles) against a NumPy loop
-   over the candidates (vectorised over draws and outcomes). Goal: under 60 s.
+   over the candidates (vectorised over draws and outcomes), in float64 (the reference) and in
+   float32 (the kernel's quantile precision). Goal: under 60 s, ≥ 20× the loop.
 
 The posterior is RedPajama's Table-1 fit (Eq. 4 chained to Eq. 5, 4 chains × 1,000 draws, prior
 discrepancy), sampled here and saved to ``--posterior FILE`` when that file does not exist yet,
@@ -59,19 +62,24 @@ def _law(loss, d, C, M):
     return E + a * np.exp(eta * (logM - logC)) + b * np.exp(-eta * (logM + logC))
 
 
-def numpy_p_reach(loss, C, M, target):
-    dist2 = loss_distance(loss.support, C, M) ** 2  # depends on the points only
-    tau2 = loss.discrepancy.tau_DxK**2
+def numpy_p_reach(loss, C, M, target, dtype=np.float64):
+    """The loop over draws, each vectorised over the points, in ``dtype`` (float32: the kernel's
+    precision; SciPy's ``ndtr`` has a float32 loop)."""
+    dist2 = (loss_distance(loss.support, C, M) ** 2).astype(dtype)  # depends on the points only
+    tau2 = (loss.discrepancy.tau_DxK**2).astype(dtype)
+    var0 = (loss.sigma**2 + loss.discrepancy.floor**2).astype(dtype)
+    E, a, b, eta = (np.asarray(getattr(loss, k), dtype) for k in ("E", "a", "b", "eta"))
+    u, v, log_t = (np.log(M) - np.log(C)).astype(dtype), (np.log(M) + np.log(C)).astype(dtype), dtype(np.log(target))
     acc = np.zeros(len(C))
-    for d in range(len(loss.E)):
-        L = _law(loss, d, C, M)
-        sd = np.sqrt(loss.sigma[d] ** 2 + loss.discrepancy.floor[d] ** 2 + dist2 @ tau2[d])
-        acc += ndtr((np.log(target) - np.log(L)) / sd)
-    return acc / len(loss.E)
+    for d in range(len(E)):
+        L = E[d] + a[d] * np.exp(eta[d] * u) + b[d] * np.exp(-eta[d] * v)
+        acc += ndtr((log_t - np.log(L)) / np.sqrt(var0[d] + dist2 @ tau2[d]))
+    return acc / len(E)
 
 
-def numpy_ranking(loss, dr, N_J, M_J, target, y_JxS):
-    """Expected 95 % width per candidate, looping over candidates (same update as plan.next_run)."""
+def numpy_ranking(loss, dr, N_J, M_J, target, y_JxS, dtype=np.float64):
+    """Expected 95 % width per candidate, looping over candidates (same update as plan.next_run),
+    the quantile bisection in ``dtype`` (float32: the kernel's)."""
     C_J = forms.compute(N_J, M_J * N_J)
     C_t, M_t = forms.compute(target["N"], target["M"] * target["N"]), target["M"]
     mu_t = np.log(_law(loss, slice(None), np.array([C_t]), np.array([M_t])))[:, 0]
@@ -84,23 +92,31 @@ def numpy_ranking(loss, dr, N_J, M_J, target, y_JxS):
         logw = -0.5 * ((np.log(y_JxS[j])[:, None] - mu_c) / loss.sigma) ** 2 - np.log(loss.sigma)  # (S, D)
         w = np.exp(logw - logw.max(axis=1, keepdims=True))
         w /= w.sum(axis=1, keepdims=True)
-        lo = np.full((len(w), 2), np.min(mu_t - 8 * s_t))
-        hi = np.full((len(w), 2), np.max(mu_t + 8 * s_t))
+        w, mu, s = w.astype(dtype), mu_t.astype(dtype), s_t.astype(dtype)
+        lo = np.full((len(w), 2), np.min(mu - 8 * s), dtype)
+        hi = np.full((len(w), 2), np.max(mu + 8 * s), dtype)
         for _ in range(QUANTILE_STEPS):
             mid = 0.5 * (lo + hi)
-            F = np.einsum("sd,sqd->sq", w, ndtr((mid[..., None] - mu_t) / s_t))
-            below = F < np.asarray(LEVEL)
+            F = np.einsum("sd,sqd->sq", w, ndtr((mid[..., None] - mu) / s))
+            below = F < np.asarray(LEVEL, dtype)
             lo, hi = np.where(below, mid, lo), np.where(below, hi, mid)
-        q = np.exp(0.5 * (lo + hi))
+        q = np.exp(0.5 * (lo + hi).astype(np.float64))
         out.append(float(np.mean(q[:, 1] - q[:, 0])))
     return np.array(out)
+
+
+def _table(rows, ref_s: float, ref, what: str) -> None:
+    """One line per (name, seconds, values, note): time, speed-up over the reference, max deviation."""
+    for name, sec, val, note in rows:
+        dev = np.max(np.abs(val - ref))
+        print(f"   {name:<26} {sec:8.3f} s   {ref_s / sec:5.1f}x   max |{what} - ref| {dev:.1e}   {note}")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--testbed", default=None)
     ap.add_argument("--posterior", default=None)
-    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--repeats", type=int, default=5)
     args = ap.parse_args()
     loss, error = posterior(args)
     dr = Draws.from_laws(loss, error)
@@ -116,13 +132,23 @@ def main() -> None:
     for _ in range(args.repeats):
         p = p_reach(dr, C, M, target)
     jit_s = (time.perf_counter() - t0) / args.repeats
+    p_exact = p_reach(dr, C, M, target, exact=True)
+    t0 = time.perf_counter()
+    for _ in range(args.repeats):
+        p_exact = p_reach(dr, C, M, target, exact=True)
+    exact_s = (time.perf_counter() - t0) / args.repeats
     t0 = time.perf_counter()
     p_np = numpy_p_reach(loss, C, M, target)
     np_s = time.perf_counter() - t0
-    print(f"1. P(L <= {target}) at {len(C):,} (N, D) points x {D:,} draws")
-    print(f"   {'jit (after compile)':<24} {jit_s:8.3f} s   (first call incl. compile {first:.2f} s)")
-    print(f"   {'NumPy loop over draws':<24} {np_s:8.3f} s   ratio {np_s / jit_s:.0f}x; max |diff| "
-          f"{np.max(np.abs(p - p_np)):.1e}")
+    t0 = time.perf_counter()
+    p_np32 = numpy_p_reach(loss, C, M, target, np.float32)
+    np32_s = time.perf_counter() - t0
+    print(f"1. P(L <= {target}) at {len(C):,} (N, D) points x {D:,} draws (reference: the float64 NumPy loop)")
+    rows = [("jit float32 (default)", jit_s, p, f"first call incl. compile {first:.2f} s"),
+            ("jit float64 (exact=True)", exact_s, p_exact, ""),
+            ("NumPy loop, float64", np_s, p_np, "the reference"),
+            ("NumPy loop, float32", np32_s, p_np32, "")]
+    _table(rows, np_s, p_np, "p")
 
     target_run = {"N": 6.89e9, "M": 20.0}
     N_J = np.repeat(np.geomspace(1e7, 4e8, 10), 5)
@@ -140,13 +166,17 @@ def main() -> None:
     t0 = time.perf_counter()
     w_np = numpy_ranking(loss, dr, N_J, M_J, target_run, y)
     rank_np = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    w_np32 = numpy_ranking(loss, dr, N_J, M_J, target_run, y, np.float32)
+    rank_np32 = time.perf_counter() - t0
     by = {(r["N"], r["M"]): r["expected_width_95"] for r in ranked["ranked"]}
     w_jit = np.array([by[(float(n), float(m))] for n, m in zip(N_J, M_J)])
-    print(f"2. next-run ranking: {len(N_J)} candidates x {OUTCOMES} outcomes x {D:,} draws, target 6.9B at M = 20")
-    print(f"   {'jit (after compile)':<24} {rank_s:8.3f} s   (first call incl. compile {rank_first:.2f} s)")
-    print(f"   {'NumPy loop over runs':<24} {rank_np:8.3f} s   ratio {rank_np / rank_s:.0f}x; max |diff| "
-          f"{np.max(np.abs(w_jit - w_np)):.1e}")
-
+    print(f"2. next-run ranking: {len(N_J)} candidates x {OUTCOMES} outcomes x {D:,} draws, target 6.9B at M = 20 "
+          "(reference: the float64 NumPy loop)")
+    rows = [("jit, float32 quantiles", rank_s, w_jit, f"first call incl. compile {rank_first:.2f} s"),
+            ("NumPy loop, float64", rank_np, w_np, "the reference"),
+            ("NumPy loop, float32", rank_np32, w_np32, "")]
+    _table(rows, rank_np, w_np, "width")
 
 if __name__ == "__main__":
     main()

@@ -171,12 +171,36 @@ def median_P(dr: Draws, C, M, error: bool = False):
 _p_reach = jax.jit(p_reach_P, static_argnames="error")
 
 
-def p_reach(dr: Draws, C, M, target: float, error: bool = False) -> np.ndarray:
+@jax.jit
+def _p_reach_loss_f32(dr: Draws, C, M, target):
+    """P(L ≤ target) per point ``(P,)`` like :func:`p_reach_P`, in float32 and laid out points ×
+    draws, so the mean over draws runs along the contiguous axis. Per-point logs and distances and
+    per-draw variances are formed in float64 first; what is left per element is two exp, one log,
+    one rsqrt and one erf, at twice float64's SIMD width (6× faster on two CPU cores)."""
+    f = lambda x: x.astype(jnp.float32)  # noqa: E731
+    logC, logM = jnp.log(C), jnp.log(M)
+    dist2_PxK = f(loss_distance(_support(dr.x_loss), C, M, xp=jnp) ** 2)
+    u_P1, v_P1 = f(logM - logC)[:, None], f(logM + logC)[:, None]
+    E, a, b, eta = (f(x)[None] for x in (dr.E, dr.a, dr.b, dr.eta))
+    var_PxD = f(dr.sigma**2 + dr.floor**2)[None] + sum(
+        f(dr.tau2[:, k])[None] * dist2_PxK[:, k, None] for k in range(dist2_PxK.shape[1]))
+    L_PxD = E + a * jnp.exp(eta * u_P1) + b * jnp.exp(-eta * v_P1)
+    z_PxD = (f(jnp.log(target)) - jnp.log(L_PxD)) * jax.lax.rsqrt(var_PxD)
+    return jnp.mean(ndtr(z_PxD), axis=1)
+
+
+def p_reach(dr: Draws, C, M, target: float, error: bool = False, *, exact: bool = False) -> np.ndarray:
     """Posterior probability that runs at (C, M) reach ``target`` (a loss, or a downstream error
-    with ``error``), in one compiled evaluation over every draw and target; shape ``(P,)``."""
+    with ``error``), in one compiled evaluation over every draw and target; shape ``(P,)``.
+
+    Loss targets are evaluated in float32 (within ~1e-5 of float64 in probability: a plan's
+    probabilities are read to three digits); ``exact`` evaluates in float64, as the
+    chance-constrained search does, so a plan reports the probability its search met."""
     with jax.enable_x64(True):
         C, M = jnp.atleast_1d(jnp.asarray(C, jnp.float64)), jnp.atleast_1d(jnp.asarray(M, jnp.float64))
-        return np.asarray(_p_reach(dr, C, M, jnp.float64(target), error=error))
+        if error or exact:
+            return np.asarray(_p_reach(dr, C, M, jnp.float64(target), error=error))
+        return np.asarray(_p_reach_loss_f32(dr, C, M, jnp.float64(target)), np.float64)
 
 
 def p_reachable(dr: Draws, target: float, error: bool = False) -> float:

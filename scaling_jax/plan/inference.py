@@ -87,7 +87,7 @@ def _summary(dr, N, M, target, D_inf, error) -> dict:
     D = M * N
     return {"N": float(N), "D": float(D), "M": float(M), "train_flops": float(forms.compute(N, D)),
             "lifetime_flops": float(_lifetime(N, M, D_inf)),
-            "p_reach": float(p_reach(dr, forms.compute(N, D), M, target, error=error)[0])}  # fmt: skip
+            "p_reach": float(p_reach(dr, forms.compute(N, D), M, target, error=error, exact=True)[0])}  # fmt: skip
 
 
 def cheapest_run(dr: Draws, target: float, D_inf: float = 0.0, p: float = 0.9, *, error: bool = False,

@@ -32,7 +32,11 @@ LEVEL = (0.025, 0.975)
 
 
 def _width(mu_D, s_D, w_D):
-    lo, hi = jnp.exp(mixture_quantiles(mu_D, s_D, w_D, LEVEL, QUANTILE_STEPS))
+    """The 95 % band's width, its quantiles bisected in float32 (the band's ends to ~1e-6 in ln L,
+    far inside the differences a ranking reads; 4× faster than float64 on the CPU)."""
+    f32 = lambda x: x.astype(jnp.float32)  # noqa: E731
+    q = mixture_quantiles(f32(mu_D), f32(s_D), f32(w_D), jnp.asarray(LEVEL, jnp.float32), QUANTILE_STEPS)
+    lo, hi = jnp.exp(q.astype(mu_D.dtype))
     return hi - lo
 
 

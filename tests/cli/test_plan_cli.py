@@ -72,3 +72,23 @@ def test_candidates_from_a_sweep_spec_are_its_unfitted_runs(tmp_path):
     assert len(got) == len(want) == 104 - 18
     assert [c["N"] for c in got] == pytest.approx([r.N for r in want])
     assert [c["M"] for c in got] == pytest.approx([r.M for r in want])
+
+
+@pytest.mark.filterwarnings("ignore:NUTS. R-hat")  # a deliberately short chain
+def test_recipe_all_fits_every_run_of_the_set_on_the_fly(testbed, testbed_dir, tmp_path):
+    """`plan --testbed DIR --recipe all`: Eq. 4 (chained to Eq. 5) fitted on every run of the set,
+    the posterior saved beside plan.json and read back by `plan --posterior` to the same plan."""
+    from scaling_jax.laws.bayes.posterior_file import read_posterior
+    from scaling_jax.testbed.points_io import testbed_points
+
+    args = ["--budget", "1e22", "--target-loss", "2.6", "--no-plots"]
+    assert main(["plan", "--testbed", str(testbed_dir), "--dataset", "rpj", "--recipe", "all", "--chains", "1",
+                 "--num-warmup", "100", "--num-samples", "100", *args, "--out", str(tmp_path / "a")]) == 0
+    plan = json.loads((tmp_path / "a" / "plan.json").read_text())
+    assert plan["posterior"]["from"].endswith("rpj, recipe all") and plan["posterior"]["draws"] == 100
+    post = read_posterior(tmp_path / "a" / "posterior.nc", dataset="rpj")
+    assert len(post.loss_law.support.x_FxK) == len(testbed_points(testbed, dataset="rpj")["loss"]) > 5
+    assert main(["plan", "--posterior", str(tmp_path / "a" / "posterior.nc"), *args, "--out", str(tmp_path / "b")]) == 0
+    again = json.loads((tmp_path / "b" / "plan.json").read_text())
+    assert again["compute_optimal"] == plan["compute_optimal"]
+    assert again["inference_aware"]["N"] == pytest.approx(plan["inference_aware"]["N"], rel=1e-6)
