@@ -12,17 +12,18 @@ import numpy as np
 from scaling_jax.backtest.fits import fit_rows, law_inputs
 from scaling_jax.backtest.recipes import Recipe
 from scaling_jax.errors import UserError
-from scaling_jax.laws import forms
-from scaling_jax.laws.fit import fit_batch, predict
+from scaling_jax.laws.fit import predict
 
 
 @dataclasses.dataclass(frozen=True)
 class Sweep:
-    """One training set's runs: arrays N, D, loss (and error, when known), and a label per run."""
+    """One training set's runs: arrays N, D, loss (and error, when known), and a label per run;
+    with per-task errors, ``pts["task_errors"]`` (runs, tasks) over ``tasks``, whose mean is ``error``."""
 
     name: str
     pts: Mapping[str, np.ndarray]
     labels: tuple[str, ...]
+    tasks: tuple[str, ...] = ()
 
     @property
     def C(self) -> np.ndarray:
@@ -36,9 +37,11 @@ class Sweep:
         return len(self.pts["loss"])
 
 
-def sweep_from_points(name: str, pts: Mapping[str, np.ndarray], labels: Sequence[str] | None = None) -> Sweep:
+def sweep_from_points(name: str, pts: Mapping[str, np.ndarray], labels: Sequence[str] | None = None,
+                      tasks: Sequence[str] = ()) -> Sweep:
     """Check points for a backtest: finite and positive, at least two token multipliers."""
-    pts = {k: np.asarray(v, np.float64).ravel() for k, v in pts.items()}
+    pts = {k: np.asarray(v, np.float64) if k == "task_errors" else np.asarray(v, np.float64).ravel()
+           for k, v in pts.items()}
     for k in ("N", "D", "loss"):
         if k not in pts:
             raise UserError(f"{name}: runs need a column {k!r}")
@@ -47,7 +50,10 @@ def sweep_from_points(name: str, pts: Mapping[str, np.ndarray], labels: Sequence
         if bad.size:
             raise UserError(f"{name}: run {bad[0]} has {k} = {float(v[bad[0]])!r}; values must be positive and finite")
     labels = tuple(labels) if labels is not None else tuple(f"row {i}" for i in range(len(pts["loss"])))
-    s = Sweep(name, pts, labels)
+    if "task_errors" in pts and pts["task_errors"].shape != (len(pts["loss"]), len(tasks)):
+        raise UserError(f"{name}: per-task errors of shape {pts['task_errors'].shape} for {len(pts['loss'])} runs "
+                        f"and {len(tasks)} tasks")
+    s = Sweep(name, pts, labels, tuple(tasks))
     if len(np.unique(np.round(np.log(s.M), 6))) < 2:
         raise UserError(f"{name}: every run has the same token multiplier M = {float(s.M[0]):g}; a backtest of "
                         "Eq. 3/4 needs runs at two or more multipliers")
@@ -130,40 +136,3 @@ def held_out(sweep: Sweep, result: CutResult, min_M: float = 0.0) -> dict:
     return {"n": int(idx.size), "mean_rel_err": mean(err),
             "n_above_cut": int(above.sum()), "mean_rel_err_above_cut": mean(err[above]),
             "rel_err": {sweep.labels[i]: float(e) for i, e in zip(idx, err)}}  # fmt: skip
-
-
-def run_error_backtest(sweeps: Sequence[Sweep], cuts: Mapping[str, np.ndarray],
-                       final_cuts: Mapping[str, float]) -> dict[str, list[dict]]:
-    """Eq. 5 (downstream error from loss, averaged over tasks) on the same rolling cuts: fitted on
-    the runs at or below each cut (one batched LM call for every sweep and cut), scored on the runs
-    above it from their measured loss. Sweeps without an ``error`` column are left out."""
-    sweeps = [s for s in sweeps if "error" in s.pts]
-    if not sweeps:
-        return {}
-    offsets = np.cumsum([0] + [len(s) for s in sweeps])
-    L = np.concatenate([s.pts["loss"] for s in sweeps])
-    err = np.concatenate([s.pts["error"] for s in sweeps])
-    rows, W = [], []
-    for s, off in zip(sweeps, offsets):
-        for cut, role in [(float(c), "selection") for c in cuts.get(s.name, ())] + [(final_cuts[s.name], "final")]:
-            w = np.zeros(L.size)
-            w[off:off + len(s)] = s.C <= cut * (1 + 1e-9)
-            rows.append((s, off, float(cut), role))
-            W.append(w)
-    best, _ = fit_batch("error", {"L": L}, err, np.array(W))
-    names = forms.law("error")[1]
-    out: dict[str, list[dict]] = {s.name: [] for s in sweeps}
-    for (s, off, cut, role), w, p, ok in zip(rows, W, np.asarray(best.params), np.asarray(best.converged)):
-        upto = final_cuts[s.name] if role == "selection" else np.inf
-        idx = np.flatnonzero((s.C > cut * (1 + 1e-9)) & (s.C <= upto * (1 + 1e-9)))
-        params = {k: float(v) for k, v in zip(names, p)} if ok and np.all(np.isfinite(p)) else None
-        scored = []
-        if params is not None and idx.size:
-            pred = np.atleast_1d(predict("error", params, L=s.pts["loss"][idx]))
-            true = s.pts["error"][idx]
-            scored = [{"run": s.labels[i], "C": float(s.C[i]), "M": float(s.M[i]), "error": float(t),
-                       "pred": float(q), "rel_err": abs(float(q) - float(t)) / float(t) * 100.0,
-                       "log10_C_over_C0": float(np.log10(s.C[i] / cut))} for i, q, t in zip(idx, pred, true)]
-        out[s.name].append({"cut": cut, "role": role, "status": "ok" if params else "failed",
-                            "n_fit": int((w[off:off + len(s)] > 0).sum()), "params": params, "scored": scored})
-    return out

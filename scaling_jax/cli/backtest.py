@@ -13,6 +13,9 @@ def add_parser(sub) -> None:
     p.add_argument("--val-set", default=None, help="validation set whose loss is fitted (testbed input)")
     p.add_argument("--recipes", default="all",
                    help="comma-separated recipes law/estimator/design, e.g. eq4/lsq/paper,eq3/huber/m10 (default all)")
+    p.add_argument("--error-recipes", default="all",
+                   help="downstream-error recipes law/aggregation: eq5/avg, eq5/per_task, sigmoid/avg, "
+                        "sigmoid/per_task (default all)")
     p.add_argument("--cuts", type=int, default=5, help="selection cuts below the final cut (default 5)")
     p.add_argument("--final-cut", default="auto",
                    help="compute of the largest run the final fit may use: max, paper, a FLOP count, or auto "
@@ -37,10 +40,14 @@ def run(args: argparse.Namespace) -> int:
         atomic.check_out_dir(args.out)
     if args.bootstrap < 0:
         raise UserError(f"--bootstrap: must be >= 0, got {args.bootstrap}")
+    from scaling_jax.backtest.error_recipes import error_recipes_by_name
+
     recipes = by_name(args.recipes)
+    err_recipes = error_recipes_by_name(args.error_recipes)
     targets = [parse_target(s, "overtrain") for s in args.predict]
     bt = run_backtest(args.runs, dataset=args.dataset, val_set=args.val_set, recipes=recipes, n_cuts=args.cuts,
-                      final_cut=args.final_cut, targets=targets, n_bootstrap=args.bootstrap, seed=args.seed)
+                      final_cut=args.final_cut, targets=targets, n_bootstrap=args.bootstrap, seed=args.seed,
+                      error_recipes_=err_recipes)
     for line in summary_lines(bt):
         print(line)
     if args.out is not None:

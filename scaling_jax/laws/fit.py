@@ -106,6 +106,31 @@ def fit_batch(law: str, xs: Mapping[str, np.ndarray], y: np.ndarray, W: np.ndarr
     return best, np.concatenate([o[1] for o in outs])
 
 
+@functools.partial(jax.jit, static_argnames=("law", "max_iter"))
+def _fit_own_rows(law: str, starts, xs, y, W, max_iter: int):
+    fn, names, _ = forms.law(law)
+    S, R = starts.shape[0], W.shape[0]
+    lanes = lambda a: jnp.repeat(a, S, axis=0).T  # noqa: E731 - (R, n) -> (n, R·S): row r's S starts
+    x, yl, sw = tuple(lanes(v) for v in xs), lanes(y), jnp.sqrt(lanes(W))
+    res = lm.levenberg_marquardt(lambda p: sw * (fn(dict(zip(names, p)), *x) - yl), jnp.tile(starts, (R, 1)).T,
+                                 max_iter=max_iter)
+    res = jax.tree.map(lambda a: a.reshape((R, S) + a.shape[1:]), res._replace(params=res.params.T))
+    best, _ = jax.vmap(lm.best_of)(res)
+    return best, jnp.sum(res.converged, axis=1)
+
+
+def fit_own_rows(law: str, xs: Mapping[str, np.ndarray], y: np.ndarray, W: np.ndarray,
+                 starts: np.ndarray | None = None, max_iter: int = 400) -> tuple[lm.LMResult, np.ndarray]:
+    """Like :func:`fit_batch`, but every row has its own points: inputs, ``y`` and weights all
+    (R, n) (pad short rows with weight 0). One LM loop over every row × start; float64."""
+    _, _, input_names = forms.law(law)
+    starts = start_grid(law) if starts is None else np.asarray(starts, np.float64)
+    with jax.enable_x64(True):
+        out = _fit_own_rows(law, jnp.asarray(starts), tuple(jnp.asarray(xs[k], jnp.float64) for k in input_names),
+                            jnp.asarray(y, jnp.float64), jnp.asarray(W, jnp.float64), max_iter)
+        return jax.tree.map(np.asarray, out)
+
+
 def fit_law(law: str, inputs: Mapping[str, object], y: object, *, starts: np.ndarray | None = None,
             max_iter: int = 400) -> FitResult:
     """Fit ``law`` to points (inputs by the law's input names) from ``starts`` (default grid)."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Callable, Mapping
 
+import jax
 import jax.numpy as jnp
 
 Params = Mapping[str, jnp.ndarray]
@@ -57,6 +58,12 @@ def error(p: Params, L):
     return p["epsilon"] - p["k"] * jnp.exp(-p["gamma"] * L)
 
 
+def sigmoid_error(p: Params, L):
+    """Downstream error as a sigmoid in loss (the OLMo ladder's form, Bhagia et al. 2024):
+    Err(L) = b + a·σ(k·(L − L0)), flat at b for low loss and rising to b + a (chance) for high."""
+    return p["b"] + p["a"] * jax.nn.sigmoid(p["k"] * (L - p["L0"]))
+
+
 def power(p: Params, x):
     """Power law with an irreducible term: y = c + a·x^b."""
     return p["c"] + p["a"] * _pow(x, p["b"])
@@ -97,6 +104,7 @@ LAWS: dict[str, tuple[LawFn, tuple[str, ...], tuple[str, ...]]] = {
     "chinchilla": (chinchilla, ("E", "A", "B", "alpha", "beta"), ("N", "D")),
     "overtrain": (overtrain, ("E", "a", "b", "eta"), ("C", "M")),
     "error": (error, ("epsilon", "k", "gamma"), ("L",)),
+    "sigmoid": (sigmoid_error, ("a", "b", "k", "L0"), ("L",)),
     "power": (power, ("c", "a", "b"), ("x",)),
 }
 

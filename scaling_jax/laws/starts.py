@@ -41,12 +41,17 @@ def _error() -> np.ndarray:
     return np.array(list(itertools.product((0.5, 1.0), (0.5, 1.0, 5.0, 20.0), (0.3, 1.0, 2.0))))
 
 
+def _sigmoid() -> np.ndarray:
+    # a (rise), b (floor), k (steepness), L0 (midpoint): errors of 0.2-0.8 over losses of 2-5 nats.
+    return np.array(list(itertools.product((0.3, 0.6), (0.0, 0.3), (1.0, 3.0, 10.0), (2.5, 3.5, 4.5))))
+
+
 def _power() -> np.ndarray:
     # c, a, b as in the paper's curve_fit_powlaw_irreducible, with more exponents.
     return np.array(list(itertools.product((0.0, 1.0), (3e1, 3e2, 3e3), (-0.1, -0.3))))
 
 
-GRIDS = {"overtrain": _overtrain, "chinchilla": _chinchilla, "error": _error, "power": _power}
+GRIDS = {"overtrain": _overtrain, "chinchilla": _chinchilla, "error": _error, "sigmoid": _sigmoid, "power": _power}
 
 
 def start_grid(law: str) -> np.ndarray:

@@ -19,12 +19,12 @@ import numpy as np
 
 from scaling_jax import atomic
 from scaling_jax.backtest import cuts as cuts_mod
+from scaling_jax.backtest import error_recipes, report, score, select
 from scaling_jax.backtest import recipes as recipes_mod
-from scaling_jax.backtest import report, score, select
 from scaling_jax.backtest.bands import refit_and_predict
 from scaling_jax.errors import InputNotFound, UserError
 from scaling_jax.paper import recipe as paper_recipe
-from scaling_jax.testbed import Testbed, load_testbed
+from scaling_jax.testbed import TASKS_17, Testbed, load_testbed
 from scaling_jax.testbed.points_io import read_points_csv, testbed_points
 
 UNDER_TRAINED_M = 6.0  # "M = 5 excluded": runs below this multiplier
@@ -50,7 +50,13 @@ def load_sweeps(runs: str | Path, dataset: str | None = None, val_set: str | Non
     out = []
     for ds in sets:
         pts = testbed_points(tb, val_set=val_set, dataset=ds)
-        out.append(score.sweep_from_points(ds, pts, [r.name for r in tb.select(dataset=ds).runs]))
+        runs = tb.select(dataset=ds).runs
+        tasks = ()
+        if "error" in pts and all(all(t in r.accuracies for t in TASKS_17) for r in runs):
+            # err_17 is the mean of these: the per-task error recipes fit each on its own.
+            tasks = TASKS_17
+            pts["task_errors"] = np.array([[1.0 - r.accuracies[t] for t in tasks] for r in runs])
+        out.append(score.sweep_from_points(ds, pts, [r.name for r in runs], tasks))
     return out, tb
 
 
@@ -88,8 +94,10 @@ def _paper_comparison(sweep: score.Sweep, tb: Testbed, results: list, chosen: re
 
 def run_backtest(runs: str | Path, *, dataset: str | None = None, val_set: str | None = None,
                  recipes: Sequence[recipes_mod.Recipe] | None = None, n_cuts: int = 5, final_cut: str = "auto",
-                 targets: Sequence[dict] = (), n_bootstrap: int = 200, seed: int = 0) -> Backtest:
+                 targets: Sequence[dict] = (), n_bootstrap: int = 200, seed: int = 0,
+                 error_recipes_: Sequence[error_recipes.ErrorRecipe] | None = None) -> Backtest:
     recipes = tuple(recipes or recipes_mod.candidates())
+    err_recipes = tuple(error_recipes_ or error_recipes.error_candidates())
     sweeps, tb = load_sweeps(runs, dataset, val_set)
     finals = {s.name: final_cut_of(s, tb, final_cut) for s in sweeps}
     cuts = {}
@@ -112,17 +120,45 @@ def run_backtest(runs: str | Path, *, dataset: str | None = None, val_set: str |
         if tb is not None and not paper_recipe.missing_runs(tb, s.name):
             b["held_out"] = _paper_comparison(s, tb, results, choice.recipe)
         body["datasets"][s.name] = b
-    for name, rows in score.run_error_backtest(sweeps, cuts, finals).items():
-        for r in rows:
-            r["mean_rel_err"] = float(np.mean([x["rel_err"] for x in r["scored"]])) if r["scored"] else None
-            r["by_distance"] = report.by_distance(r["scored"])
-        body["datasets"][name]["error_law"] = {
-            "law": "error (Eq. 5), averaged over tasks, fitted on every run at or below the cut; scored from "
-                   "the measured loss of the runs above it", "cuts": rows}
+    err_results = error_recipes.run_error_backtest(sweeps, err_recipes, cuts, finals)
+    for s in sweeps:
+        if any(c.sweep == s.name for c in err_results):
+            body["datasets"][s.name]["error_law"] = _error_body(s, err_results, err_recipes)
     if len(sweeps) == 1:
         # One training set: its recipes and choice at the top level too (``chosen.recipe`` etc.).
         body.update({k: v for k, v in body["datasets"][sweeps[0].name].items()})
     return Backtest(body, results, sweeps)
+
+
+def _final_summary(c) -> dict:
+    e = [r["rel_err"] for r in c.scored]
+    a = [r["abs_err"] for r in c.scored]
+    mean = lambda v: float(np.mean(v)) if v else None  # noqa: E731
+    return {"recipe": c.recipe.name, "cut": c.cut, "n_scored": len(e), "mean_rel_err": mean(e),
+            "mean_abs_err_points": mean(a), "max_abs_err_points": float(np.max(a)) if a else None}
+
+
+def _error_body(sweep: score.Sweep, results: list, recipes: Sequence[error_recipes.ErrorRecipe]) -> dict:
+    """The ``error_law`` block: every error recipe by cut, the one chosen on selection cuts alone,
+    and the chosen and the paper's (Eq. 5 on the average) scored above the final cut."""
+    mine = [c for c in results if c.sweep == sweep.name]
+    body = {"scored_from": "the measured loss of the runs above each cut (the error law alone)",
+            "tasks": list(sweep.tasks) or None,
+            "recipes": {r.name: {"recipe": r.to_json(), "cuts": [report.cut_body(c, sweep) for c in mine
+                                                                if c.recipe == r]} for r in recipes}}  # fmt: skip
+    try:
+        choice = select.choose(results, sweep.name, recipes)
+    except UserError as e:
+        body["chosen"] = {"recipe": None, "why": str(e)}
+        return body
+    for name, v in body["recipes"].items():
+        v["selection_score"], v["ineligible"] = choice.scores.get(name), choice.ineligible.get(name)
+    final = {c.recipe: c for c in mine if c.role == "final"}
+    body["chosen"] = {"recipe": choice.recipe.name, "why": choice.why, "params": final[choice.recipe].params,
+                      "final": _final_summary(final[choice.recipe])}
+    if error_recipes.PAPER_ERROR in final:
+        body["paper"] = {"final": _final_summary(final[error_recipes.PAPER_ERROR])}
+    return body
 
 
 def figure5_grids(bt: Backtest, out: Path) -> list[Path]:
@@ -175,10 +211,13 @@ def summary_lines(bt: Backtest) -> list[str]:
             lines.append(f"  held out, {key} {h['recipe']}: all {h['all_held_out']['mean_rel_err']:.2f} % "
                          f"(n={h['all_held_out']['n']}), M>=6 {h['held_out_M_ge_6']['mean_rel_err']:.2f} %, "
                          f"above cut {h['above_cut']['mean_rel_err']:.2f} %; targets: {tg}")
-        for r in d.get("error_law", {}).get("cuts", []):
-            if r["role"] == "final" and r["mean_rel_err"] is not None:
-                lines.append(f"  Eq. 5 (downstream error from loss) at the final cut: {r['mean_rel_err']:.2f} % mean "
-                             f"relative error on {len(r['scored'])} runs above it")
+        el = d.get("error_law", {})
+        if el.get("chosen", {}).get("recipe"):
+            for key in ("chosen", "paper"):
+                f = el[key]["final"] if key in el else None
+                if f and f["mean_rel_err"] is not None:
+                    lines.append(f"  error law, {key} {f['recipe']}: {f['mean_abs_err_points']:.2f} points mean "
+                                 f"({f['mean_rel_err']:.2f} % relative) on {f['n_scored']} runs above the final cut")
         for p in ch["predictions"]:
             lo, hi = p["loss"]["lo95"], p["loss"]["hi95"]
             lines.append(f"  predict N={p['N']:.4g} D={p['D']:.4g}: loss {p['loss']['median']:.4f} "

@@ -42,8 +42,12 @@ def test_backtest_cli_writes_the_contract(backtest_out, capsys):
     paper = body["recipes"]["eq3/lsq/paper"]
     assert paper["ineligible"] and any(s["recipe"] == "eq3/lsq/paper" for s in body["skipped"])
     # Eq. 5 on the same cuts, from the CSV's error column: recovers the simulated law.
-    err = body["error_law"]["cuts"]
+    el = body["error_law"]
+    err = el["recipes"]["eq5/avg"]["cuts"]
     assert [c["role"] for c in err] == ["selection"] * len(body["selection_cuts"]) + ["final"]
     assert err[-1]["params"]["gamma"] == pytest.approx(0.7, rel=0.1) and err[-1]["mean_rel_err"] < 1.0
+    # A CSV has no per-task errors: those recipes are reported skipped; the choice is among the rest.
+    assert el["recipes"]["eq5/per_task"]["ineligible"].startswith("skipped")
+    assert el["chosen"]["recipe"] in ("eq5/avg", "sigmoid/avg") and el["paper"]["final"]["mean_rel_err"] < 1.0
     assert (out / "error_vs_distance.png").is_file()
     assert (out / "figure5" / "eq3_lsq_all.png").is_file()

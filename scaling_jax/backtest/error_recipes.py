@@ -1,0 +1,168 @@
+"""Downstream-error recipes, backtested on the same rolling cuts as the loss recipes.
+
+Laws: ``eq5`` the paper's Err(L) = ε − k·exp(−γL); ``sigmoid`` the OLMo ladder's
+Err(L) = b + a·σ(k(L − L0)). Aggregation: ``avg`` fits the task-averaged error (the paper's);
+``per_task`` fits each task of the average on its own and averages the tasks' predictions (it
+needs per-task errors: the testbed's 17 tasks). Every recipe fits every run at or below the cut
+and is scored on the runs above it from their measured loss, so the error law is judged alone,
+not through a loss law's miss. All rows of one law (sweeps × cuts × tasks) are one batched
+Levenberg–Marquardt call: each row's points are its own block of one long (loss, error) array.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from scaling_jax.backtest.fits import LM_MAX_ITER
+from scaling_jax.backtest.score import CutResult, Sweep
+from scaling_jax.errors import UserError
+from scaling_jax.laws import forms
+from scaling_jax.laws.fit import fit_own_rows, predict
+
+FORMS = {"eq5": "error", "sigmoid": "sigmoid"}  # recipe law -> laws.forms name
+AGGREGATIONS = ("avg", "per_task")
+
+
+@dataclasses.dataclass(frozen=True)
+class ErrorRecipe:
+    law: str  # "eq5" or "sigmoid"
+    aggregation: str  # "avg" or "per_task"
+
+    def __post_init__(self):
+        if self.law not in FORMS:
+            raise UserError(f"error recipe law {self.law!r}: one of {list(FORMS)}")
+        if self.aggregation not in AGGREGATIONS:
+            raise UserError(f"error recipe aggregation {self.aggregation!r}: one of {list(AGGREGATIONS)}")
+
+    @property
+    def name(self) -> str:
+        return f"{self.law}/{self.aggregation}"
+
+    @property
+    def form(self) -> str:
+        return FORMS[self.law]
+
+    @property
+    def n_params(self) -> int:
+        return len(forms.law(self.form)[1])
+
+    def to_json(self) -> dict:
+        return {"name": self.name, **dataclasses.asdict(self)}
+
+
+PAPER_ERROR = ErrorRecipe("eq5", "avg")
+
+
+def error_candidates() -> tuple[ErrorRecipe, ...]:
+    return tuple(ErrorRecipe(law, agg) for law, agg in itertools.product(FORMS, AGGREGATIONS))
+
+
+def _targets(sweep: Sweep, recipe: ErrorRecipe) -> list[tuple[str, np.ndarray]]:
+    """(task, errors) blocks a recipe fits on ``sweep``: the average, or each task."""
+    if recipe.aggregation == "avg":
+        return [("average", sweep.pts["error"])]
+    return [(t, sweep.pts["task_errors"][:, j]) for j, t in enumerate(sweep.tasks)]
+
+
+def run_error_backtest(sweeps: Sequence[Sweep], recipes: Sequence[ErrorRecipe], cuts: Mapping[str, np.ndarray],
+                       final_cuts: Mapping[str, float]) -> list[CutResult]:
+    """Every (sweep with errors, recipe, cut) as a CutResult (``params``: the law's, or per task
+    ``{task: params}``); a per-task recipe on a sweep without per-task errors is skipped."""
+    sweeps = [s for s in sweeps if "error" in s.pts]
+    plan, skipped = [], []
+    for s in sweeps:
+        for recipe in recipes:
+            for cut, role in [(float(c), "selection") for c in cuts.get(s.name, ())] + [(final_cuts[s.name], "final")]:
+                if recipe.aggregation == "per_task" and not s.tasks:
+                    skipped.append((s, recipe, float(cut), role))
+                else:
+                    plan.append((s, recipe, float(cut), role))
+    fitted = _fit(plan)
+    out = [CutResult(s.name, r, cut, role, "skipped", "no per-task errors in these runs", (), None, ())
+           for s, r, cut, role in skipped]
+    for (s, recipe, cut, role), (status, reason, params) in zip(plan, fitted):
+        fit_idx = tuple(int(i) for i in np.flatnonzero(s.C <= cut * (1 + 1e-9)))
+        upto = final_cuts[s.name] if role == "selection" else np.inf
+        scored = _score(s, recipe, params, cut, upto) if params is not None else ()
+        out.append(CutResult(s.name, recipe, cut, role, status, reason, fit_idx, params, scored))
+    return out
+
+
+def _fit(plan: list) -> list[tuple[str, str, dict | None]]:
+    """(status, reason, params) per plan row; one LM call per law form over every (row, task),
+    each with its own points (padded with weight 0 to the largest sweep)."""
+    results: list = [None] * len(plan)
+    n_max = max(len(s) for s, _, _, _ in plan) if plan else 0
+    for form in dict.fromkeys(r.form for _, r, _, _ in plan):
+        owner, L, y, W = [], [], [], []
+        for i, (s, r, cut, _) in enumerate(plan):
+            if r.form != form:
+                continue
+            pad = n_max - len(s)
+            for task, err in _targets(s, r):
+                owner.append((i, task))
+                L.append(np.pad(s.pts["loss"], (0, pad), constant_values=1.0))
+                y.append(np.pad(err, (0, pad), constant_values=0.5))
+                W.append(np.pad((s.C <= cut * (1 + 1e-9)).astype(np.float64), (0, pad)))
+        best, _ = fit_own_rows(form, {"L": np.array(L)}, np.array(y), np.array(W), max_iter=LM_MAX_ITER)
+        names = forms.law(form)[1]
+        per_row: dict[int, dict] = {}
+        # A finite optimum counts (as for the Huber rows): a task near chance is flat in loss, and
+        # LM's tolerance is then never met while the fit has long settled on a constant.
+        for (i, task), p, rss, w in zip(owner, best.params, best.rss, W):
+            n_fit = int(w.sum())
+            if n_fit < len(names):
+                per_row.setdefault(i, {})[task] = f"{n_fit} fit run(s) for {len(names)} parameters"
+            elif np.isfinite(rss) and np.all(np.isfinite(p)):
+                per_row.setdefault(i, {})[task] = {k: float(v) for k, v in zip(names, p)}
+            else:
+                per_row.setdefault(i, {})[task] = "no start reached a finite optimum"
+        for i in {i for i, _ in owner}:
+            got = per_row[i]
+            bad = {t: v for t, v in got.items() if isinstance(v, str)}
+            if bad:
+                t, why = next(iter(bad.items()))
+                more = f" (and {len(bad) - 1} more task(s))" if len(bad) > 1 else ""
+                results[i] = ("skipped" if "fit run(s)" in why else "failed", f"{t}: {why}{more}", None)
+            else:
+                results[i] = ("ok", "", got["average"] if plan[i][1].aggregation == "avg" else got)
+    return results
+
+
+def predict_error(sweep: Sweep, recipe: ErrorRecipe, params: dict, L: np.ndarray) -> np.ndarray:
+    """The task-averaged error a recipe predicts at losses ``L``."""
+    if recipe.aggregation == "avg":
+        return np.atleast_1d(predict(recipe.form, params, L=L))
+    return np.mean([np.atleast_1d(predict(recipe.form, params[t], L=L)) for t in sweep.tasks], axis=0)
+
+
+def _score(sweep: Sweep, recipe: ErrorRecipe, params: dict, cut: float, upto: float) -> tuple:
+    C, M = sweep.C, sweep.M
+    idx = np.flatnonzero((C > cut * (1 + 1e-9)) & (C <= upto * (1 + 1e-9)))
+    if not idx.size:
+        return ()
+    pred = predict_error(sweep, recipe, params, sweep.pts["loss"][idx])
+    true = sweep.pts["error"][idx]
+    return tuple({"run": sweep.labels[i], "C": float(C[i]), "M": float(M[i]), "loss": float(sweep.pts["loss"][i]),
+                  "error": float(t), "pred": float(q), "rel_err": abs(float(q) - float(t)) / float(t) * 100.0,
+                  "abs_err": abs(float(q) - float(t)) * 100.0, "log10_C_over_C0": float(np.log10(C[i] / cut))}
+                 for i, q, t in zip(idx, pred, true))  # fmt: skip
+
+
+def error_recipes_by_name(names: str) -> tuple[ErrorRecipe, ...]:
+    """``--error-recipes``: comma-separated ``law/aggregation`` names (``all`` for every candidate)."""
+    if names.strip() == "all":
+        return error_candidates()
+    table = {r.name: r for r in error_candidates()}
+    out = []
+    for n in (s.strip() for s in names.split(",") if s.strip()):
+        if n not in table:
+            raise UserError(f"--error-recipes: unknown recipe {n!r}; one of {list(table)}")
+        out.append(table[n])
+    if not out:
+        raise UserError("--error-recipes: no recipe named")
+    return tuple(dict.fromkeys(out))
