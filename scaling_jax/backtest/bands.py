@@ -1,7 +1,8 @@
 """The chosen recipe refitted on every run it may use, and its predictive bands at targets.
 
 Bands come from a bootstrap refitted by the recipe's own estimator (``lsq_log`` resamples keep
-their 1/y² weights) times the fit's log residual scale, as ``scaling-jax fit`` makes them.
+their 1/y² weights) times the fit's log residual scale, as ``scaling-jax fit`` makes them; a
+Bayesian recipe's from its posterior predictive (fit noise and discrepancy included).
 """
 
 from __future__ import annotations
@@ -32,13 +33,15 @@ class ChosenFit:
 
 
 def refit_and_predict(sweep: Sweep, recipe: Recipe, cut: float, targets: Sequence[dict], *, n_bootstrap: int = 200,
-                      seed: int = 0, params: dict[str, float] | None = None, reason: str = "") -> ChosenFit:
-    """Fit ``recipe`` on its runs of ``sweep`` at or below ``cut`` (or take ``params``, that fit
-    already made by the backtest's final row); bands at ``targets`` (dicts with N, D)."""
+                      seed: int = 0, params: dict[str, float] | None = None, reason: str = "",
+                      bayes_fit=None) -> ChosenFit:
+    """Fit ``recipe`` on its runs of ``sweep`` at or below ``cut`` (or take ``params`` and, for a
+    Bayesian recipe, ``bayes_fit``: that fit already made by the backtest's final row); bands at
+    ``targets`` (dicts with N, D)."""
     mask = recipe.fit_mask(sweep.pts["N"], sweep.pts["D"], cut)
     if params is None and not reason:
         fits = fit_rows(sweep.pts, [recipe], mask[None].astype(float))
-        params, reason = fits.params[0], fits.reasons[0]
+        params, reason, bayes_fit = fits.params[0], fits.reasons[0], fits.bayes[0]
     if params is None:
         raise UserError(f"{sweep.name}: the chosen recipe {recipe.name} cannot be refitted on the runs up to "
                         f"{cut:.3g} FLOPs: {reason}")
@@ -46,7 +49,15 @@ def refit_and_predict(sweep: Sweep, recipe: Recipe, cut: float, targets: Sequenc
     sub = {k: np.asarray(v)[idx] for k, v in sweep.pts.items()}
     xs, y = law_inputs(recipe.law, sub), sub["loss"]
     rows, bs_summary = [], {}
-    if targets:
+    if targets and recipe.estimator == "bayes":
+        T = {k: np.array([float(t[k]) for t in targets]) for k in ("N", "D")}
+        bands = bayes_fit.bands(C=6.0 * T["N"] * T["D"], M=T["D"] / T["N"])["loss"]
+        for i, t in enumerate(targets):
+            N, D = float(t["N"]), float(t["D"])
+            rows.append({"N": N, "D": D, "C": 6.0 * N * D, "M": D / N, "loss": interval_summary(bands, i)})
+        bs_summary = {"posterior_draws": int(len(bayes_fit.loss_law.E)),
+                      "diagnostics": bayes_fit.posterior.diagnostics.to_dict()}
+    elif targets:
         if n_bootstrap < 1:
             raise UserError("--predict needs a bootstrap for its bands: use --bootstrap > 0")
         starts = huber.bootstrap_starts(recipe.law, params) if recipe.estimator == "huber" else None

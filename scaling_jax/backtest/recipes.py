@@ -6,6 +6,9 @@ weights 1/y², so it shares LM's compiled call); ``huber`` the robust log-space 
 laws/huber.py. Designs: ``paper`` the paper's Table-1 shape (each model size's run nearest
 M = 20, plus the smallest size's run nearest M = 320), ``all`` every run below the cut,
 ``m10`` every run below the cut with M ≥ 10 (strongly under-trained runs left out).
+``bayes`` is the NUTS posterior of the law (laws/bayes, short chains: ``fits.BAYES_NUTS``),
+predicting the posterior median of the law's loss; one sampler run per (cut, set), about 12 s
+each here, so it is tried only when named (``all+bayes``, or e.g. ``eq4/bayes/paper``).
 """
 
 from __future__ import annotations
@@ -19,7 +22,8 @@ from scaling_jax.errors import UserError
 from scaling_jax.laws import forms
 
 LAWS = ("overtrain", "chinchilla")
-ESTIMATORS = ("lsq", "lsq_log", "huber")
+ESTIMATORS = ("lsq", "lsq_log", "huber", "bayes")
+POINT_ESTIMATORS = ESTIMATORS[:3]  # the batched ones: ``all`` tries these
 DESIGNS = ("paper", "all", "m10")
 LAW_LABEL = {"overtrain": "eq4", "chinchilla": "eq3"}
 MIN_M = 10.0  # the m10 design drops runs with M below this
@@ -28,7 +32,7 @@ MIN_M = 10.0  # the m10 design drops runs with M below this
 @dataclasses.dataclass(frozen=True)
 class Recipe:
     law: str  # "overtrain" (Eq. 4, alpha = beta) or "chinchilla" (Eq. 3)
-    estimator: str  # "lsq", "lsq_log" or "huber"
+    estimator: str  # "lsq", "lsq_log", "huber" or "bayes"
     design: str  # "paper", "all" or "m10"
 
     def __post_init__(self):
@@ -83,19 +87,21 @@ def _paper_design(N: np.ndarray, M: np.ndarray, avail: np.ndarray) -> np.ndarray
     return keep
 
 
-def candidates() -> tuple[Recipe, ...]:
-    """Every law × estimator × design (18 recipes)."""
-    return tuple(Recipe(law, est, design) for law, est, design in itertools.product(LAWS, ESTIMATORS, DESIGNS))
+def candidates(bayes: bool = False) -> tuple[Recipe, ...]:
+    """Every law × point estimator × design (18 recipes); with ``bayes`` the 6 Bayesian ones too."""
+    estimators = ESTIMATORS if bayes else POINT_ESTIMATORS
+    return tuple(Recipe(law, est, design) for law, est, design in itertools.product(LAWS, estimators, DESIGNS))
 
 
 PAPER = Recipe("overtrain", "lsq", "paper")
 
 
 def by_name(names: str) -> tuple[Recipe, ...]:
-    """``--recipes``: comma-separated names as ``eq4/lsq/all`` (``all`` for every candidate)."""
-    if names.strip() == "all":
-        return candidates()
-    table = {r.name: r for r in candidates()}
+    """``--recipes``: comma-separated names as ``eq4/lsq/all`` (``all`` for the 18 point-estimate
+    recipes, ``all+bayes`` for those and the 6 Bayesian ones)."""
+    if names.strip() in ("all", "all+bayes"):
+        return candidates(bayes=names.strip() == "all+bayes")
+    table = {r.name: r for r in candidates(bayes=True)}
     out = []
     for n in (s.strip() for s in names.split(",") if s.strip()):
         if n not in table:

@@ -12,6 +12,7 @@ import numpy as np
 from scaling_jax.backtest.fits import fit_rows, law_inputs
 from scaling_jax.backtest.recipes import Recipe
 from scaling_jax.errors import UserError
+from scaling_jax.laws import forms
 from scaling_jax.laws.fit import predict
 
 
@@ -71,15 +72,26 @@ class CutResult:
     fit_idx: tuple[int, ...]  # indices (into the sweep) of the runs fitted
     params: dict[str, float] | None
     scored: tuple[dict, ...]  # one per scored run
+    fit: object = None  # a Bayesian recipe's BayesFit (its predictions are the posterior median)
 
 
-def _score(sweep: Sweep, recipe: Recipe, params: dict, cut: float, fit_idx: np.ndarray, upto: float) -> tuple:
+def predict_loss(recipe: Recipe, params: dict, fit, pts: Mapping[str, np.ndarray]) -> np.ndarray:
+    """A recipe's loss prediction at runs ``pts``: the law at ``params``, or for a Bayesian recipe
+    the posterior median of the law's loss (over the parameter draws of ``fit``)."""
+    xs = law_inputs(recipe.law, pts)
+    if fit is None:
+        return np.atleast_1d(predict(recipe.law, params, **xs))
+    draws = {k: np.asarray(getattr(fit.loss_law, k))[:, None] for k in forms.law(recipe.law)[1]}
+    return np.median(np.atleast_2d(predict(recipe.law, draws, **xs)), axis=0)
+
+
+def _score(sweep: Sweep, recipe: Recipe, params: dict, fit, cut: float, fit_idx: np.ndarray, upto: float) -> tuple:
     C, M = sweep.C, sweep.M
     idx = np.flatnonzero((C > cut * (1 + 1e-9)) & (C <= upto * (1 + 1e-9)))
     if not idx.size:
         return ()
     sub = {k: v[idx] for k, v in sweep.pts.items()}
-    pred = np.atleast_1d(predict(recipe.law, params, **law_inputs(recipe.law, sub)))
+    pred = predict_loss(recipe, params, fit, sub)
     logMfit = np.log10(M[fit_idx])
     rows = []
     for j, i in enumerate(idx):
@@ -111,11 +123,12 @@ def run_backtest(sweeps: Sequence[Sweep], recipes: Sequence[Recipe], cuts: Mappi
                 rec.append(recipe)
     fits = fit_rows(pts, rec, np.array(W))
     out = []
-    for (s, off, recipe, cut, role), w, p, st, why in zip(rows, W, fits.params, fits.status, fits.reasons):
+    for (s, off, recipe, cut, role), w, p, st, why, bf in zip(rows, W, fits.params, fits.status, fits.reasons,
+                                                              fits.bayes):
         fit_idx = np.flatnonzero(w[off:off + len(s)] > 0)
         upto = final_cuts[s.name] if role == "selection" else np.inf
-        scored = _score(s, recipe, p, cut, fit_idx, upto) if p is not None else ()
-        out.append(CutResult(s.name, recipe, cut, role, st, why, tuple(int(i) for i in fit_idx), p, scored))
+        scored = _score(s, recipe, p, bf, cut, fit_idx, upto) if p is not None else ()
+        out.append(CutResult(s.name, recipe, cut, role, st, why, tuple(int(i) for i in fit_idx), p, scored, bf))
     return out
 
 
@@ -129,7 +142,7 @@ def held_out(sweep: Sweep, result: CutResult, min_M: float = 0.0) -> dict:
     keep &= sweep.M >= min_M * (1 - 1e-6)
     idx = np.flatnonzero(keep)
     sub = {k: v[idx] for k, v in sweep.pts.items()}
-    pred = np.atleast_1d(predict(result.recipe.law, result.params, **law_inputs(result.recipe.law, sub)))
+    pred = predict_loss(result.recipe, result.params, result.fit, sub)
     err = np.abs(pred - sub["loss"]) / sub["loss"] * 100.0
     above = sweep.C[idx] > result.cut * (1 + 1e-9)
     mean = lambda e: float(e.mean()) if e.size else None  # noqa: E731

@@ -115,7 +115,7 @@ def run_backtest(runs: str | Path, *, dataset: str | None = None, val_set: str |
         choice = select.choose(results, s.name, recipes)
         final = next(c for c in results if c.sweep == s.name and c.role == "final" and c.recipe == choice.recipe)
         chosen = refit_and_predict(s, choice.recipe, finals[s.name], targets, n_bootstrap=n_bootstrap, seed=seed,
-                                   params=final.params, reason=final.reason or "not fitted")
+                                   params=final.params, reason=final.reason or "not fitted", bayes_fit=final.fit)
         b = report.sweep_body(s, results, recipes, choice, chosen, finals[s.name], cuts[s.name])
         if tb is not None and not paper_recipe.missing_runs(tb, s.name):
             b["held_out"] = _paper_comparison(s, tb, results, choice.recipe)

@@ -5,7 +5,7 @@ reported."""
 import numpy as np
 import pytest
 
-from scaling_jax.backtest import cuts, recipes, score, select
+from scaling_jax.backtest import bands, cuts, recipes, score, select
 from scaling_jax.backtest.recipes import Recipe
 from scaling_jax.errors import UserError
 from tests.backtest.sim import simulated_points
@@ -105,3 +105,31 @@ def test_paper_design_on_the_testbed_is_the_table_1_five(testbed):
     (s,), tb = load_sweeps(testbed.root, dataset="rpj")
     mask = recipes.PAPER.fit_mask(s.pts["N"], s.pts["D"], final_cut_of(s, tb, "auto"))
     assert {s.labels[i] for i in np.flatnonzero(mask)} == {r.name for r in paper.loss_fit_runs(testbed, "rpj")}
+
+
+def test_bayesian_recipe_predicts_the_posterior_median_without_leakage():
+    """eq4/bayes/all: NUTS on the runs at or below the cut; its prediction is the median over the
+    posterior's draws of the law, near the least-squares fit of the same law on the same runs."""
+    s = score.sweep_from_points("sim", simulated_points())
+    final = float(np.sort(s.C)[-8])
+    bayes = Recipe("overtrain", "bayes", "all")
+    (res_b, res_l) = (next(r for r in score.run_backtest([s], [rec], {}, {"sim": final})) for rec in (bayes, EQ4))
+    assert res_b.status == "ok" and np.all(s.C[list(res_b.fit_idx)] <= final * (1 + 1e-9))
+    assert res_b.fit_idx == res_l.fit_idx and len(res_b.scored) == 7
+    law = res_b.fit.loss_law
+    i = int(np.argmax(s.C))
+    C, M = s.C[i], s.M[i]
+    want = np.median(law.E + (law.a * M**law.eta + law.b * M**-law.eta) * C**-law.eta)
+    got = next(r["pred"] for r in res_b.scored if r["C"] == C)
+    assert got == pytest.approx(want, rel=1e-9)
+    lsq = next(r["pred"] for r in res_l.scored if r["C"] == C)
+    assert got == pytest.approx(lsq, rel=0.02)
+    assert set(res_b.params) == {"E", "a", "b", "eta"}
+    # Chosen with --predict: bands from the posterior predictive of the same fit (no refit).
+    chosen = bands.refit_and_predict(s, bayes, final, [{"N": s.pts["N"][i], "D": s.pts["D"][i]}],
+                                     params=res_b.params, bayes_fit=res_b.fit)
+    band = chosen.predictions[0]["loss"]
+    assert band["lo95"] < band["median"] < band["hi95"] and band["median"] == pytest.approx(got, rel=0.01)
+    assert chosen.bootstrap["posterior_draws"] == len(law.E)
+    assert len(recipes.by_name("all")) == 18 and len(recipes.by_name("all+bayes")) == 24
+    assert recipes.by_name("eq4/bayes/paper")[0].estimator == "bayes"
