@@ -47,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
     targets = [parse_target(s, "overtrain") for s in args.predict]
     bt = run_backtest(args.runs, dataset=args.dataset, val_set=args.val_set, recipes=recipes, n_cuts=args.cuts,
                       final_cut=args.final_cut, targets=targets, n_bootstrap=args.bootstrap, seed=args.seed,
-                      error_recipes_=err_recipes)
+                      error_law_recipes=err_recipes)
     for line in summary_lines(bt):
         print(line)
     if args.out is not None:

@@ -95,9 +95,9 @@ def _paper_comparison(sweep: score.Sweep, tb: Testbed, results: list, chosen: re
 def run_backtest(runs: str | Path, *, dataset: str | None = None, val_set: str | None = None,
                  recipes: Sequence[recipes_mod.Recipe] | None = None, n_cuts: int = 5, final_cut: str = "auto",
                  targets: Sequence[dict] = (), n_bootstrap: int = 200, seed: int = 0,
-                 error_recipes_: Sequence[error_recipes.ErrorRecipe] | None = None) -> Backtest:
+                 error_law_recipes: Sequence[error_recipes.ErrorRecipe] | None = None) -> Backtest:
     recipes = tuple(recipes or recipes_mod.candidates())
-    err_recipes = tuple(error_recipes_ or error_recipes.error_candidates())
+    err_recipes = tuple(error_law_recipes or error_recipes.error_candidates())
     sweeps, tb = load_sweeps(runs, dataset, val_set)
     finals = {s.name: final_cut_of(s, tb, final_cut) for s in sweeps}
     cuts = {}
