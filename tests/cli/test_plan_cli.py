@@ -83,9 +83,9 @@ def test_recipe_all_fits_every_run_of_the_set_on_the_fly(testbed, testbed_dir, t
 
     args = ["--budget", "1e22", "--target-loss", "2.6", "--no-plots"]
     assert main(["plan", "--testbed", str(testbed_dir), "--dataset", "rpj", "--recipe", "all", "--chains", "1",
-                 "--num-warmup", "100", "--num-samples", "100", *args, "--out", str(tmp_path / "a")]) == 0
+                 "--num-warmup", "60", "--num-samples", "60", *args, "--out", str(tmp_path / "a")]) == 0
     plan = json.loads((tmp_path / "a" / "plan.json").read_text())
-    assert plan["posterior"]["from"].endswith("rpj, recipe all") and plan["posterior"]["draws"] == 100
+    assert plan["posterior"]["from"].endswith("rpj, recipe all") and plan["posterior"]["draws"] == 60
     post = read_posterior(tmp_path / "a" / "posterior.nc", dataset="rpj")
     assert len(post.loss_law.support.x_FxK) == len(testbed_points(testbed, dataset="rpj")["loss"]) > 5
     assert main(["plan", "--posterior", str(tmp_path / "a" / "posterior.nc"), *args, "--out", str(tmp_path / "b")]) == 0
