@@ -20,7 +20,7 @@ RECIPES = (EQ3, EQ4, EQ3_PAPER)
 def sim():
     s = score.sweep_from_points("sim", simulated_points())
     final = float(np.sort(s.C)[-8])  # hold out the 7 largest-compute runs
-    c = cuts.selection_cuts(s.C, final, n_cuts=4)
+    c = cuts.selection_cuts(s.C, final, n_cuts=4, min_fit_runs=10)  # a low first cut: more points must help
     return s, final, c, score.run_backtest([s], RECIPES, {"sim": c}, {"sim": final})
 
 
