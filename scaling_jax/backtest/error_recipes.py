@@ -18,8 +18,8 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from scaling_jax.backtest.fits import LM_MAX_ITER
+from scaling_jax.backtest.recipes import check_choices, pick_by_name
 from scaling_jax.backtest.score import CutResult, Sweep
-from scaling_jax.errors import UserError
 from scaling_jax.laws import forms
 from scaling_jax.laws.fit import fit_own_rows, predict
 
@@ -33,10 +33,7 @@ class ErrorRecipe:
     aggregation: str  # "avg" or "per_task"
 
     def __post_init__(self):
-        if self.law not in FORMS:
-            raise UserError(f"error recipe law {self.law!r}: one of {list(FORMS)}")
-        if self.aggregation not in AGGREGATIONS:
-            raise UserError(f"error recipe aggregation {self.aggregation!r}: one of {list(AGGREGATIONS)}")
+        check_choices("error recipe", (("law", self.law, FORMS), ("aggregation", self.aggregation, AGGREGATIONS)))
 
     @property
     def name(self) -> str:
@@ -110,25 +107,24 @@ def _fit(plan: list) -> list[tuple[str, str, dict | None]]:
                 W.append(np.pad((s.C <= cut * (1 + 1e-9)).astype(np.float64), (0, pad)))
         best, _ = fit_own_rows(form, {"L": np.array(L)}, np.array(y), np.array(W), max_iter=LM_MAX_ITER)
         names = forms.law(form)[1]
-        per_row: dict[int, dict] = {}
+        fitted: dict[int, dict] = {}  # row -> task -> params
+        bad: dict[int, list] = {}  # row -> [(task, status, why)]
         # A finite optimum counts (as for the Huber rows): a task near chance is flat in loss, and
         # LM's tolerance is then never met while the fit has long settled on a constant.
         for (i, task), p, rss, w in zip(owner, best.params, best.rss, W):
             n_fit = int(w.sum())
             if n_fit < len(names):
-                per_row.setdefault(i, {})[task] = f"{n_fit} fit run(s) for {len(names)} parameters"
+                bad.setdefault(i, []).append((task, "skipped", f"{n_fit} fit run(s) for {len(names)} parameters"))
             elif np.isfinite(rss) and np.all(np.isfinite(p)):
-                per_row.setdefault(i, {})[task] = {k: float(v) for k, v in zip(names, p)}
+                fitted.setdefault(i, {})[task] = {k: float(v) for k, v in zip(names, p)}
             else:
-                per_row.setdefault(i, {})[task] = "no start reached a finite optimum"
+                bad.setdefault(i, []).append((task, "failed", "no start reached a finite optimum"))
         for i in {i for i, _ in owner}:
-            got = per_row[i]
-            bad = {t: v for t, v in got.items() if isinstance(v, str)}
-            if bad:
-                t, why = next(iter(bad.items()))
-                more = f" (and {len(bad) - 1} more task(s))" if len(bad) > 1 else ""
-                results[i] = ("skipped" if "fit run(s)" in why else "failed", f"{t}: {why}{more}", None)
+            if i in bad:
+                (t, status, why), n_more = bad[i][0], len(bad[i]) - 1
+                results[i] = (status, f"{t}: {why}" + (f" (and {n_more} more task(s))" if n_more else ""), None)
             else:
+                got = fitted[i]
                 results[i] = ("ok", "", got["average"] if plan[i][1].aggregation == "avg" else got)
     return results
 
@@ -155,14 +151,5 @@ def _score(sweep: Sweep, recipe: ErrorRecipe, params: dict, cut: float, upto: fl
 
 def error_recipes_by_name(names: str) -> tuple[ErrorRecipe, ...]:
     """``--error-recipes``: comma-separated ``law/aggregation`` names (``all`` for every candidate)."""
-    if names.strip() == "all":
-        return error_candidates()
-    table = {r.name: r for r in error_candidates()}
-    out = []
-    for n in (s.strip() for s in names.split(",") if s.strip()):
-        if n not in table:
-            raise UserError(f"--error-recipes: unknown recipe {n!r}; one of {list(table)}")
-        out.append(table[n])
-    if not out:
-        raise UserError("--error-recipes: no recipe named")
-    return tuple(dict.fromkeys(out))
+    return pick_by_name(names, "--error-recipes", {"all": error_candidates()},
+                        f"one of {[r.name for r in error_candidates()]}")

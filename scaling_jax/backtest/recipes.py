@@ -29,6 +29,13 @@ LAW_LABEL = {"overtrain": "eq4", "chinchilla": "eq3"}
 MIN_M = 10.0  # the m10 design drops runs with M below this
 
 
+def check_choices(what: str, fields) -> None:
+    """Each ``(field, value, allowed)``: a UserError naming the field unless value is allowed."""
+    for field, value, allowed in fields:
+        if value not in allowed:
+            raise UserError(f"{what} {field} {value!r}: one of {list(allowed)}")
+
+
 @dataclasses.dataclass(frozen=True)
 class Recipe:
     law: str  # "overtrain" (Eq. 4, alpha = beta) or "chinchilla" (Eq. 3)
@@ -36,10 +43,8 @@ class Recipe:
     design: str  # "paper", "all" or "m10"
 
     def __post_init__(self):
-        for field, value, allowed in (("law", self.law, LAWS), ("estimator", self.estimator, ESTIMATORS),
-                                      ("design", self.design, DESIGNS)):
-            if value not in allowed:
-                raise UserError(f"recipe {field} {value!r}: one of {list(allowed)}")
+        check_choices("recipe", (("law", self.law, LAWS), ("estimator", self.estimator, ESTIMATORS),
+                                 ("design", self.design, DESIGNS)))
 
     @property
     def name(self) -> str:
@@ -99,15 +104,22 @@ PAPER = Recipe("overtrain", "lsq", "paper")
 def by_name(names: str) -> tuple[Recipe, ...]:
     """``--recipes``: comma-separated names as ``eq4/lsq/all`` (``all`` for the 18 point-estimate
     recipes, ``all+bayes`` for those and the 6 Bayesian ones)."""
-    if names.strip() in ("all", "all+bayes"):
-        return candidates(bayes=names.strip() == "all+bayes")
-    table = {r.name: r for r in candidates(bayes=True)}
+    return pick_by_name(names, "--recipes", {"all": candidates(), "all+bayes": candidates(bayes=True)},
+                        "names are law/estimator/design, e.g. eq4/lsq/all (laws eq4, eq3; estimators "
+                        f"{list(ESTIMATORS)}; designs {list(DESIGNS)})")
+
+
+def pick_by_name(names: str, flag: str, sets: dict[str, tuple], hint: str) -> tuple:
+    """Comma-separated recipe names (or one key of ``sets``, e.g. ``all``) → recipes, in order and
+    without repeats; ``sets``' largest is the table names are looked up in."""
+    if names.strip() in sets:
+        return sets[names.strip()]
+    table = {r.name: r for r in max(sets.values(), key=len)}
     out = []
     for n in (s.strip() for s in names.split(",") if s.strip()):
         if n not in table:
-            raise UserError(f"--recipes: unknown recipe {n!r}; names are law/estimator/design, e.g. eq4/lsq/all "
-                            f"(laws eq4, eq3; estimators {list(ESTIMATORS)}; designs {list(DESIGNS)})")
+            raise UserError(f"{flag}: unknown recipe {n!r}; {hint}")
         out.append(table[n])
     if not out:
-        raise UserError("--recipes: no recipe named")
+        raise UserError(f"{flag}: no recipe named")
     return tuple(dict.fromkeys(out))
