@@ -16,7 +16,7 @@ import numpy as np
 
 from scaling_jax.backtest.recipes import Recipe
 from scaling_jax.laws import forms, huber
-from scaling_jax.laws.fit import fit_batch
+from scaling_jax.laws.fit import fit_own_rows
 from scaling_jax.laws.fit_report import LAW_INPUTS
 from scaling_jax.laws.points import design_problems
 
@@ -77,16 +77,16 @@ def fit_rows(pts: Mapping[str, np.ndarray], recipes: Sequence[Recipe], W: np.nda
             for i in rows:
                 params[i], bayes[i], status[i], reasons[i] = _fit_bayes_row(law, pts, W[i])
             continue
-        xs = law_inputs(law, pts)
         names = forms.law(law)[1]
+        xs, yr, Wr = _own_points(law_inputs(law, pts), y, W[rows])
         if solver == "lm":
-            Wg = np.stack([W[i] / y**2 if recipes[i].estimator == "lsq_log" else W[i] for i in rows])
-            best, _ = fit_batch(law, xs, y, Wg, max_iter=LM_MAX_ITER)
+            Wr = np.stack([w / yi**2 if recipes[i].estimator == "lsq_log" else w for i, w, yi in zip(rows, Wr, yr)])
+            best, _ = fit_own_rows(law, xs, yr, Wr, max_iter=LM_MAX_ITER, rows_per_step=1)
             p, conv = np.asarray(best.params), np.asarray(best.converged)
         else:
             # A finite optimum counts: L-BFGS's own flag asks for a gradient norm below 1e-12 within
             # HUBER_MAX_ITER steps, which a flat valley can miss after the objective has settled.
-            p, obj, _ = huber.fit_huber_batch(law, xs, y, W[rows], huber_starts(law), HUBER_MAX_ITER)
+            p, obj, _ = huber.fit_huber_batch(law, xs, yr, Wr, huber_starts(law), HUBER_MAX_ITER)
             conv = np.isfinite(obj)
         for j, i in enumerate(rows):
             if conv[j] and np.all(np.isfinite(p[j])):
@@ -94,6 +94,16 @@ def fit_rows(pts: Mapping[str, np.ndarray], recipes: Sequence[Recipe], W: np.nda
             else:
                 status[i], reasons[i] = "failed", "no start converged to a finite optimum"
     return RowFits(params, status, reasons, bayes)
+
+
+def _own_points(xs: Mapping[str, np.ndarray], y: np.ndarray, W: np.ndarray) -> tuple[dict, np.ndarray, np.ndarray]:
+    """Each row's fit runs only, as (R, n_max) inputs, losses and weights (short rows padded with
+    weight-0 copies of their first run): a backtest's rows fit 10-30 of the 100+ runs they are given."""
+    idx = [np.flatnonzero(w > 0) for w in W]
+    n_max = max(len(i) for i in idx)
+    take = np.stack([np.concatenate([i, np.full(n_max - len(i), i[0])]) for i in idx])
+    Wr = np.take_along_axis(W, take, axis=1) * (np.arange(n_max) < np.array([len(i) for i in idx])[:, None])
+    return {k: v[take] for k, v in xs.items()}, y[take], Wr
 
 
 def _fit_bayes_row(law: str, pts: Mapping[str, np.ndarray], w: np.ndarray):

@@ -59,6 +59,28 @@ def predict(law: str, params: Mapping[str, float], **inputs) -> np.ndarray:
         return np.asarray(fn(p, *(jnp.asarray(inputs[k], jnp.float64) for k in input_names)))
 
 
+def _map_chunks(f, arrays, k: int):
+    """``f`` over chunks of ``k`` rows of ``arrays`` (a pytree, rows on the leading axis), one chunk
+    after another (``lax.map``): each chunk's LM loop stops when its own lanes converge, and its
+    working set stays in cache. Rows are padded to whole chunks with copies of the first."""
+    R = jax.tree.leaves(arrays)[0].shape[0]
+    pad = -R % k
+
+    def split(a):
+        a = jnp.concatenate([a, jnp.broadcast_to(a[:1], (pad,) + a.shape[1:])]) if pad else a
+        return a.reshape((-1, k) + a.shape[1:])
+
+    out = jax.lax.map(f, jax.tree.map(split, arrays))
+    return jax.tree.map(lambda a: a.reshape((-1,) + a.shape[2:])[:R], out)
+
+
+def _best_per_row(res: lm.LMResult, k: int, S: int):
+    """(best fit per row, converged starts per row) of k rows × S starts laid out as lanes."""
+    res = jax.tree.map(lambda a: a.reshape((k, S) + a.shape[1:]), res)
+    best, _ = jax.vmap(lm.best_of)(res)
+    return best, jnp.sum(res.converged, axis=1)
+
+
 @functools.partial(jax.jit, static_argnames=("law", "max_iter", "rows_per_step"))
 def _fit_batch(law: str, starts, xs, y, W, max_iter: int, rows_per_step: int):
     """For each weight row of ``W`` (R, n), fit from every start (S, P); return the best per row
@@ -70,17 +92,9 @@ def _fit_batch(law: str, starts, xs, y, W, max_iter: int, rows_per_step: int):
     def chunk(Wc):
         # k rows × S starts as one batch of lanes: per-lane weights, one LM loop.
         res = lm.fit_starts(model, jnp.tile(starts, (k, 1)), xs, y, jnp.repeat(Wc, S, axis=0).T, max_iter=max_iter)
-        res = jax.tree.map(lambda a: a.reshape((k, S) + a.shape[1:]), res)
-        best, _ = jax.vmap(lm.best_of)(res)
-        return best, jnp.sum(res.converged, axis=1)
+        return _best_per_row(res, k, S)
 
-    # Chunks run one after another: each loop stops when its own lanes converge, and the
-    # working set stays in cache. Pad W to whole chunks with copies of its first row.
-    R = W.shape[0]
-    pad = -R % k
-    Wp = jnp.concatenate([W, jnp.broadcast_to(W[:1], (pad, W.shape[1]))]) if pad else W
-    best, n_conv = jax.lax.map(chunk, Wp.reshape(-1, k, W.shape[1]))
-    return jax.tree.map(lambda a: a.reshape((-1,) + a.shape[2:])[:R], (best, n_conv))
+    return _map_chunks(chunk, W, k)
 
 
 def fit_batch(law: str, xs: Mapping[str, np.ndarray], y: np.ndarray, W: np.ndarray, starts: np.ndarray | None = None,
@@ -106,28 +120,35 @@ def fit_batch(law: str, xs: Mapping[str, np.ndarray], y: np.ndarray, W: np.ndarr
     return best, np.concatenate([o[1] for o in outs])
 
 
-@functools.partial(jax.jit, static_argnames=("law", "max_iter"))
-def _fit_own_rows(law: str, starts, xs, y, W, max_iter: int):
+@functools.partial(jax.jit, static_argnames=("law", "max_iter", "rows_per_step"))
+def _fit_own_rows(law: str, starts, xs, y, W, max_iter: int, rows_per_step: int):
     fn, names, _ = forms.law(law)
-    S, R = starts.shape[0], W.shape[0]
-    lanes = lambda a: jnp.repeat(a, S, axis=0).T  # noqa: E731 - (R, n) -> (n, R·S): row r's S starts
-    x, yl, sw = tuple(lanes(v) for v in xs), lanes(y), jnp.sqrt(lanes(W))
-    res = lm.levenberg_marquardt(lambda p: sw * (fn(dict(zip(names, p)), *x) - yl), jnp.tile(starts, (R, 1)).T,
-                                 max_iter=max_iter)
-    res = jax.tree.map(lambda a: a.reshape((R, S) + a.shape[1:]), res._replace(params=res.params.T))
-    best, _ = jax.vmap(lm.best_of)(res)
-    return best, jnp.sum(res.converged, axis=1)
+    S, k = starts.shape[0], rows_per_step
+
+    def chunk(rows):
+        xc, yc, Wc = rows
+        lanes = lambda a: jnp.repeat(a, S, axis=0).T  # noqa: E731 - (k, n) -> (n, k·S): row r's S starts
+        x, yl, sw = tuple(lanes(v) for v in xc), lanes(yc), jnp.sqrt(lanes(Wc))
+        res = lm.levenberg_marquardt(lambda p: sw * (fn(dict(zip(names, p)), *x) - yl), jnp.tile(starts, (k, 1)).T,
+                                     max_iter=max_iter)
+        return _best_per_row(res._replace(params=res.params.T), k, S)
+
+    return _map_chunks(chunk, (xs, y, W), k)
 
 
 def fit_own_rows(law: str, xs: Mapping[str, np.ndarray], y: np.ndarray, W: np.ndarray,
-                 starts: np.ndarray | None = None, max_iter: int = 400) -> tuple[lm.LMResult, np.ndarray]:
+                 starts: np.ndarray | None = None, max_iter: int = 400,
+                 rows_per_step: int | None = None) -> tuple[lm.LMResult, np.ndarray]:
     """Like :func:`fit_batch`, but every row has its own points: inputs, ``y`` and weights all
-    (R, n) (pad short rows with weight 0). One LM loop over every row × start; float64."""
+    (R, n) (pad short rows with weight 0); float64. ``rows_per_step`` rows × starts share one LM
+    loop, chunks run one after another; the default (None) puts every row in one loop."""
     _, _, input_names = forms.law(law)
     starts = start_grid(law) if starts is None else np.asarray(starts, np.float64)
+    W = np.asarray(W, np.float64)
+    k = len(W) if rows_per_step is None else min(rows_per_step, len(W))
     with jax.enable_x64(True):
-        out = _fit_own_rows(law, jnp.asarray(starts), tuple(jnp.asarray(xs[k], jnp.float64) for k in input_names),
-                            jnp.asarray(y, jnp.float64), jnp.asarray(W, jnp.float64), max_iter)
+        out = _fit_own_rows(law, jnp.asarray(starts), tuple(jnp.asarray(xs[k_], jnp.float64) for k_ in input_names),
+                            jnp.asarray(y, jnp.float64), jnp.asarray(W), max_iter, k)
         return jax.tree.map(np.asarray, out)
 
 

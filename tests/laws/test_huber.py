@@ -73,3 +73,20 @@ def test_bootstrap_rejects_unknown_estimator():
     _, xs, y = _points()
     with pytest.raises(UserError, match="'ols'"):
         bootstrap("overtrain", xs, y, n_resamples=5, estimator="ols")
+
+
+def test_rows_with_their_own_points_fit_as_each_alone():
+    """fit_huber_batch with (R, n) points, short rows padded with weight 0, gives each row's own fit."""
+    from scaling_jax.laws.huber import fit_huber_batch
+
+    true, xs, y = _points()
+    rows = [np.arange(12), np.arange(2, 11)]
+    take = np.stack([np.r_[r, np.full(12 - len(r), r[0])] for r in rows])
+    W = (np.arange(12) < np.array([len(r) for r in rows])[:, None]).astype(float)
+    y2 = y * np.array([[1.0], [1.01]])  # the second row's losses differ: its fit must use its own
+    own = {k: v[take] for k, v in xs.items()}
+    params, obj, conv = fit_huber_batch("overtrain", own, np.take_along_axis(y2, take, 1), W, SMALL_GRID)
+    for j, r in enumerate(rows):
+        alone = fit_huber("overtrain", {k: v[r] for k, v in xs.items()}, y2[j, r], starts=SMALL_GRID)
+        np.testing.assert_allclose(params[j], list(alone.params.values()), rtol=1e-6)
+        assert obj[j] == pytest.approx(alone.rss, rel=1e-6, abs=1e-14) and conv[j]
