@@ -1,5 +1,5 @@
 """``scaling-jax posterior`` on RedPajama, run once for this module with fewer draws than the
-full run (4 chains × (500 + 500)): the files and fields it writes, and a calibration regression
+full run (4 chains × (300 + 300)): the files and fields it writes, and a calibration regression
 check. Calibration learns RPJ's discrepancy from the held-out runs of C4 and RefinedWeb, so all
 three sets are fitted."""
 
@@ -16,14 +16,14 @@ from scaling_jax.laws.bayes.infer import RHAT_MAX
 # The full run (BENCHMARKS.md, calibrate="others"): RPJ's 95 % bands cover 0.97 of 30 held-out
 # losses (29 runs) and 0.97 of 29 held-out errors (28 runs); the reported shares are rounded.
 FULL_RUN_COVERED_95 = {"loss": (29, 30), "error": (28, 29)}
-DRAWS = 4 * 500
+DRAWS = 4 * 300
 
 
 @pytest.fixture(scope="module")
 def rpj_run(testbed_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("posterior") / "o"
     argv = ["posterior", "--testbed", str(testbed_dir), "--out", str(out), "--datasets", "rpj",
-            "--num-warmup", "500", "--num-samples", "500", "--chains", "4", "--bootstrap", "100", "--no-pooling"]
+            "--num-warmup", "300", "--num-samples", "300", "--chains", "4", "--bootstrap", "100", "--no-pooling"]
     stdout = io.StringIO()
     with contextlib.redirect_stdout(stdout):
         code = main(argv)
