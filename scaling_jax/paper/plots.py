@@ -12,20 +12,24 @@ from scaling_jax.paper.recipe import Recipe, paper_recipe
 
 
 def figure5(grid: list[dict], path: Path) -> Path:
-    """Relative prediction error over every testbed model: rows N, columns M, a panel per set."""
+    """Relative prediction error over every testbed model: rows N, columns M, a panel per set; a
+    row of panels for loss and one for downstream error, each only when the grid holds it."""
     plt = pyplot()
     datasets = sorted({g["dataset"] for g in grid})
     Ns = sorted({g["N"] for g in grid})
     Ms = sorted({g["M"] for g in grid})
-    fig, axes = plt.subplots(2, len(datasets), figsize=(5 * len(datasets), 7), squeeze=False)
-    for row, (key, label) in enumerate((("loss_rel_err", "C4 eval loss"), ("error_rel_err", "17-task error"))):
+    kinds = [(key, label, vmax) for key, label, vmax in
+             (("loss_rel_err", "C4 eval loss", 10), ("error_rel_err", "17-task error", 20))
+             if any(g[key] is not None for g in grid)]
+    fig, axes = plt.subplots(len(kinds), len(datasets), figsize=(5 * len(datasets), 3.5 * len(kinds)), squeeze=False)
+    for row, (key, label, vmax) in enumerate(kinds):
         for col, ds in enumerate(datasets):
             Z = np.full((len(Ns), len(Ms)), np.nan)
             for g in grid:
                 if g["dataset"] == ds and g[key] is not None:
                     Z[Ns.index(g["N"]), Ms.index(g["M"])] = g[key]
             ax = axes[row, col]
-            im = ax.imshow(Z, cmap="Reds", vmin=0, vmax=10 if row == 0 else 20, origin="lower")
+            im = ax.imshow(Z, cmap="Reds", vmin=0, vmax=vmax, origin="lower")
             for i in range(len(Ns)):
                 for j in range(len(Ms)):
                     if np.isfinite(Z[i, j]):
