@@ -147,7 +147,7 @@ def fit_own_rows(law: str, xs: Mapping[str, np.ndarray], y: np.ndarray, W: np.nd
     W = np.asarray(W, np.float64)
     k = len(W) if rows_per_step is None else min(rows_per_step, len(W))
     with jax.enable_x64(True):
-        out = _fit_own_rows(law, jnp.asarray(starts), tuple(jnp.asarray(xs[k_], jnp.float64) for k_ in input_names),
+        out = _fit_own_rows(law, jnp.asarray(starts), tuple(jnp.asarray(xs[name], jnp.float64) for name in input_names),
                             jnp.asarray(y, jnp.float64), jnp.asarray(W), max_iter, k)
         return jax.tree.map(np.asarray, out)
 

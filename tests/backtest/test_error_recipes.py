@@ -86,6 +86,7 @@ def test_fit_own_rows_matches_fit_batch_on_shared_points():
     L, y = pts["loss"], pts["error"]
     W = np.stack([(np.arange(L.size) % k != 0).astype(float) for k in (2, 3, 5)])
     a, _ = fit_batch("error", {"L": L}, y, W)
-    b, _ = fit_own_rows("error", {"L": np.tile(L, (3, 1))}, np.tile(y, (3, 1)), W)
-    np.testing.assert_allclose(b.params, a.params, rtol=1e-6)
-    np.testing.assert_allclose(b.rss, a.rss, rtol=1e-6)
+    for rows_per_step in (None, 2):  # every row in one loop; chunks of two, the last padded
+        b, _ = fit_own_rows("error", {"L": np.tile(L, (3, 1))}, np.tile(y, (3, 1)), W, rows_per_step=rows_per_step)
+        np.testing.assert_allclose(b.params, a.params, rtol=1e-6)
+        np.testing.assert_allclose(b.rss, a.rss, rtol=1e-6)
