@@ -7,11 +7,15 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def pytest_configure(config):
-    """CLI calls in tests cache compiled programs in this session's own folder, not the user's
-    (so a run's time does not depend on what an earlier run left in ~/.cache)."""
+    """Every test process caches compiled programs in this session's own folder, not the user's
+    (so a run's time does not depend on what an earlier run left in ~/.cache), as the CLI does:
+    fits of one model and shape (NUTS above all, ~20 s to compile) compile once per session."""
     import tempfile
 
+    from scaling_jax.cache import enable_compilation_cache
+
     os.environ.setdefault("SCALING_JAX_COMPILATION_CACHE", tempfile.mkdtemp(prefix="scaling_jax_test_cache_"))
+    enable_compilation_cache()
 
 
 def _shared(env: str, name: str, marker: str) -> Path:

@@ -20,8 +20,10 @@ def _csv(path, with_error=True, seed=0):
     N = np.repeat([1e7, 3e7, 8e7, 2e8], 3)
     M = np.tile([10.0, 40.0, 160.0], 4)
     L = predict("overtrain", LOSS, C=6 * N * N * M, M=M) * np.exp(0.003 * rng.standard_normal(N.size))
+    # Measured errors scatter about Eq. 5 too; exact ones would pin σ_fit of the error law at ~0, a funnel.
+    Err = predict("error", ERR, L=L) * np.exp(0.003 * rng.standard_normal(N.size))
     cols = ["N", "D", "loss"] + (["error"] if with_error else [])
-    rows = [[n, n * m, y] + ([float(predict("error", ERR, L=y))] if with_error else []) for n, m, y in zip(N, M, L)]
+    rows = [[n, n * m, y] + ([e] if with_error else []) for n, m, y, e in zip(N, M, L, Err)]
     path.write_text(",".join(cols) + "\n" + "".join(",".join(map(repr, map(float, r))) + "\n" for r in rows))
     return path
 

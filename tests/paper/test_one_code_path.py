@@ -15,11 +15,13 @@ from scaling_jax.testbed.points_io import parse_target, read_points
 
 @pytest.fixture
 def shared_compilation(tmp_path):
-    """Both fits compile the same program: the second reads it from JAX's persistent cache."""
-    jax.config.update("jax_compilation_cache_dir", str(tmp_path / "jax_cache"))
+    """Both fits compile the same program: the second reuses it (JAX's persistent cache, on
+    here even where the test session's is not)."""
+    old = jax.config.jax_compilation_cache_dir
+    jax.config.update("jax_compilation_cache_dir", old or str(tmp_path / "jax_cache"))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
     yield
-    jax.config.update("jax_compilation_cache_dir", None)
+    jax.config.update("jax_compilation_cache_dir", old)
 
 
 @pytest.mark.slow

@@ -36,12 +36,12 @@ def compilation_cache(tmp_path_factory):
     import jax
 
     path = str(tmp_path_factory.getbasetemp() / "jax_cache")
-    old = os.environ.get("JAX_COMPILATION_CACHE_DIR")
+    old, old_dir = os.environ.get("JAX_COMPILATION_CACHE_DIR"), jax.config.jax_compilation_cache_dir
     os.environ["JAX_COMPILATION_CACHE_DIR"] = path
-    jax.config.update("jax_compilation_cache_dir", path)
+    jax.config.update("jax_compilation_cache_dir", old_dir or path)
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
     yield
-    jax.config.update("jax_compilation_cache_dir", None)
+    jax.config.update("jax_compilation_cache_dir", old_dir)
     if old is None:
         os.environ.pop("JAX_COMPILATION_CACHE_DIR", None)
     else:

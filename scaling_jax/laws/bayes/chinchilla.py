@@ -94,12 +94,12 @@ class ChinchillaData(_FitPoints):
         return log_cm(self.C, self.M)
 
     @property
-    def log_N0(self) -> float:
-        return float(np.mean(np.log(self.N)))
+    def log_N0(self) -> jax.Array:
+        return jnp.mean(jnp.log(self.N))
 
     @property
-    def log_D0(self) -> float:
-        return float(np.mean(np.log(self.D)))
+    def log_D0(self) -> jax.Array:
+        return jnp.mean(jnp.log(self.D))
 
 
 def _exponent_log_prior(x, ln_g):
@@ -114,7 +114,7 @@ def _exponent_log_prior(x, ln_g):
 def chinchilla_model(data: ChinchillaData):
     """Eq. 3 on ln L with a learned fit noise σ_fit, in anchored coordinates (module docstring);
     deterministic sites E, A, B, alpha, beta carry the paper's parameters."""
-    ln_L0 = numpyro.sample("ln_L0", dist.Normal(np.log(data.L_bar), 1.0))
+    ln_L0 = numpyro.sample("ln_L0", dist.Normal(jnp.log(data.L_bar), 1.0))
     u_E = numpyro.sample("u_E", dist.Beta(2.0, 2.0))
     w = numpyro.sample("w", dist.Beta(2.0, 2.0))
     ln_g_N = numpyro.sample("ln_g_N", SLOPE_BASE)
@@ -128,9 +128,9 @@ def chinchilla_model(data: ChinchillaData):
     A0, B0 = w * (L0 - E), (1.0 - w) * (L0 - E)
     numpyro.deterministic("A", A0 * jnp.exp(alpha * data.log_N0))
     numpyro.deterministic("B", B0 * jnp.exp(beta * data.log_D0))
-    dN, dD = np.log(data.N) - data.log_N0, np.log(data.D) - data.log_D0
+    dN, dD = jnp.log(data.N) - data.log_N0, jnp.log(data.D) - data.log_D0
     L = E + A0 * jnp.exp(-alpha * dN) + B0 * jnp.exp(-beta * dD)
-    numpyro.sample("ln_L", dist.Normal(jnp.log(L), sigma), obs=np.log(data.L))
+    numpyro.sample("ln_L", dist.Normal(jnp.log(L), sigma), obs=jnp.log(data.L))
 
 
 def chained_chinchilla_model(loss: ChinchillaData, error: ErrorData):

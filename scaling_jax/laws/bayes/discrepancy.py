@@ -30,6 +30,7 @@ through them, and a residual of a fit point is not a prediction error. Two sourc
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import jax
@@ -176,6 +177,7 @@ def prior_discrepancy(kind: str, n: int, seed: int = 0) -> Discrepancy:
     return Discrepancy(floor, tau, _axes(kind), "prior")
 
 
+@functools.partial(jax.tree_util.register_dataclass, data_fields=["mu", "s", "log_y", "dist_PxK"], meta_fields=[])
 @dataclass(frozen=True)
 class Residuals:
     """Held-out runs of a past sweep, as the law's posterior saw them: ``mu``, ``s`` the mean
@@ -219,5 +221,6 @@ def calibrate(res: Residuals, kind: str, *, source: str, config=None) -> Discrep
     axes = _axes(kind)
     if res.dist_PxK.shape[-1] != len(axes):
         raise ValueError(f"{kind} residuals need distances along {axes}, got {res.dist_PxK.shape[-1]} axes")
-    post = run_nuts(residual_model, res, kind, config=config or NutsConfig(target_accept_prob=0.95))
+    model = functools.partial(residual_model, kind=kind)
+    post = run_nuts(model, res, config=config or NutsConfig(target_accept_prob=0.95))
     return Discrepancy(post.samples["floor"], post.samples["tau"], axes, source)

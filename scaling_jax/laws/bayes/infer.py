@@ -130,7 +130,11 @@ def _divergence_suspect(grouped: dict[str, np.ndarray], div_CxS: np.ndarray) -> 
 
 def run_nuts(model: Callable, *args, config: NutsConfig = NutsConfig(), **kwargs) -> Posterior:
     """Sample ``model(*args, **kwargs)`` with NUTS in float64; diagnostics on every site
-    (sampled and deterministic, so warnings use the paper's names E, a, b, η too)."""
+    (sampled and deterministic, so warnings use the paper's names E, a, b, η too).
+
+    ``args`` and ``kwargs`` are pytrees of arrays, passed to the compiled sampler as arguments
+    (bind anything else into ``model`` with ``functools.partial``): another fit of the same model
+    and shapes reuses the program, from memory or from the persistent compilation cache."""
     from numpyro.infer import MCMC, NUTS, init_to_median
 
     with jax.enable_x64(True):
@@ -148,6 +152,7 @@ def run_nuts(model: Callable, *args, config: NutsConfig = NutsConfig(), **kwargs
             num_chains=config.num_chains,
             chain_method=config.chain_method,
             progress_bar=False,
+            jit_model_args=True,  # data as arguments: one compiled sampler per model and shape
         )
         mcmc.run(jax.random.PRNGKey(config.seed), *args, extra_fields=("diverging",), **kwargs)
         grouped = {k: np.asarray(v) for k, v in mcmc.get_samples(group_by_chain=True).items()}

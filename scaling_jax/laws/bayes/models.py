@@ -38,6 +38,8 @@ The error likelihood is on ln Err with σ_fit's prior.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import warnings
 from dataclasses import dataclass
 
@@ -58,15 +60,37 @@ SIGMA_FIT_LOG_SD = 0.75
 
 class _FitPoints:
     """Shared by the fit-point containers: ``x`` (log inputs, one row per point) decides
-    the support that prediction distances are measured from; L̄ centres the priors."""
+    the support that prediction distances are measured from; L̄ centres the priors.
+
+    Each container is a pytree of its arrays, so NUTS takes it as an argument of the compiled
+    sampler instead of baking it in as constants: fits of one model and shape share one
+    compiled program (in memory and in the persistent cache). The summaries the models use
+    (L_bar, log_C0, ...) are ``jnp`` expressions for the same reason. Unflattening skips
+    validation, which ran when the container was built from concrete arrays.
+    """
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        jax.tree_util.register_pytree_node(cls, _flatten_points, functools.partial(_unflatten_points, cls))
 
     @property
     def support(self) -> Support:
         return Support(self.x)
 
     @property
-    def L_bar(self) -> float:
-        return float(np.exp(np.mean(np.log(self.L))))
+    def L_bar(self) -> jax.Array:
+        return jnp.exp(jnp.mean(jnp.log(self.L)))
+
+
+def _flatten_points(points):
+    names = tuple(f.name for f in dataclasses.fields(points))
+    return [getattr(points, n) for n in names], names
+
+
+def _unflatten_points(cls, names, arrays):
+    points = object.__new__(cls)
+    _set_arrays(points, **dict(zip(names, arrays)))
+    return points
 
 
 @dataclass(frozen=True)
@@ -94,12 +118,12 @@ class LossData(_FitPoints):
         return log_cm(self.C, self.M)
 
     @property
-    def log_C0(self) -> float:
-        return float(np.mean(np.log(self.C)))
+    def log_C0(self) -> jax.Array:
+        return jnp.mean(jnp.log(self.C))
 
     @property
-    def log_M0(self) -> float:
-        return float(np.mean(np.log(self.M)))
+    def log_M0(self) -> jax.Array:
+        return jnp.mean(jnp.log(self.M))
 
 
 @dataclass(frozen=True)
@@ -118,8 +142,8 @@ class ErrorData(_FitPoints):
         return np.log(self.L)[:, None]
 
     @property
-    def Err_max(self) -> float:
-        return float(np.max(self.Err))
+    def Err_max(self) -> jax.Array:
+        return jnp.max(self.Err)
 
 
 def _set_arrays(obj, **arrays):
@@ -131,7 +155,7 @@ def _anchored_params(d: LossData, L_hi, E, w, eta) -> dict:
     """Anchored coordinates → the paper's E, a, b, η. The reducible loss at the largest fit
     compute is L_hi − E, so at the centre (C₀, M₀) it is K = a₀ + b₀ = (L_hi − E)·(C_hi/C₀)^η;
     a₀ = w·K, b₀ = (1 − w)·K, and undoing the centring a = a₀·M₀^−η·C₀^η, b = b₀·M₀^η·C₀^η."""
-    log_K = jnp.log(L_hi - E) + eta * (float(np.log(d.C).max()) - d.log_C0)
+    log_K = jnp.log(L_hi - E) + eta * (jnp.log(d.C).max() - d.log_C0)
     a = w * jnp.exp(log_K + eta * (d.log_C0 - d.log_M0))
     b = (1 - w) * jnp.exp(log_K + eta * (d.log_C0 + d.log_M0))
     return {"E": E, "a": a, "b": b, "eta": eta}
@@ -150,8 +174,8 @@ def loss_model(data: LossData):
     badly (R-hat ≈ 1.07, ESS ≈ 30 at 4 × 1,000 draws on RedPajama's Table-1 points); here
     it has R-hat ≈ 1.00 and ESS ≈ 1,000.
     """
-    log_C_lo, log_C_hi = float(np.log(data.C).min()), float(np.log(data.C).max())
-    ln_L_hi = numpyro.sample("ln_L_hi", dist.Normal(np.log(data.L_bar), 1.0))
+    log_C_lo, log_C_hi = jnp.log(data.C).min(), jnp.log(data.C).max()
+    ln_L_hi = numpyro.sample("ln_L_hi", dist.Normal(jnp.log(data.L_bar), 1.0))
     drop = numpyro.sample("drop", dist.HalfNormal(1.0))
     u_E = numpyro.sample("u_E", dist.Beta(2.0, 2.0))
     w = numpyro.sample("w", dist.Beta(2.0, 2.0))
@@ -163,7 +187,7 @@ def loss_model(data: LossData):
     for name in ("E", "a", "b", "eta"):
         numpyro.deterministic(name, p[name])
     L = forms.overtrain(p, data.C, data.M)
-    numpyro.sample("ln_L", dist.Normal(jnp.log(L), sigma), obs=np.log(data.L))
+    numpyro.sample("ln_L", dist.Normal(jnp.log(L), sigma), obs=jnp.log(data.L))
 
 
 def error_model(data: ErrorData):
@@ -181,7 +205,7 @@ def error_model(data: ErrorData):
     positive = Err > 0
     numpyro.factor("error_positive", jnp.where(jnp.all(positive), 0.0, -jnp.inf))
     Err = jnp.where(positive, Err, 1.0)
-    numpyro.sample("ln_Err", dist.Normal(jnp.log(Err), sigma), obs=np.log(data.Err))
+    numpyro.sample("ln_Err", dist.Normal(jnp.log(Err), sigma), obs=jnp.log(data.Err))
 
 
 def chained_model(loss: LossData, error: ErrorData):
@@ -195,6 +219,7 @@ def chained_model(loss: LossData, error: ErrorData):
     error_model(error)
 
 
+@functools.partial(jax.tree_util.register_dataclass, data_fields=["sets"], meta_fields=[])
 @dataclass(frozen=True)
 class PooledLossData:
     """Eq. 4 fit points of several training sets; ``sets[s]`` holds set s's points."""
@@ -220,7 +245,7 @@ def hierarchical_loss_model(data: PooledLossData):
     sigma = _sigma_fit("sigma_loss")
     with numpyro.plate("set", S):
         z = numpyro.sample("z_eta", dist.Normal(0.0, 1.0))
-        ln_L_hi = numpyro.sample("ln_L_hi", dist.Normal(np.log([d.L_bar for d in data.sets]), 1.0))
+        ln_L_hi = numpyro.sample("ln_L_hi", dist.Normal(jnp.log(jnp.stack([d.L_bar for d in data.sets])), 1.0))
         u_E = numpyro.sample("u_E", dist.Beta(2.0, 2.0))
         w = numpyro.sample("w", dist.Beta(2.0, 2.0))
     eta = numpyro.deterministic("eta", jax.nn.sigmoid(logit(eta_bar) + s_eta * z))
@@ -229,7 +254,7 @@ def hierarchical_loss_model(data: PooledLossData):
         L_hi = jnp.exp(ln_L_hi[s])
         p = _anchored_params(d, L_hi, u_E[s] * L_hi, w[s], eta[s])
         L = forms.overtrain(p, d.C, d.M)
-        numpyro.sample(f"ln_L_{s}", dist.Normal(jnp.log(L), sigma), obs=np.log(d.L))
+        numpyro.sample(f"ln_L_{s}", dist.Normal(jnp.log(L), sigma), obs=jnp.log(d.L))
         per_set.append(p)
     for name in ("E", "a", "b"):
         numpyro.deterministic(name, jnp.stack([p[name] for p in per_set]))
