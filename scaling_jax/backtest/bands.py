@@ -12,7 +12,7 @@ from typing import Sequence
 
 import numpy as np
 
-from scaling_jax.backtest.fits import HUBER_MAX_ITER, LM_MAX_ITER, fit_rows, law_inputs
+from scaling_jax.backtest.fits import LM_MAX_ITER, fit_rows, law_inputs
 from scaling_jax.backtest.recipes import Recipe
 from scaling_jax.backtest.score import Sweep
 from scaling_jax.errors import UserError
@@ -63,7 +63,7 @@ def refit_and_predict(sweep: Sweep, recipe: Recipe, cut: float, targets: Sequenc
         starts = huber.bootstrap_starts(recipe.law, params) if recipe.estimator == "huber" else None
         is_huber = recipe.estimator == "huber"
         bs = bootstrap(recipe.law, xs, y, n_resamples=n_bootstrap, seed=seed, estimator="huber" if is_huber else "lm",
-                       starts=starts, max_iter=HUBER_MAX_ITER if is_huber else LM_MAX_ITER,
+                       starts=starts, max_iter=None if is_huber else LM_MAX_ITER,  # L-BFGS: the library's cap
                        weights=1.0 / y**2 if recipe.estimator == "lsq_log" else None)
         bs_summary = bs.summary()
         if not bs.n_kept:

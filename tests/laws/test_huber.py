@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from scaling_jax.laws.fit import fit_law, predict
-from scaling_jax.laws.huber import fit_huber
+from scaling_jax.laws.huber import DELTA, fit_huber
 
 SMALL_GRID = np.array([[0.0, 5.0, 5.0, 0.1], [0.5, 4.0, 6.0, 0.2], [1.0, 6.0, 4.0, 0.05]])
 
@@ -90,3 +90,26 @@ def test_rows_with_their_own_points_fit_as_each_alone():
         alone = fit_huber("overtrain", {k: v[r] for k, v in xs.items()}, y2[j, r], starts=SMALL_GRID)
         np.testing.assert_allclose(params[j], list(alone.params.values()), rtol=1e-6)
         assert obj[j] == pytest.approx(alone.rss, rel=1e-6, abs=1e-14) and conv[j]
+
+
+def test_levenberg_marquardt_rows_reach_the_l_bfgs_optimum():
+    """fit_huber_rows (LM on square-root Huber residuals) minimises the same objective as the
+    L-BFGS fit: per row an objective no higher, at the same parameters; outliers stay down-weighted."""
+    from scaling_jax.laws.huber import _sqrt_huber, fit_huber_batch, fit_huber_rows
+
+    r = np.array([-0.5, -DELTA, -1e-4, 0.0, 3e-4, DELTA, 0.02])
+    huber_r = np.where(np.abs(r) <= DELTA, r**2 / 2, DELTA * (np.abs(r) - DELTA / 2))
+    np.testing.assert_allclose(np.asarray(_sqrt_huber(r)) ** 2 / 2, huber_r, rtol=1e-6)
+    true, xs, y = _points()
+    y_out = y.copy()
+    y_out[3] *= 1.05  # one outlier: Huber's linear regime
+    Y = np.stack([y, y_out, y * 1.01])
+    W = np.ones_like(Y)
+    W[2, :3] = 0.0  # a row that drops three points
+    X = {k: np.broadcast_to(v, Y.shape) for k, v in xs.items()}
+    p_lm, obj_lm, conv_lm = fit_huber_rows("overtrain", X, Y, W, SMALL_GRID)
+    p_bf, obj_bf, _ = fit_huber_batch("overtrain", X, Y, W, SMALL_GRID)
+    assert conv_lm.all()
+    assert np.all(obj_lm <= obj_bf * (1 + 1e-9) + 1e-15), (obj_lm, obj_bf)
+    np.testing.assert_allclose(p_lm, p_bf, rtol=1e-4)
+    np.testing.assert_allclose(p_lm[1], list(true.values()), rtol=0.05)  # the outlier does not drag the fit
