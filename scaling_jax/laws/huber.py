@@ -175,7 +175,7 @@ def fit_huber_rows(law: str, xs: Mapping[str, np.ndarray], y: np.ndarray, W: np.
     objective as :func:`fit_huber_batch`, whose L-BFGS it replaces where hundreds of rows are fit.
 
     On the testbed backtest's 96 Huber rows (issue 14, BENCHMARKS.md) it reached an objective no
-    higher than L-BFGS's on every row (lower on 9, where L-BFGS stopped short along a flat valley)
+    higher than L-BFGS's on every row (lower on 5, where L-BFGS stopped short along a flat valley)
     in 1/13 of the time for Eq. 4. Returns (R, P) parameters in the paper's order, (R,) objectives
     and (R,) flags: the best start's optimum is finite.
     """
