@@ -184,3 +184,37 @@ def test_bad_error_points_and_one_multiplier():
         ErrorData(L=[3.0, 2.9], Err=[0.7, 0.6])
     with pytest.warns(RuntimeWarning, match="same token multiplier"):
         LossData(C=[1e18, 2e18, 3e18, 4e18], M=[20, 20, 20, 20], L=[3.0, 2.9, 2.8, 2.7])
+
+
+def test_every_model_takes_its_fit_points_as_traced_arguments():
+    """NUTS compiles its sampler with the fit points as arguments (``jit_model_args``), so a fit of
+    the same model and shapes reuses the program. Every model must therefore trace with its data as
+    tracers (no ``float()`` or NumPy on the points), and give the density it gives eagerly."""
+    import functools
+
+    import jax
+    from numpyro import handlers
+    from numpyro.infer.util import log_density
+
+    from scaling_jax.laws.bayes import ChinchillaData, chained_chinchilla_model
+    from scaling_jax.laws.bayes.discrepancy import Residuals, residual_model
+
+    loss = simulate(np.r_[SIZES, SIZES[0]], np.r_[np.full(4, 20.0), 320.0])
+    err = ErrorData(L=loss.L, Err=np.asarray(forms.error(TRUE_ERR, loss.L)))
+    N = np.r_[SIZES, SIZES[0]]
+    chin = ChinchillaData(N=N, D=20.0 * N * np.r_[1, 1, 1, 1, 16], L=loss.L)
+    res = Residuals(mu=np.zeros(6), s=np.full(6, 0.01), log_y=np.linspace(-0.02, 0.03, 6),
+                    dist_PxK=np.abs(np.random.default_rng(0).normal(size=(6, len(LOSS_AXES)))))
+    pooled = PooledLossData((loss, simulate(N, 20.0 * np.ones(5), seed=1)))
+    cases = [(chained_model, (loss, err)), (hierarchical_loss_model, (pooled,)),
+             (chained_chinchilla_model, (chin, err)), (functools.partial(residual_model, kind="loss"), (res,))]
+    with jax.enable_x64(True):
+        for model, args in cases:
+            for seed in range(20):  # a prior draw where the density is positive (some have zero: −∞)
+                tr = handlers.trace(handlers.seed(model, seed)).get_trace(*args)
+                params = {k: s["value"] for k, s in tr.items() if s["type"] == "sample" and not s["is_observed"]}
+                eager = float(log_density(model, args, {}, params)[0])
+                if np.isfinite(eager):
+                    break
+            traced = float(jax.jit(lambda a, p: log_density(model, a, {}, p)[0])(args, params))
+            assert np.isfinite(eager) and traced == pytest.approx(eager, rel=1e-9), model
