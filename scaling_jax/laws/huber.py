@@ -123,25 +123,33 @@ def _minimise(law, starts, xs, logy, W, max_iter):
     return jax.lax.map(lambda w: _minimise_one(law, starts, xs, logy, w, max_iter)[:3], W)
 
 
+def _log_args(law, xs, y, W, starts):
+    """The minimisers' arguments as float64 arrays (call under ``jax.enable_x64``): starts, log
+    inputs, log losses, weights."""
+    log_xs = tuple(jnp.log(jnp.asarray(xs[k], jnp.float64)) for k in LOG_FORMS[law][2])
+    return jnp.asarray(starts, jnp.float64), log_xs, jnp.log(jnp.asarray(y, jnp.float64)), jnp.asarray(W, jnp.float64)
+
+
+def _best_start(obj):
+    """(R, S) objectives with non-finite ones as inf, and the index (rows, start) of each row's lowest."""
+    obj = np.where(np.isfinite(obj), obj, np.inf)
+    return obj, (np.arange(len(obj)), np.argmin(obj, axis=1))
+
+
+def _param_rows(law, t):
+    """(R, P) log-space optima -> (R, P) parameters in the paper's order and names."""
+    return np.array([list(LOG_FORMS[law][1](row).values()) for row in t]).reshape(len(t), -1)
+
+
 def _run(law, xs, y, W, starts, max_iter):
     """Best start per weight row: (R, P) log-space optima, objectives, converged flags, and (R,)
     counts of converged starts. ``xs[k]`` and ``y`` are (n,), or (R, n) for rows with their own points."""
-    input_names = LOG_FORMS[law][2]
     with jax.enable_x64(True):
-        t, obj, it = _minimise(
-            law,
-            jnp.asarray(starts, jnp.float64),
-            tuple(jnp.log(jnp.asarray(xs[k], jnp.float64)) for k in input_names),
-            jnp.log(jnp.asarray(y, jnp.float64)),
-            jnp.asarray(W, jnp.float64),
-            max_iter,
-        )
+        t, obj, it = _minimise(law, *_log_args(law, xs, y, W, starts), max_iter)
     t, obj, it = map(np.asarray, (t, obj, it))
-    obj = np.where(np.isfinite(obj), obj, np.inf)
+    obj, best = _best_start(obj)
     converged = np.isfinite(obj) & (it < max_iter)
-    i = np.argmin(obj, axis=1)
-    rows = np.arange(len(W))
-    return t[rows, i], obj[rows, i], it[rows, i], converged[rows, i], converged.sum(axis=1)
+    return t[best], obj[best], it[best], converged[best], converged.sum(axis=1)
 
 
 def _sqrt_huber(r):
@@ -155,15 +163,10 @@ def _sqrt_huber(r):
 def _minimise_lm(law, starts, xs, logy, W, max_iter):
     """Levenberg–Marquardt on square-root Huber residuals, every start as a lane, rows (each with
     its own points) one after another: (R, S) optima and objectives Σ wᵢ·huber(rᵢ)."""
-    log_fn = LOG_FORMS[law][0]
-
     def row(a):
         xs_r, logy_r, w = a
-        x_col = tuple(x[:, None] for x in xs_r)
-        sw = jnp.sqrt(w / 2)[:, None]
-        res = lm.levenberg_marquardt(lambda t: sw * _sqrt_huber(log_fn(t, x_col) - logy_r[:, None]), starts.T,
-                                     max_iter=max_iter)
-        return res.params.T, res.rss
+        res = lm.fit_starts(LOG_FORMS[law][0], starts, xs_r, logy_r, w / 2, transform=_sqrt_huber, max_iter=max_iter)
+        return res.params, res.rss
 
     return jax.lax.map(row, (xs, logy, W))
 
@@ -181,21 +184,9 @@ def fit_huber_rows(law: str, xs: Mapping[str, np.ndarray], y: np.ndarray, W: np.
     """
     _check(law)
     with jax.enable_x64(True):
-        t, obj = _minimise_lm(
-            law,
-            jnp.asarray(np.atleast_2d(starts), jnp.float64),
-            tuple(jnp.log(jnp.asarray(xs[k], jnp.float64)) for k in LOG_FORMS[law][2]),
-            jnp.log(jnp.asarray(y, jnp.float64)),
-            jnp.asarray(W, jnp.float64),
-            max_iter,
-        )
-    t, obj = np.asarray(t), np.asarray(obj)
-    obj = np.where(np.isfinite(obj) & np.all(np.isfinite(t), axis=-1), obj, np.inf)
-    i = np.argmin(obj, axis=1)
-    rows = np.arange(len(obj))
-    to_params = LOG_FORMS[law][1]
-    params = np.array([list(to_params(row).values()) for row in t[rows, i]]).reshape(len(obj), -1)
-    return params, obj[rows, i], np.isfinite(obj[rows, i])
+        t, obj = _minimise_lm(law, *_log_args(law, xs, y, W, np.atleast_2d(starts)), max_iter)
+    obj, best = _best_start(np.asarray(obj))
+    return _param_rows(law, np.asarray(t)[best]), obj[best], np.isfinite(obj[best])
 
 
 def _check(law: str) -> None:
@@ -228,9 +219,7 @@ def fit_huber_batch(law: str, xs: Mapping[str, np.ndarray], y: np.ndarray, W: np
     """
     _check(law)
     t, obj, _, conv, _ = _run(law, xs, np.asarray(y, np.float64), np.atleast_2d(W), np.atleast_2d(starts), max_iter)
-    to_params = LOG_FORMS[law][1]
-    params = np.array([list(to_params(row).values()) for row in t]).reshape(len(t), -1)
-    return params, obj, conv
+    return _param_rows(law, t), obj, conv
 
 
 def fit_huber(law: str, inputs: Mapping[str, object], y: object, *, starts: np.ndarray | None = None,

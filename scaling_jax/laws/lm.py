@@ -133,18 +133,21 @@ def fit_starts(
     x: tuple,
     y: jnp.ndarray,
     weights: jnp.ndarray | None = None,
+    transform: Callable[[jnp.ndarray], jnp.ndarray] | None = None,
     **lm_kwargs,
 ) -> LMResult:
     """Fit ``model(p, x) ≈ y`` from every row of ``starts`` (S×P); params come back S×P.
 
     ``model`` takes parameters P×S and inputs shaped n×1 and broadcasts to n×S.
     ``weights`` multiply squared residuals: (n,) for all starts or (n, S) per start (bootstrap
-    multiplicities, or 0 to drop a point).
+    multiplicities, or 0 to drop a point). ``transform`` maps each residual before it is squared
+    (a robust loss written as a square, as ``laws.huber`` does).
     """
     x_col = tuple(xi[:, None] for xi in x)
     w = jnp.ones_like(y) if weights is None else weights
     sw = jnp.sqrt(w if w.ndim == 2 else w[:, None])
-    res = levenberg_marquardt(lambda p: sw * (model(p, x_col) - y[:, None]), starts.T, **lm_kwargs)
+    f = (lambda r: r) if transform is None else transform
+    res = levenberg_marquardt(lambda p: sw * f(model(p, x_col) - y[:, None]), starts.T, **lm_kwargs)
     return res._replace(params=res.params.T)
 
 
