@@ -42,8 +42,9 @@ import numpy as np
 from scipy.optimize import least_squares
 from scipy.special import logsumexp
 
+from scaling_jax.laws.huber import DELTA  # the package's Huber threshold in log loss
+
 REPO = Path(__file__).resolve().parents[1]
-DELTA = 1e-3  # Huber threshold in log loss
 LOG6 = np.log(6.0)
 FAMILIES = ("ref", "kaplan", "inter", "weighted", "pooled", "fixed", "nonembed")
 
@@ -54,12 +55,12 @@ def load_sets(testbed: str) -> list[dict]:
     from scaling_jax.paper.backtest import final_cut_of, load_sweeps
 
     sweeps, tb = load_sweeps(testbed)
+    nonembed_of = {r.name: float(r.params_no_embed) for r in tb.runs}
     out = []
     for s in sweeps:
         N, D, L = (np.asarray(s.pts[k], np.float64) for k in ("N", "D", "loss"))
         labels = list(s.labels)
-        nonembed = np.array([float(json.loads((Path(testbed) / "models" / f"{lab}.json").read_text())
-                                   ["hyperparameters"]["params_no_embed"]) for lab in labels])
+        nonembed = np.array([nonembed_of[lab] for lab in labels])
         big = [i for i, lab in enumerate(labels) if lab.endswith("open_lm_7b-1.0")]
         out.append({"name": s.name, "N": N, "D": D, "L": L, "C": 6 * N * D, "M": D / N, "Nne": nonembed,
                     "C0": final_cut_of(s, tb, "paper"), "i_big": big[0] if big else None})
