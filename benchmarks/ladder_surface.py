@@ -1,0 +1,166 @@
+"""Which form does the CPU ladder's loss surface take? A hindsight check for issue 11's loss goal.
+
+    python benchmarks/ladder_surface.py TESTBED [TESTBED ...] [--val-set synthetic]
+                                         [--spec SPEC --seed-sd PCT]
+    python benchmarks/ladder_surface.py --seeds TESTBED    # seed noise of a multi-seed sweep
+
+TESTBED: a folder written by ``scaling-jax sweep collect`` (several are pooled, one run per
+(model, M), first seen wins). Every run is fitted, targets included: this peeks at the answers on
+purpose and bounds what a law of each form could do, it does not predict.
+
+Forms, each fitted to all runs at once, with the in-sample relative error |fit − L| / L per run:
+  eq4     Eq. 4, L = E + (a·M^η + b·M^−η)·C^−η (the paper's law; the package's LM fit)
+  eq3     Eq. 3, L = E + A·N^−α + B·D^−β (Chinchilla; the package's LM fit)
+  mult    L = L* + G·N^−p·D^−q with L* the corpus's exact Bayes loss from the records: a product,
+          not a sum, of the N and D terms (least squares on log(L − L*))
+Eq. 3 and Eq. 4 are sums: at a fixed N they level off at E + A·N^−α as D grows. If a ladder's
+runs at a fixed N keep falling as a power of D, a sum cannot follow them and the product can.
+
+With ``--spec`` (the sweep spec whose recipe names the fit runs and targets) and ``--seed-sd``
+(the seed-to-seed standard deviation of one run's final loss, in %), it also propagates that
+noise: every loss-fit run's loss is redrawn 400 times with it, Eq. 4 refitted on each draw (one
+vmapped LM fit), and the spread of each target's prediction printed. That spread, and the
+target's own seed noise, bound how close any fit on one seed per run can come to one measured run.
+
+``--seeds TESTBED`` (a collected multi-seed sweep such as configs/sweeps/cpu_ladder_seeds.yaml)
+prints each size's final losses across seeds and splits the log-loss noise into a part shared by
+every size of one seed (the seed fixes the batch order, the same for every size) and a part of
+each run's own: log L = size mean + seed effect + own noise. A ladder trained on one seed carries
+the shared part into fit runs and targets alike, so only the own part moves a fit against its targets.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from scaling_jax.laws.fit import fit_law, fit_own_rows, predict  # noqa: E402
+from scaling_jax.laws.forms import law as law_form  # noqa: E402
+from scaling_jax.sweep.spec import expand, load_spec, recipe_runs  # noqa: E402
+from scaling_jax.testbed import load_testbed  # noqa: E402
+
+
+def ladder_runs(folders: list[str], val_set: str) -> list[dict]:
+    """One row per (model, M) with N, D, C, M, L and the Bayes loss L*, in the order first seen."""
+    rows: dict[tuple, dict] = {}
+    for folder in folders:
+        for r in load_testbed(folder).runs:
+            if val_set not in r.losses:
+                raise SystemExit(f"{folder}: run {r.name} has no {val_set!r} loss (has {sorted(r.losses)})")
+            bayes = (r.hyperparameters.get("bayes_loss") or {}).get(val_set)
+            if bayes is None:
+                raise SystemExit(f"{folder}: run {r.name} records no bayes_loss for {val_set!r}")
+            key = (r.model, round(r.D / r.N, 3))
+            rows.setdefault(key, dict(name=r.name, N=r.N, D=r.D, C=6.0 * r.N * r.D, M=r.D / r.N,
+                                      L=r.losses[val_set], bayes=float(bayes)))
+    if len({round(r["bayes"], 6) for r in rows.values()}) != 1:
+        raise SystemExit("the runs disagree on the Bayes loss: they are not one corpus")
+    return list(rows.values())
+
+
+def fitted(form: str, runs: list[dict]) -> tuple[np.ndarray, str]:
+    """In-sample fitted losses of ``form`` and its parameters as text."""
+    col = {k: np.array([r[k] for r in runs], np.float64) for k in ("N", "D", "C", "M", "L", "bayes")}
+    if form == "mult":
+        X = np.stack([np.ones_like(col["N"]), -np.log(col["N"]), -np.log(col["D"])], axis=1)
+        (logG, p, q), *_ = np.linalg.lstsq(X, np.log(col["L"] - col["bayes"]), rcond=None)
+        fit = col["bayes"] + np.exp(X @ np.array([logG, p, q]))
+        return fit, f"L*={col['bayes'][0]:.4f} G={np.exp(logG):.4g} p={p:.3f} q={q:.3f}"
+    law, inputs = {"eq4": ("overtrain", ("C", "M")), "eq3": ("chinchilla", ("N", "D"))}[form]
+    res = fit_law(law, {k: col[k] for k in inputs}, col["L"])
+    fit = np.asarray(predict(law, res.params, **{k: col[k] for k in inputs}))
+    return fit, " ".join(f"{k}={v:.4g}" for k, v in res.params.items())
+
+
+def seed_noise_spread(runs: list[dict], spec_path: str, sd_pct: float, draws: int = 400, seed: int = 0) -> None:
+    """Print the spread of Eq. 4's target predictions when the fit runs' losses move by ``sd_pct`` %."""
+    chosen = recipe_runs(spec := load_spec(spec_path), expand(spec))
+    by_name = {r["name"]: r for r in runs}
+    missing = [r.name for r in chosen["loss_fit"] + chosen["targets"] if r.name not in by_name]
+    if missing:
+        raise SystemExit(f"{spec_path}: the testbeds hold no record of {missing}")
+    fit = [by_name[r.name] for r in chosen["loss_fit"]]
+    rng = np.random.default_rng(seed)
+    y = np.array([r["L"] for r in fit]) * (1 + sd_pct / 100 * rng.standard_normal((draws, len(fit))))
+    xs = {k: np.tile([r[k] for r in fit], (draws, 1)) for k in ("C", "M")}
+    best, _ = fit_own_rows("overtrain", xs, y, np.ones_like(y))
+    ok = np.all(np.isfinite(best.params), axis=1)
+    params = dict(zip(law_form("overtrain")[1], best.params[ok].T))
+    centre = fit_law("overtrain", {k: np.array([r[k] for r in fit]) for k in ("C", "M")},
+                     np.array([r["L"] for r in fit])).params
+    print(f"\nseed noise {sd_pct:g} % on the {len(fit)} loss-fit runs of {spec_path}: "
+          f"{ok.sum()} of {draws} refits finite")
+    print(f"{'target':34s} {'L':>7s} {'fit':>7s} {'pred 2.5%':>9s} {'97.5%':>7s} {'sd %':>6s}")
+    for r in (by_name[t.name] for t in chosen["targets"]):
+        one = {k: np.array([r[k]]) for k in ("C", "M")}
+        mid = float(predict("overtrain", centre, **one)[0])
+        pred = np.asarray(predict("overtrain", params, **one))
+        lo, hi = np.percentile(pred, [2.5, 97.5])
+        print(f"{r['name']:34s} {r['L']:7.4f} {mid:7.4f} {lo:9.4f} {hi:7.4f} {100 * np.std(pred) / mid:6.2f}")
+
+
+def seed_noise(folder: str, val_set: str) -> None:
+    """Per-size spread of the final loss across seeds, and its shared / own split."""
+    runs = load_testbed(folder).runs
+    n_of = {r.model: r.N for r in runs}
+    sizes = sorted({(r.model, round(r.D / r.N, 3)) for r in runs}, key=lambda k: (n_of[k[0]], k[1]))
+    seeds = sorted({int(r.hyperparameters["seed"]) for r in runs})
+    L = np.full((len(sizes), len(seeds)), np.nan)
+    for r in runs:
+        L[sizes.index((r.model, round(r.D / r.N, 3))), seeds.index(int(r.hyperparameters["seed"]))] = r.losses[val_set]
+    if np.isnan(L).any():
+        raise SystemExit(f"{folder}: not every size has a run for every seed {seeds}")
+    print(f"{'size':24s}" + "".join(f" {'s' + str(s):>7s}" for s in seeds) + f" {'mean':>7s} {'sd %':>6s}")
+    for (model, M), row in zip(sizes, L):
+        print(f"{model + ' M=' + format(M, '.0f'):24s}" + "".join(f" {x:7.4f}" for x in row)
+              + f" {row.mean():7.4f} {100 * row.std(ddof=1) / row.mean():6.2f}")
+    logL = np.log(L)
+    resid = logL - logL.mean(axis=1, keepdims=True)
+    shared = resid.mean(axis=0)
+    own = resid - shared
+    n_s, n_k = L.shape
+    own_sd = np.sqrt((own**2).sum() / ((n_s - 1) * (n_k - 1)))
+    print(f"seed effects shared by every size: {' '.join(f'{100 * x:+.2f}' for x in shared)} %")
+    pooled_sd = np.sqrt((resid**2).sum() / (n_s * (n_k - 1)))
+    print(f"sd of one run's loss across seeds: {100 * pooled_sd:.2f} %; of which its own "
+          f"(after the seed's shared effect): {100 * own_sd:.2f} %")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("testbeds", nargs="*")
+    ap.add_argument("--seeds", metavar="TESTBED", help="report the seed noise of this multi-seed sweep instead")
+    ap.add_argument("--val-set", default="synthetic")
+    ap.add_argument("--spec", help="sweep spec whose recipe names the loss-fit runs and targets")
+    ap.add_argument("--seed-sd", type=float, help="seed-to-seed sd of one run's loss, in %% (needs --spec)")
+    args = ap.parse_args(argv)
+    if (args.spec is None) != (args.seed_sd is None):
+        ap.error("--spec and --seed-sd go together")
+    if args.seeds:
+        seed_noise(args.seeds, args.val_set)
+        return 0
+    if not args.testbeds:
+        ap.error("give TESTBED folders, or --seeds TESTBED")
+    runs = ladder_runs(args.testbeds, args.val_set)
+    forms = ("eq4", "eq3", "mult")
+    fits = {f: fitted(f, runs) for f in forms}
+    print(f"{len(runs)} runs; in-sample relative error |fit - L| / L (%), every run fitted")
+    print(f"{'run':34s} {'N':>8s} {'M':>6s} {'L':>7s}" + "".join(f" {f:>6s}" for f in forms))
+    for i, r in enumerate(runs):
+        errs = "".join(f" {100 * abs(fits[f][0][i] / r['L'] - 1):6.2f}" for f in forms)
+        print(f"{r['name']:34s} {r['N']:8d} {r['M']:6.0f} {r['L']:7.4f}{errs}")
+    for f in forms:
+        rel = 100 * np.abs(fits[f][0] / np.array([r["L"] for r in runs]) - 1)
+        print(f"{f}: mean {rel.mean():.2f} %, max {rel.max():.2f} %; {fits[f][1]}")
+    if args.spec:
+        seed_noise_spread(runs, args.spec, args.seed_sd)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
