@@ -18,15 +18,20 @@ runs at a fixed N keep falling as a power of D, a sum cannot follow them and the
 
 With ``--spec`` (the sweep spec whose recipe names the fit runs and targets) and ``--seed-sd``
 (the seed-to-seed standard deviation of one run's final loss, in %), it also propagates that
-noise: every loss-fit run's loss is redrawn 400 times with it, Eq. 4 refitted on each draw (one
-vmapped LM fit), and the spread of each target's prediction printed. That spread, and the
-target's own seed noise, bound how close any fit on one seed per run can come to one measured run.
+noise: every loss-fit run's loss is redrawn 400 times with it, independently per run, Eq. 4
+refitted on each draw (one vmapped LM fit; only converged refits count), and the spread of each
+target's prediction printed. That spread, and the target's own seed noise, bound how close a fit
+on one seed per run can come to one measured run.
 
-``--seeds TESTBED`` (a collected multi-seed sweep such as configs/sweeps/cpu_ladder_seeds.yaml)
-prints each size's final losses across seeds and splits the log-loss noise into a part shared by
-every size of one seed (the seed fixes the batch order, the same for every size) and a part of
-each run's own: log L = size mean + seed effect + own noise. A ladder trained on one seed carries
-the shared part into fit runs and targets alike, so only the own part moves a fit against its targets.
+``--seeds TESTBED`` (a collected multi-seed sweep such as configs/sweeps/cpu_ladder_seeds.yaml;
+``--models`` keeps some sizes) prints each size's final losses across seeds and the pooled sd of
+one run's log loss. It also splits that noise, log L = size mean + seed effect + own noise: the
+seed fixes the batch order, the same for every size, so part of the noise may be shared by every
+size of one seed. The split is a two-way analysis of variance without replication, with the
+method-of-moments estimate of the shared sd. Which sd to propagate: the own part moves fit runs
+against each other; a shared part moves them together, and cancels against a target only if the
+target shares it (same seed and architecture). The own sd gives the smaller spread, the pooled sd
+the larger.
 """
 
 from __future__ import annotations
@@ -89,12 +94,14 @@ def seed_noise_spread(runs: list[dict], spec_path: str, sd_pct: float, draws: in
     y = np.array([r["L"] for r in fit]) * (1 + sd_pct / 100 * rng.standard_normal((draws, len(fit))))
     xs = {k: np.tile([r[k] for r in fit], (draws, 1)) for k in ("C", "M")}
     best, _ = fit_own_rows("overtrain", xs, y, np.ones_like(y))
-    ok = np.all(np.isfinite(best.params), axis=1)
+    ok = np.all(np.isfinite(best.params), axis=1) & np.asarray(best.converged, bool)
+    if not ok.any():
+        raise SystemExit(f"{spec_path}: no refit converged")
     params = dict(zip(law_form("overtrain")[1], best.params[ok].T))
     centre = fit_law("overtrain", {k: np.array([r[k] for r in fit]) for k in ("C", "M")},
                      np.array([r["L"] for r in fit])).params
     print(f"\nseed noise {sd_pct:g} % on the {len(fit)} loss-fit runs of {spec_path}: "
-          f"{ok.sum()} of {draws} refits finite")
+          f"{ok.sum()} of {draws} refits converged")
     print(f"{'target':34s} {'L':>7s} {'fit':>7s} {'pred 2.5%':>9s} {'97.5%':>7s} {'sd %':>6s}")
     for r in (by_name[t.name] for t in chosen["targets"]):
         one = {k: np.array([r[k]]) for k in ("C", "M")}
@@ -104,12 +111,19 @@ def seed_noise_spread(runs: list[dict], spec_path: str, sd_pct: float, draws: in
         print(f"{r['name']:34s} {r['L']:7.4f} {mid:7.4f} {lo:9.4f} {hi:7.4f} {100 * np.std(pred) / mid:6.2f}")
 
 
-def seed_noise(folder: str, val_set: str) -> None:
+def seed_noise(folder: str, val_set: str, models: list[str] | None = None) -> None:
     """Per-size spread of the final loss across seeds, and its shared / own split."""
-    runs = load_testbed(folder).runs
+    runs = [r for r in load_testbed(folder).runs if not models or r.model in models]
+    if models and sorted({r.model for r in runs}) != sorted(set(models)):
+        raise SystemExit(f"{folder}: no runs of {sorted(set(models) - {r.model for r in runs})}")
+    for r in runs:
+        if val_set not in r.losses or "seed" not in r.hyperparameters:
+            raise SystemExit(f"{folder}: run {r.name} records no {val_set!r} loss or no seed")
     n_of = {r.model: r.N for r in runs}
     sizes = sorted({(r.model, round(r.D / r.N, 3)) for r in runs}, key=lambda k: (n_of[k[0]], k[1]))
     seeds = sorted({int(r.hyperparameters["seed"]) for r in runs})
+    if len(sizes) < 2 or len(seeds) < 2:
+        raise SystemExit(f"{folder}: the split needs at least 2 sizes and 2 seeds, found {len(sizes)} and {len(seeds)}")
     L = np.full((len(sizes), len(seeds)), np.nan)
     for r in runs:
         L[sizes.index((r.model, round(r.D / r.N, 3))), seeds.index(int(r.hyperparameters["seed"]))] = r.losses[val_set]
@@ -119,31 +133,39 @@ def seed_noise(folder: str, val_set: str) -> None:
     for (model, M), row in zip(sizes, L):
         print(f"{model + ' M=' + format(M, '.0f'):24s}" + "".join(f" {x:7.4f}" for x in row)
               + f" {row.mean():7.4f} {100 * row.std(ddof=1) / row.mean():6.2f}")
-    logL = np.log(L)
-    resid = logL - logL.mean(axis=1, keepdims=True)
-    shared = resid.mean(axis=0)
-    own = resid - shared
     n_s, n_k = L.shape
-    own_sd = np.sqrt((own**2).sum() / ((n_s - 1) * (n_k - 1)))
-    print(f"seed effects shared by every size: {' '.join(f'{100 * x:+.2f}' for x in shared)} %")
+    resid = np.log(L) - np.log(L).mean(axis=1, keepdims=True)
+    seed_means = resid.mean(axis=0)
+    ms_own = ((resid - seed_means) ** 2).sum() / ((n_s - 1) * (n_k - 1))
+    ms_seed = n_s * (seed_means**2).sum() / (n_k - 1)
+    shared_sd = np.sqrt(max(0.0, ms_seed - ms_own) / n_s)
     pooled_sd = np.sqrt((resid**2).sum() / (n_s * (n_k - 1)))
-    print(f"sd of one run's loss across seeds: {100 * pooled_sd:.2f} %; of which its own "
-          f"(after the seed's shared effect): {100 * own_sd:.2f} %")
+    print(f"{n_s} sizes x {n_k} seeds; sd of one run's log loss across seeds (pooled): {100 * pooled_sd:.2f} %")
+    print(f"seed means over the sizes: {' '.join(f'{100 * x:+.2f}' for x in seed_means)} %; "
+          f"F = MS_seed / MS_own = {ms_seed / ms_own:.2f} on ({n_k - 1}, {(n_s - 1) * (n_k - 1)}) df")
+    print(f"split: own sd {100 * np.sqrt(ms_own):.2f} %, shared sd {100 * shared_sd:.2f} % (method of moments)")
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("testbeds", nargs="*")
     ap.add_argument("--seeds", metavar="TESTBED", help="report the seed noise of this multi-seed sweep instead")
+    ap.add_argument("--models", help="with --seeds: comma-separated sizes to keep")
     ap.add_argument("--val-set", default="synthetic")
     ap.add_argument("--spec", help="sweep spec whose recipe names the loss-fit runs and targets")
     ap.add_argument("--seed-sd", type=float, help="seed-to-seed sd of one run's loss, in %% (needs --spec)")
     args = ap.parse_args(argv)
     if (args.spec is None) != (args.seed_sd is None):
         ap.error("--spec and --seed-sd go together")
+    if args.seed_sd is not None and args.seed_sd <= 0:
+        ap.error(f"--seed-sd must be > 0, got {args.seed_sd}")
     if args.seeds:
-        seed_noise(args.seeds, args.val_set)
+        if args.testbeds or args.spec:
+            ap.error("--seeds takes one TESTBED of its own; it does not combine with TESTBED folders or --spec")
+        seed_noise(args.seeds, args.val_set, args.models.split(",") if args.models else None)
         return 0
+    if args.models:
+        ap.error("--models goes with --seeds")
     if not args.testbeds:
         ap.error("give TESTBED folders, or --seeds TESTBED")
     runs = ladder_runs(args.testbeds, args.val_set)
