@@ -32,6 +32,7 @@ the runs above C0 / the 6.9B M = 20 run.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import itertools
 import json
 import sys
@@ -346,16 +347,16 @@ def main() -> None:
     print("C0 per set: " + ", ".join(f"{d['name']} {d['C0']:.3g}" for d in sets))
     print("| family | estimator | design | " + " | ".join(names) + " |")
     print("|---|---|---|" + "---|" * len(names))
-    out = open(args.out, "w") if args.out else None
     rows, t0 = [], time.perf_counter()
-    for fam in fams:
-        for make in recipes(fam):
-            r = make(sets)
-            rows.append(r)
-            print(row_text(r, names), flush=True)
-            if out:
-                out.write(json.dumps(r) + "\n")
-                out.flush()
+    with open(args.out, "w") if args.out else contextlib.nullcontext() as out:
+        for fam in fams:
+            for make in recipes(fam):
+                r = make(sets)
+                rows.append(r)
+                print(row_text(r, names), flush=True)
+                if out:  # row by row, flushed: a 25-minute run keeps what it has finished
+                    out.write(json.dumps(r) + "\n")
+                    out.flush()
     worst = [(max(v["all"] if v else np.inf for v in r["res"].values()), r) for r in rows]
     w, r = min(worst, key=lambda p: p[0])
     print(f"\n{len(rows)} recipes in {time.perf_counter() - t0:.0f} s. Best worst-set mean (all held out): "

@@ -50,6 +50,11 @@ from scaling_jax.sweep.spec import expand, load_spec, recipe_runs  # noqa: E402
 from scaling_jax.testbed import load_testbed  # noqa: E402
 
 
+def size_of(run) -> tuple[str, float]:
+    """A run's (model, M): its place in a ladder, whatever its seed."""
+    return run.model, round(run.M, 3)
+
+
 def ladder_runs(folders: list[str], val_set: str) -> list[dict]:
     """One row per (model, M) with N, D, C, M, L and the Bayes loss L*, in the order first seen."""
     rows: dict[tuple, dict] = {}
@@ -60,9 +65,8 @@ def ladder_runs(folders: list[str], val_set: str) -> list[dict]:
             bayes = (r.hyperparameters.get("bayes_loss") or {}).get(val_set)
             if bayes is None:
                 raise SystemExit(f"{folder}: run {r.name} records no bayes_loss for {val_set!r}")
-            key = (r.model, round(r.D / r.N, 3))
-            rows.setdefault(key, dict(name=r.name, N=r.N, D=r.D, C=6.0 * r.N * r.D, M=r.D / r.N,
-                                      L=r.losses[val_set], bayes=float(bayes)))
+            rows.setdefault(size_of(r), dict(name=r.name, N=r.N, D=r.D, C=r.C, M=r.M,
+                                             L=r.losses[val_set], bayes=float(bayes)))
     if len({round(r["bayes"], 6) for r in rows.values()}) != 1:
         raise SystemExit("the runs disagree on the Bayes loss: they are not one corpus")
     return list(rows.values())
@@ -120,13 +124,13 @@ def seed_noise(folder: str, val_set: str, models: list[str] | None = None) -> No
         if val_set not in r.losses or "seed" not in r.hyperparameters:
             raise SystemExit(f"{folder}: run {r.name} records no {val_set!r} loss or no seed")
     n_of = {r.model: r.N for r in runs}
-    sizes = sorted({(r.model, round(r.D / r.N, 3)) for r in runs}, key=lambda k: (n_of[k[0]], k[1]))
+    sizes = sorted({size_of(r) for r in runs}, key=lambda k: (n_of[k[0]], k[1]))
     seeds = sorted({int(r.hyperparameters["seed"]) for r in runs})
     if len(sizes) < 2 or len(seeds) < 2:
         raise SystemExit(f"{folder}: the split needs at least 2 sizes and 2 seeds, found {len(sizes)} and {len(seeds)}")
     L = np.full((len(sizes), len(seeds)), np.nan)
     for r in runs:
-        L[sizes.index((r.model, round(r.D / r.N, 3))), seeds.index(int(r.hyperparameters["seed"]))] = r.losses[val_set]
+        L[sizes.index(size_of(r)), seeds.index(int(r.hyperparameters["seed"]))] = r.losses[val_set]
     if np.isnan(L).any():
         raise SystemExit(f"{folder}: not every size has a run for every seed {seeds}")
     print(f"{'size':24s}" + "".join(f" {'s' + str(s):>7s}" for s in seeds) + f" {'mean':>7s} {'sd %':>6s}")
