@@ -4,9 +4,10 @@
                                          [--spec SPEC --seed-sd PCT]
     python benchmarks/ladder_surface.py --seeds TESTBED    # seed noise of a multi-seed sweep
 
-TESTBED: a folder written by ``scaling-jax sweep collect`` (several are pooled, one run per
-(model, M), first seen wins). Every run is fitted, targets included: this peeks at the answers on
-purpose and bounds what a law of each form could do, it does not predict.
+TESTBED: a folder written by ``scaling-jax sweep collect`` (several are pooled). One row per
+(model, M): its loss is the mean over the seeds trained at that size. Every size is fitted,
+targets included: this peeks at the answers on purpose and bounds what a law of each form could
+do, it does not predict.
 
 Forms, each fitted to all runs at once, with the in-sample relative error |fit − L| / L per run:
   eq4     Eq. 4, L = E + (a·M^η + b·M^−η)·C^−η (the paper's law; the package's LM fit)
@@ -18,7 +19,8 @@ runs at a fixed N keep falling as a power of D, a sum cannot follow them and the
 
 With ``--spec`` (the sweep spec whose recipe names the fit runs and targets) and ``--seed-sd``
 (the seed-to-seed standard deviation of one run's final loss, in %), it also propagates that
-noise: every loss-fit run's loss is redrawn 400 times with it, independently per run, Eq. 4
+noise: every loss-fit size's loss is redrawn 400 times with it (divided by the square root of
+the size's seeds, as the fit pools them), independently per size, Eq. 4
 refitted on each draw (one vmapped LM fit; only converged refits count), and the spread of each
 target's prediction printed. That spread, and the target's own seed noise, bound how close a fit
 on one seed per run can come to one measured run.
@@ -56,7 +58,8 @@ def size_of(run) -> tuple[str, float]:
 
 
 def ladder_runs(folders: list[str], val_set: str) -> list[dict]:
-    """One row per (model, M) with N, D, C, M, L and the Bayes loss L*, in the order first seen."""
+    """One row per (model, M) with N, D, C, M, the Bayes loss L*, and L the mean over the row's
+    seeds (``n`` of them; a size found in several testbeds pools their seeds), in the order first seen."""
     rows: dict[tuple, dict] = {}
     for folder in folders:
         for r in load_testbed(folder).runs:
@@ -65,10 +68,13 @@ def ladder_runs(folders: list[str], val_set: str) -> list[dict]:
             bayes = (r.hyperparameters.get("bayes_loss") or {}).get(val_set)
             if bayes is None:
                 raise SystemExit(f"{folder}: run {r.name} records no bayes_loss for {val_set!r}")
-            rows.setdefault(size_of(r), dict(name=r.name, N=r.N, D=r.D, C=r.C, M=r.M,
-                                             L=r.losses[val_set], bayes=float(bayes)))
+            row = rows.setdefault(size_of(r), dict(name=r.name, model=r.model, N=r.N, D=r.D, C=r.C, M=r.M, seeds=[],
+                                                   bayes=float(bayes)))
+            row["seeds"].append(r.losses[val_set])
     if len({round(r["bayes"], 6) for r in rows.values()}) != 1:
         raise SystemExit("the runs disagree on the Bayes loss: they are not one corpus")
+    for row in rows.values():
+        row["L"], row["n"] = float(np.mean(row["seeds"])), len(row["seeds"])
     return list(rows.values())
 
 
@@ -89,13 +95,18 @@ def fitted(form: str, runs: list[dict]) -> tuple[np.ndarray, str]:
 def seed_noise_spread(runs: list[dict], spec_path: str, sd_pct: float, draws: int = 400, seed: int = 0) -> None:
     """Print the spread of Eq. 4's target predictions when the fit runs' losses move by ``sd_pct`` %."""
     chosen = recipe_runs(spec := load_spec(spec_path), expand(spec))
-    by_name = {r["name"]: r for r in runs}
-    missing = [r.name for r in chosen["loss_fit"] + chosen["targets"] if r.name not in by_name]
+    def row_of(run):  # a record's M is D/N of the tokens it trained, within a step of the spec's M
+        near = [r for r in runs if r["model"] == run.model and abs(r["M"] / run.M - 1) < 0.02]
+        return near[0] if near else None
+
+    missing = sorted({r.name for r in chosen["loss_fit"] + chosen["targets"] if row_of(r) is None})
     if missing:
         raise SystemExit(f"{spec_path}: the testbeds hold no record of {missing}")
-    fit = [by_name[r.name] for r in chosen["loss_fit"]]
+    fit, targets = ([row for i, row in enumerate(rows) if row not in rows[:i]]  # one row per size
+                    for rows in ([row_of(r) for r in chosen[key]] for key in ("loss_fit", "targets")))
     rng = np.random.default_rng(seed)
-    y = np.array([r["L"] for r in fit]) * (1 + sd_pct / 100 * rng.standard_normal((draws, len(fit))))
+    sd = sd_pct / 100 / np.sqrt([r["n"] for r in fit])  # a fit on n seeds of a size fits their mean
+    y = np.array([r["L"] for r in fit]) * (1 + sd * rng.standard_normal((draws, len(fit))))
     xs = {k: np.tile([r[k] for r in fit], (draws, 1)) for k in ("C", "M")}
     best, _ = fit_own_rows("overtrain", xs, y, np.ones_like(y))
     ok = np.all(np.isfinite(best.params), axis=1) & np.asarray(best.converged, bool)
@@ -104,10 +115,11 @@ def seed_noise_spread(runs: list[dict], spec_path: str, sd_pct: float, draws: in
     params = dict(zip(law_form("overtrain")[1], best.params[ok].T))
     centre = fit_law("overtrain", {k: np.array([r[k] for r in fit]) for k in ("C", "M")},
                      np.array([r["L"] for r in fit])).params
-    print(f"\nseed noise {sd_pct:g} % on the {len(fit)} loss-fit runs of {spec_path}: "
+    print(f"\nseed noise {sd_pct:g} % per run on the {len(fit)} loss-fit sizes of {spec_path} (divided by "
+          f"the square root of each size's seeds, {sorted({r['n'] for r in fit})}): "
           f"{ok.sum()} of {draws} refits converged")
     print(f"{'target':34s} {'L':>7s} {'fit':>7s} {'pred 2.5%':>9s} {'97.5%':>7s} {'sd %':>6s}")
-    for r in (by_name[t.name] for t in chosen["targets"]):
+    for r in targets:
         one = {k: np.array([r[k]]) for k in ("C", "M")}
         mid = float(predict("overtrain", centre, **one)[0])
         pred = np.asarray(predict("overtrain", params, **one))
@@ -175,11 +187,12 @@ def main(argv: list[str] | None = None) -> int:
     runs = ladder_runs(args.testbeds, args.val_set)
     forms = ("eq4", "eq3", "mult")
     fits = {f: fitted(f, runs) for f in forms}
-    print(f"{len(runs)} runs; in-sample relative error |fit - L| / L (%), every run fitted")
-    print(f"{'run':34s} {'N':>8s} {'M':>6s} {'L':>7s}" + "".join(f" {f:>6s}" for f in forms))
+    print(f"{len(runs)} sizes; in-sample relative error |fit - L| / L (%), every size fitted (L: mean over its seeds)")
+    print(f"{'run (first seed seen)':34s} {'N':>8s} {'M':>6s} {'seeds':>5s} {'L':>7s}"
+          + "".join(f" {f:>6s}" for f in forms))
     for i, r in enumerate(runs):
         errs = "".join(f" {100 * abs(fits[f][0][i] / r['L'] - 1):6.2f}" for f in forms)
-        print(f"{r['name']:34s} {r['N']:8d} {r['M']:6.0f} {r['L']:7.4f}{errs}")
+        print(f"{r['name']:34s} {r['N']:8d} {r['M']:6.0f} {r['n']:5d} {r['L']:7.4f}{errs}")
     for f in forms:
         rel = 100 * np.abs(fits[f][0] / np.array([r["L"] for r in runs]) - 1)
         print(f"{f}: mean {rel.mean():.2f} %, max {rel.max():.2f} %; {fits[f][1]}")

@@ -1,6 +1,7 @@
 """The local runner: the sweep's unfinished runs on ``jobs`` worker processes (``sweep worker``),
 each training its runs one after another. One worker per GPU when the host has GPUs (each sees
-only its own), else one per two CPU cores (a JAX CPU process already uses several threads).
+only its own; with ``--jobs`` above the GPU count, workers share a GPU's memory equally), else one
+per two CPU cores (a JAX CPU process already uses several threads).
 A worker pays process start and imports once, not once per run: on the CPU ladder's tiny runs
 that was most of the sweep's overhead. A failed run is reported at the end and the others go on
 (a worker that dies takes only its current run with it); SIGINT/SIGTERM is passed to the
@@ -49,6 +50,24 @@ def local_gpus() -> int:
 
 def default_jobs() -> int:
     return local_gpus() or max(1, (os.cpu_count() or 1) // 2)
+
+
+MEMORY_VARS = ("XLA_PYTHON_CLIENT_MEM_FRACTION", "XLA_PYTHON_CLIENT_PREALLOCATE", "XLA_PYTHON_CLIENT_ALLOCATOR")
+
+
+def worker_env(env: dict[str, str], slot: int, jobs: int, gpus: int) -> dict[str, str]:
+    """Slot ``slot``'s environment: on a GPU host its GPU (round robin), and where several workers
+    share one GPU each takes an equal share of its memory. JAX preallocates 75 % of a GPU per
+    process, so a second worker on the same GPU would otherwise run out of memory at start-up.
+    A memory setting of the user's own (``XLA_PYTHON_CLIENT_*``) is left as it is."""
+    env = dict(env)
+    if not gpus:
+        return env
+    env["CUDA_VISIBLE_DEVICES"] = str(slot % gpus)
+    sharing = -(-jobs // gpus)
+    if sharing > 1 and not any(v in env for v in MEMORY_VARS):
+        env["XLA_PYTHON_CLIENT_MEM_FRACTION"] = f"{0.9 / sharing:.3f}"
+    return env
 
 
 def log_file(run: Run) -> Path:
@@ -107,9 +126,7 @@ def run_local(runs: list[Run], jobs: int, *, say: Callable[[str], None] = print)
     lock, stopping, workers = threading.Lock(), threading.Event(), {}
 
     def slot(n: int) -> None:
-        env = dict(os.environ)
-        if gpus:
-            env["CUDA_VISIBLE_DEVICES"] = str(n % gpus)
+        env = worker_env(dict(os.environ), n, jobs, gpus)
         try:
             while True:
                 with lock:  # ``stop`` holds the lock too: no run is handed out after it

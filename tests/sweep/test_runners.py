@@ -16,6 +16,8 @@ from scaling_jax.sweep.folders import write_run_configs
 from scaling_jax.sweep.spec import expand, load_spec
 from scaling_jax.testbed import load_testbed
 
+from .conftest import micro_spec, write_spec
+
 # A ``sweep worker`` whose run_one writes a valid record with a loss following Eq. 3 with a floor
 # of 2 and appends to attempts.txt whether it resumed (checkpoints present); it fails for the run
 # whose folder name holds "-4". The worker loop, output redirection and exit codes are the real ones.
@@ -36,7 +38,7 @@ def run_one(run_dir):
     cfg = yaml.safe_load((d / "train.yaml").read_text())
     N = json.loads((d.parent / "N.json").read_text())[cfg["model"]["name"]]
     D = cfg["budget"]["multiplier"] * N
-    L = 2.0 + 400 * N ** -0.3 + 900 * D ** -0.3
+    L = (2.0 + 400 * N ** -0.3 + 900 * D ** -0.3) * (1 + 0.002 * cfg.get("seed", 0))  # seed 0: exact Eq. 3
     rec = {"name": cfg["name"], "dataset": cfg["data"]["name"], "model": cfg["model"]["name"], "N": N,
            "params_no_embed": N - 1000, "D": D, "losses": {"synthetic": L}, "err_46": 0.9 - 0.1 / L,
            "err_17": 0.9 - 0.1 / L}
@@ -116,6 +118,32 @@ def test_failure_is_reported_idempotence_and_resume_of_only_unfinished_runs(micr
     assert target["model"] == "tiny_d32" and target["loss_rel_err"] < 0.5
 
 
+def test_a_multi_seed_recipe_is_fitted_on_every_seed_and_judged_on_the_seed_mean(tmp_path, fake_train, capsys):
+    spec_path = write_spec(tmp_path, micro_spec(tmp_path, seeds=[0, 1, 2], run_name="{model}-{M:g}-s{seed}"))
+    runs = expand(load_spec(spec_path))
+    assert len(runs) == 18
+    write_run_configs(load_spec(spec_path), runs)
+    (Path(runs[0].out).parent / "N.json").write_text(json.dumps({r.model: r.N for r in runs}))
+    fake_train(fail=False)
+    assert main(["sweep", "run", str(spec_path), "--jobs", "2"]) == 0
+    dest = tmp_path / "collected"
+    assert main(["sweep", "collect", str(spec_path), "--out", str(dest)]) == 0
+    recipe = json.loads((dest / "recipes" / "micro.json").read_text())
+    assert len(recipe["loss_fit"]) == 15 and recipe["targets"] == [f"tiny_d32-8-s{s}" for s in range(3)]
+    capsys.readouterr()
+    assert main(["reproduce", "--testbed", str(dest), "--recipe", "micro", "--no-bands", "--no-plots",
+                 "--out", str(tmp_path / "rep")]) == 0
+    printed = capsys.readouterr().out
+    d = json.loads((tmp_path / "rep" / "reproduce.json").read_text())["datasets"]["synthetic"]
+    (mean,) = d["target_seed_means"]
+    losses = [t["loss_true"] for t in d["targets"]]
+    assert mean["seeds"] == 3 and mean["names"] == recipe["targets"]
+    assert mean["loss_true"] == pytest.approx(sum(losses) / 3) and mean["loss_sd"] > 0
+    assert mean["loss_pred"] == pytest.approx(d["targets"][0]["loss_pred"])
+    assert mean["loss_rel_err"] == pytest.approx(abs(mean["loss_pred"] - mean["loss_true"]) / mean["loss_true"] * 100)
+    assert "mean of 3" in printed and "loss sd" in printed
+
+
 def test_a_worker_that_dies_fails_only_its_run(micro, fake_train):
     spec = load_spec(micro)
     runs = expand(spec)
@@ -156,6 +184,20 @@ def _fake_sbatch(tmp: Path) -> Path:
     sb.write_text(f"#!/bin/sh\necho \"$@\" >> {tmp}/sbatch_calls.txt\necho 4242\n")
     sb.chmod(sb.stat().st_mode | stat.S_IEXEC)
     return bin_
+
+
+def test_workers_on_a_gpu_host_each_see_one_gpu_and_share_its_memory():
+    env = {"PATH": "/bin"}
+    assert local.worker_env(env, 0, 4, 0) == env  # a CPU host: nothing set
+    alone = [local.worker_env(env, n, 2, 2) for n in range(2)]
+    assert [e["CUDA_VISIBLE_DEVICES"] for e in alone] == ["0", "1"]
+    assert not any("XLA_PYTHON_CLIENT_MEM_FRACTION" in e for e in alone)  # one worker per GPU: JAX's default
+    shared = [local.worker_env(env, n, 5, 2) for n in range(5)]
+    assert [e["CUDA_VISIBLE_DEVICES"] for e in shared] == ["0", "1", "0", "1", "0"]
+    assert {e["XLA_PYTHON_CLIENT_MEM_FRACTION"] for e in shared} == {"0.300"}  # three share GPU 0
+    own = local.worker_env({**env, "XLA_PYTHON_CLIENT_PREALLOCATE": "false"}, 1, 8, 1)
+    assert "XLA_PYTHON_CLIENT_MEM_FRACTION" not in own and own["CUDA_VISIBLE_DEVICES"] == "0"
+    assert env == {"PATH": "/bin"}  # the caller's mapping is not changed
 
 
 def test_slurm_writes_one_array_over_the_unfinished_runs_and_submits_it(micro, monkeypatch, capsys):
