@@ -95,6 +95,7 @@ def fitted(form: str, runs: list[dict]) -> tuple[np.ndarray, str]:
 def seed_noise_spread(runs: list[dict], spec_path: str, sd_pct: float, draws: int = 400, seed: int = 0) -> None:
     """Print the spread of Eq. 4's target predictions when the fit runs' losses move by ``sd_pct`` %."""
     chosen = recipe_runs(spec := load_spec(spec_path), expand(spec))
+
     def row_of(run):  # a record's M is D/N of the tokens it trained, within a step of the spec's M
         near = [r for r in runs if r["model"] == run.model and abs(r["M"] / run.M - 1) < 0.02]
         return near[0] if near else None
@@ -102,8 +103,8 @@ def seed_noise_spread(runs: list[dict], spec_path: str, sd_pct: float, draws: in
     missing = sorted({r.name for r in chosen["loss_fit"] + chosen["targets"] if row_of(r) is None})
     if missing:
         raise SystemExit(f"{spec_path}: the testbeds hold no record of {missing}")
-    fit, targets = ([row for i, row in enumerate(rows) if row not in rows[:i]]  # one row per size
-                    for rows in ([row_of(r) for r in chosen[key]] for key in ("loss_fit", "targets")))
+    fit = list({id(row): row for row in map(row_of, chosen["loss_fit"])}.values())  # one row per size
+    targets = list({id(row): row for row in map(row_of, chosen["targets"])}.values())
     rng = np.random.default_rng(seed)
     sd = sd_pct / 100 / np.sqrt([r["n"] for r in fit])  # a fit on n seeds of a size fits their mean
     y = np.array([r["L"] for r in fit]) * (1 + sd * rng.standard_normal((draws, len(fit))))
