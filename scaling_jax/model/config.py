@@ -36,7 +36,9 @@ class ModelConfig:
     layout, which rotates by the head index instead, only to run checkpoints trained with it.
     attention: 'auto' is cuDNN's fused kernel where it applies (an Ampere-or-newer GPU, 16-bit
     inputs, a supported head width: ``transformer.attention_impl``) and XLA's otherwise; 'xla' or
-    'cudnn' force one.
+    'cudnn' force one. ffn_multiple: the SwiGLU width is 8d/3 rounded up to a multiple of it.
+    OpenLM's 256 is coarse for tiny models (every width up to 96 gets 256, then 512 at 97), so a
+    ladder of them may take a smaller one; OpenLM checkpoints need 256.
     """
 
     name: str
@@ -54,10 +56,12 @@ class ModelConfig:
     scan_layers: bool = True
     attention: str = "auto"
     positional: str = "rotary"
+    ffn_multiple: int = 256
 
     def __post_init__(self):
         check_ranges(self, d_model=POSITIVE_INT, n_layers=POSITIVE_INT, n_heads=POSITIVE_INT,
-                     vocab_size=POSITIVE_INT, seq_len=POSITIVE_INT, norm_eps=POSITIVE, rope_theta=POSITIVE)
+                     vocab_size=POSITIVE_INT, seq_len=POSITIVE_INT, norm_eps=POSITIVE, rope_theta=POSITIVE,
+                     ffn_multiple=POSITIVE_INT)
         if self.d_model % self.n_heads:
             raise ValueError(
                 f"n_heads: {self.n_heads} does not divide d_model={self.d_model}"
@@ -78,8 +82,9 @@ class ModelConfig:
 
     @property
     def ffn_dim(self) -> int:
-        """SwiGLU width f = 256·ceil(floor(8d/3)/256), as OpenLM sizes it."""
-        return 256 * math.ceil((8 * self.d_model // 3) / 256)
+        """SwiGLU width f = m·ceil(floor(8d/3)/m) with m = ffn_multiple (OpenLM's rule at m = 256)."""
+        m = self.ffn_multiple
+        return m * math.ceil((8 * self.d_model // 3) / m)
 
 
 def available_models() -> list[str]:

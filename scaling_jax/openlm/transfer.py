@@ -63,6 +63,9 @@ def export_openlm(run: str | Path, out: str | Path) -> tuple[Path, Path]:
     if cfg.norm_eps != OPENLM_NORM_EPS or cfg.rope_theta != OPENLM_ROPE_THETA:
         raise UserError(f"{run}: model has norm_eps={cfg.norm_eps:g}, rope_theta={cfg.rope_theta:g}; OpenLM "
                         f"fixes them at {OPENLM_NORM_EPS:g} and {OPENLM_ROPE_THETA:g}, so its logits would differ")
+    if cfg.ffn_multiple != 256:
+        raise UserError(f"{run}: model has ffn_multiple={cfg.ffn_multiple}; OpenLM sizes its FFN to a multiple "
+                        f"of 256, so it could not build this model's {cfg.ffn_dim}-wide FFN")
     sd = from_flat(from_state(loaded.lm.params), cfg)
     write_state_dict(out, sd, name=loaded.lm.name, step=loaded.step)
     cfg_path = atomic.write_json(out.with_suffix(".json"), openlm_model_config(cfg))

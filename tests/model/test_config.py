@@ -28,6 +28,12 @@ def test_ffn_dim_follows_openlm(d, f):
     assert dataclasses.replace(load_model_config("tiny_d16"), d_model=d, n_heads=2).ffn_dim == f
 
 
+@pytest.mark.parametrize("d, f", [(32, 96), (48, 128), (96, 256), (128, 352), (208, 560)])
+def test_a_finer_ffn_multiple_keeps_the_ffn_near_8d_over_3(d, f):
+    cfg = load_model_config("tiny_d16", [f"d_model={d}", "n_heads=2", "ffn_multiple=16"])
+    assert cfg.ffn_dim == f and f - 16 < 8 * d / 3 <= f
+
+
 @pytest.mark.parametrize(
     "override, match",
     [
@@ -38,6 +44,7 @@ def test_ffn_dim_follows_openlm(d, f):
         ("vocab_size=0", r"vocab_size: must be an integer >= 1"),
         ("seq_len=-1", r"seq_len: must be an integer >= 1"),
         ("norm_eps=0", r"norm_eps: must be a finite number > 0"),
+        ("ffn_multiple=0", r"ffn_multiple: must be an integer >= 1"),
         ("rope_theta=.inf", r"rope_theta: must be a finite number > 0, got inf"),
         ("rope_theta=.nan", r"rope_theta: must be a finite number > 0, got nan"),
         ("norm_eps=1e-6", None),

@@ -26,9 +26,10 @@ def test_paper_counts_equal_testbed(name, testbed_dir):
     assert counts.params_no_embed(cfg) == no_embed
 
 
-@pytest.mark.parametrize("name", PAPER + ["tiny_d16", "tiny_d256"])
-def test_counts_follow_the_closed_form(name):
-    cfg = load_model_config(name)
+@pytest.mark.parametrize("name, overrides", [(n, []) for n in PAPER + ["tiny_d16", "tiny_d256"]]
+                         + [("tiny_d32", ["ffn_multiple=16"])])
+def test_counts_follow_the_closed_form(name, overrides):
+    cfg = load_model_config(name, overrides)
     V, d, L, f = cfg.vocab_size, cfg.d_model, cfg.n_layers, cfg.ffn_dim
     N = 2 * V * d + L * (4 * d * d + 3 * d * f + 2 * d) + d
     assert counts.paper_params(cfg) == N
