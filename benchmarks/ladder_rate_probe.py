@@ -19,7 +19,6 @@ each rate and along each width's best, with L* the corpus's exact Bayes loss fro
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 from pathlib import Path
@@ -30,6 +29,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from scaling_jax.cli import main as cli  # noqa: E402
+from scaling_jax.testbed import load_testbed  # noqa: E402
 
 
 def spec_for(out: Path, r: float, widths: list[int], overrides: dict, args) -> dict:
@@ -75,12 +75,11 @@ def main(argv: list[str] | None = None) -> int:
         path.write_text(yaml.safe_dump(spec, sort_keys=False))
         if cli(["sweep", "run", str(path), "--jobs", "1"]) != 0:
             raise SystemExit(f"{path}: some runs failed (see `scaling-jax sweep status {path}`)")
+        tb = load_testbed(spec["out"])
         for w in widths:
-            name = f"{args.model.format(w=w)}-{args.M:g}"
-            rec = json.loads((Path(spec["out"]) / name / "record.json").read_text())
-            loss[r, w] = rec["losses"]["synthetic"]
-            C[w] = 6.0 * rec["N"] * rec["D"]
-            bayes.add(round(rec["hyperparameters"]["bayes_loss"]["synthetic"], 9))
+            rec = tb.get(f"{args.model.format(w=w)}-{args.M:g}")
+            loss[r, w], C[w] = rec.loss("synthetic"), rec.C
+            bayes.add(round(rec.hyperparameters["bayes_loss"]["synthetic"], 9))
     if len(bayes) != 1:
         raise SystemExit(f"{args.out}: the runs disagree on the Bayes loss {sorted(bayes)}")
     L_star = bayes.pop()

@@ -68,8 +68,9 @@ def ladder_runs(folders: list[str], val_set: str) -> list[dict]:
             bayes = (r.hyperparameters.get("bayes_loss") or {}).get(val_set)
             if bayes is None:
                 raise SystemExit(f"{folder}: run {r.name} records no bayes_loss for {val_set!r}")
-            row = rows.setdefault(size_of(r), dict(name=r.name, model=r.model, N=r.N, D=r.D, C=r.C, M=r.M, seeds=[],
+            row = rows.setdefault(size_of(r), dict(name=r.name, N=r.N, D=r.D, C=r.C, M=r.M, names=[], seeds=[],
                                                    bayes=float(bayes)))
+            row["names"].append(r.name)
             row["seeds"].append(r.losses[val_set])
     if len({round(r["bayes"], 6) for r in rows.values()}) != 1:
         raise SystemExit("the runs disagree on the Bayes loss: they are not one corpus")
@@ -95,16 +96,12 @@ def fitted(form: str, runs: list[dict]) -> tuple[np.ndarray, str]:
 def seed_noise_spread(runs: list[dict], spec_path: str, sd_pct: float, draws: int = 400, seed: int = 0) -> None:
     """Print the spread of Eq. 4's target predictions when the fit runs' losses move by ``sd_pct`` %."""
     chosen = recipe_runs(spec := load_spec(spec_path), expand(spec))
-
-    def row_of(run):  # a record's M is D/N of the tokens it trained, within a step of the spec's M
-        near = [r for r in runs if r["model"] == run.model and abs(r["M"] / run.M - 1) < 0.02]
-        return near[0] if near else None
-
-    missing = sorted({r.name for r in chosen["loss_fit"] + chosen["targets"] if row_of(r) is None})
+    row_of = {name: row for row in runs for name in row["names"]}
+    missing = [r.name for r in chosen["loss_fit"] + chosen["targets"] if r.name not in row_of]
     if missing:
         raise SystemExit(f"{spec_path}: the testbeds hold no record of {missing}")
-    fit = list({id(row): row for row in map(row_of, chosen["loss_fit"])}.values())  # one row per size
-    targets = list({id(row): row for row in map(row_of, chosen["targets"])}.values())
+    fit = list({id(row_of[r.name]): row_of[r.name] for r in chosen["loss_fit"]}.values())  # one row per size
+    targets = list({id(row_of[r.name]): row_of[r.name] for r in chosen["targets"]}.values())
     rng = np.random.default_rng(seed)
     sd = sd_pct / 100 / np.sqrt([r["n"] for r in fit])  # a fit on n seeds of a size fits their mean
     y = np.array([r["L"] for r in fit]) * (1 + sd * rng.standard_normal((draws, len(fit))))
