@@ -51,12 +51,9 @@ def run(args: argparse.Namespace) -> int:
             line = (f"{'':<12} {'mean of ' + str(m['seeds']):<16} {m['M']:>5.0f} {m['loss_true']:>7.4f} "
                     f"{m['loss_pred']:>7.4f} {m['loss_rel_err']:>6.2f} {_num(m['error_true'])} "
                     f"{_num(m['error_pred'])} {_num(m['error_rel_err'], 6, 2)}")
-            b = bayes.get(m["names"][0])  # the seeds share C and M, hence one band
-            if b is not None:
-                inside = {k: None if m[f"{k}_true"] is None else b[f"{k}_lo95"] <= m[f"{k}_true"] <= b[f"{k}_hi95"]
-                          for k in ("loss", "error")}
-                line += (f" [{b['loss_lo95']:.4f}, {b['loss_hi95']:.4f}] {_yes(inside['loss'])}"
-                         f" [{b['error_lo95']:.3f}, {b['error_hi95']:.3f}] {_yes(inside['error'])}")
+            if "loss_in_band" in m:
+                line += (f" [{m['loss_lo95']:.4f}, {m['loss_hi95']:.4f}] {_yes(m['loss_in_band'])}"
+                         f" [{m['error_lo95']:.3f}, {m['error_hi95']:.3f}] {_yes(m['error_in_band'])}")
             print(line + f"  ({m['model']}, loss sd {m['loss_sd']:.4f} over seeds)")
         params = {**d["loss_fit"], **d["error_fit"]}
         print(f"{'':<12} fit: " + ", ".join(f"{k}={v:.4g}" for k, v in params.items()))

@@ -136,6 +136,13 @@ def write_reproduction(tb: Testbed, out: Path, plots: bool = True, rec: Recipe |
     if bands:
         for ds, d in summary["datasets"].items():
             d["bayes"] = bayes_bands(rec, ds, nuts)
+            band_of = {t["name"]: t for t in d["bayes"]["targets"]}
+            for m in d.get("target_seed_means", []):
+                b = band_of[m["names"][0]]  # the seeds share C and M, hence one band
+                for key in ("loss", "error"):
+                    lo, hi = b[f"{key}_lo95"], b[f"{key}_hi95"]
+                    m |= {f"{key}_lo95": lo, f"{key}_hi95": hi,
+                          f"{key}_in_band": None if m[f"{key}_true"] is None else bool(lo <= m[f"{key}_true"] <= hi)}
     out = Path(out)
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=list(grid[0]))

@@ -118,7 +118,8 @@ def test_failure_is_reported_idempotence_and_resume_of_only_unfinished_runs(micr
     assert target["model"] == "tiny_d32" and target["loss_rel_err"] < 0.5
 
 
-def test_a_multi_seed_recipe_is_fitted_on_every_seed_and_judged_on_the_seed_mean(tmp_path, fake_train, capsys):
+def test_a_multi_seed_recipe_is_fitted_on_every_seed_and_judged_on_the_seed_mean(tmp_path, fake_train, capsys,
+                                                                                  monkeypatch):
     spec_path = write_spec(tmp_path, micro_spec(tmp_path, seeds=[0, 1, 2], run_name="{model}-{M:g}-s{seed}"))
     runs = expand(load_spec(spec_path))
     assert len(runs) == 18
@@ -142,6 +143,24 @@ def test_a_multi_seed_recipe_is_fitted_on_every_seed_and_judged_on_the_seed_mean
     assert mean["loss_pred"] == pytest.approx(d["targets"][0]["loss_pred"])
     assert mean["loss_rel_err"] == pytest.approx(abs(mean["loss_pred"] - mean["loss_true"]) / mean["loss_true"] * 100)
     assert "mean of 3" in printed and "loss sd" in printed
+
+    # With bands: the mean is judged against the band its seeds share (the first seed's; bands stand in
+    # for NUTS here, which is tested in tests/laws/bayes): one band holds the mean, the other does not.
+    from scaling_jax.paper import reproduce as paper_reproduce
+    from scaling_jax.paper.recipe import load_recipe
+
+    m, n0 = mean["loss_true"], mean["names"][0]
+    fake = {"params": {}, "diagnostics": {}, "targets": [
+        {"name": n, "loss_lo95": m - 0.01, "loss_hi95": m + 0.01, "error_lo95": 0.0, "error_hi95": 1e-9}
+        if n == n0 else {"name": n, "loss_lo95": 0.0, "loss_hi95": 0.0, "error_lo95": 0.0, "error_hi95": 0.0}
+        for n in mean["names"]]}
+    monkeypatch.setattr(paper_reproduce, "bayes_bands", lambda rec, ds, nuts: fake)
+    tb = load_testbed(dest)
+    summary, _ = paper_reproduce.write_reproduction(tb, tmp_path / "rep_bands", plots=False,
+                                                    rec=load_recipe(tb, "micro"), bands=True)
+    (with_band,) = summary["datasets"]["synthetic"]["target_seed_means"]
+    assert (with_band["loss_lo95"], with_band["loss_hi95"]) == (m - 0.01, m + 0.01)
+    assert with_band["loss_in_band"] is True and with_band["error_in_band"] is False
 
 
 def test_a_worker_that_dies_fails_only_its_run(micro, fake_train):
