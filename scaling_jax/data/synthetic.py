@@ -25,6 +25,7 @@ so it approaches the source-known conditional entropy rate).
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import numpy as np
 
@@ -78,6 +79,13 @@ class MarkovMixture:
         self._prior_cdf = _cdf(self.prior_K)
         self._cdf_KxVxS = _cdf(self.prob_KxVxS)
         self._start_cdf_KxS = _cdf(self.start_prob_KxS)
+        # An index from start token to the sources that can begin with it (a source may list a
+        # token twice), so a document's posterior starts from those sources alone.
+        key, inverse = np.unique(self.start_KxS.astype(np.int64) * K + np.arange(K)[:, None], return_inverse=True)
+        prob = np.bincount(inverse.ravel(), weights=self.start_prob_KxS.ravel(), minlength=len(key))
+        self._start_src = key % K
+        self._start_logw = np.log(self.prior_K[self._start_src]) + np.log(prob)
+        self._start_bounds_V = np.searchsorted(key // K, np.arange(V + 1))
 
     def generate(self, split: str, idx_B: np.ndarray, length: int) -> np.ndarray:
         """Documents ``idx_B`` of ``split``, each ``length`` tokens: int32 (B, length)."""
@@ -97,30 +105,42 @@ class MarkovMixture:
             out[:, t] = x_B
         return out
 
-    def log_path(self, prev: int, x_T: np.ndarray) -> np.ndarray:
-        """log P_k(x_1..x_T | x_0 = prev) under every source k: a (K,) array (-inf: impossible)."""
-        x_T = np.asarray(x_T)
-        prevs = np.concatenate([[prev], x_T[:-1]]).astype(np.int64)
-        hit_KxLxS = self.succ_KxVxS[:, prevs] == x_T[None, :, None]
-        with np.errstate(divide="ignore"):  # log 0 = -inf: source k cannot emit this
-            return np.log((self.prob_KxVxS[:, prevs] * hit_KxLxS).sum(-1)).sum(-1)
+    def path(self, prev: int, x_T: np.ndarray, ids: np.ndarray | None = None,
+             logw: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """The sources among ``ids`` (default: all, in order) that can emit x_1..x_T after x_0 =
+        ``prev``, and for each ``logw`` (default 0) + log P_k(x_1..x_T | prev).
 
-    def log_start(self, x0: int) -> np.ndarray:
-        """log π_k s_k(x_0) for every source k."""
-        with np.errstate(divide="ignore"):
-            return np.log(self.prior_K) + np.log((self.start_prob_KxS * (self.start_KxS == x0)).sum(-1))
+        Step by step over the sources still possible: each step keeps about successors/V of them,
+        so even a million sources cost about one pass over their tables, not T."""
+        x_T = np.asarray(x_T, dtype=np.int64)
+        prevs = np.concatenate([[prev], x_T[:-1]])
+        if logw is None:
+            logw = np.zeros(len(self.prior_K) if ids is None else len(ids))
+        for prev_t, x_t in zip(prevs, x_T):
+            rows = slice(None) if ids is None else ids  # the first step of all sources reads views
+            p = (self.prob_KxVxS[rows, prev_t] * (self.succ_KxVxS[rows, prev_t] == x_t)).sum(-1)
+            keep = np.flatnonzero(p > 0)
+            ids = keep if ids is None else ids[keep]
+            logw = logw[keep] + np.log(p[keep])
+        return (np.arange(len(self.prior_K)) if ids is None else ids), logw
 
-    def log_joint(self, x_T: np.ndarray) -> np.ndarray:
-        """log π_k p_k(x_0..x_T) for every source k: the unnormalised posterior over sources."""
-        return self.log_start(int(x_T[0])) + self.log_path(int(x_T[0]), x_T[1:])
+    def start(self, x0: int) -> tuple[np.ndarray, np.ndarray]:
+        """The sources that can start a document with ``x0`` (in order), and log π_k s_k(x0) for each."""
+        lo, hi = self._start_bounds_V[x0], self._start_bounds_V[x0 + 1]
+        return self._start_src[lo:hi], self._start_logw[lo:hi]
+
+    def joint(self, x_T: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The sources that can emit the document x_0..x_T, and log π_k p_k(x_0..x_T) for each: the
+        unnormalised posterior over sources (every other source has probability 0)."""
+        return self.path(int(x_T[0]), x_T[1:], *self.start(int(x_T[0])))
 
     def bayes_loss(self, tokens_BxT: np.ndarray) -> np.ndarray:
         """Bayes-optimal mean loss (nats/token) of predicting x_1..x_L from the prefix, per row."""
         tokens_BxT = np.asarray(tokens_BxT)
         out = np.empty(len(tokens_BxT))
         for b, x_T in enumerate(tokens_BxT):
-            joint = logsumexp(self.log_joint(x_T))
-            marginal0 = logsumexp(self.log_start(int(x_T[0])))
+            joint = logsumexp(self.joint(x_T)[1])
+            marginal0 = logsumexp(self.start(int(x_T[0]))[1])
             out[b] = -(joint - marginal0) / (len(x_T) - 1)
         return out
 
@@ -137,11 +157,19 @@ def unigram_entropy(tokens: np.ndarray) -> float:
     return float(-(p * np.log(p)).sum())
 
 
+@functools.lru_cache(maxsize=4)
+def mixture(cfg: SyntheticConfig) -> MarkovMixture:
+    """The tables of ``cfg``, drawn once per process: a corpus of a million sources takes seconds
+    and a gigabyte to draw, and a sweep worker reads it for each run's train and val sets and for
+    its evaluation suite."""
+    return MarkovMixture(cfg)
+
+
 class SyntheticWindows:
     """Random-access windows of ``seq_len + 1`` tokens, one synthetic document each."""
 
     def __init__(self, cfg: SyntheticConfig, seq_len: int, split: str, n_windows: int = UNLIMITED):
-        self.mixture = MarkovMixture(cfg)
+        self.mixture = mixture(cfg)
         self.seq_len, self.split, self.n = seq_len, split, n_windows
         self.vocab_size = cfg.vocab_size
         self.name = f"synthetic(seed={cfg.seed})/{split}"

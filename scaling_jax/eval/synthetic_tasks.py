@@ -29,7 +29,7 @@ import functools
 
 import numpy as np
 
-from scaling_jax.data.synthetic import MarkovMixture, SyntheticConfig
+from scaling_jax.data.synthetic import MarkovMixture, SyntheticConfig, logsumexp, mixture
 from scaling_jax.errors import UserError
 from scaling_jax.eval.score import LanguageModel
 from scaling_jax.eval.tasks import TaskSpec
@@ -52,10 +52,10 @@ def _walk(mix: MarkovMixture, k: int, prev: int, n: int, u: np.ndarray) -> list[
     return out
 
 
-def _posterior(mix: MarkovMixture, x) -> np.ndarray:
-    lj = mix.log_joint(np.asarray(x))
-    w = np.exp(lj - lj.max())
-    return w / w.sum()
+def _posterior(mix: MarkovMixture, x) -> tuple[np.ndarray, np.ndarray]:
+    """The sources that can have written ``x`` and their log posterior probabilities."""
+    ids, lj = mix.joint(np.asarray(x))
+    return ids, lj - logsumexp(lj)
 
 
 def _docs(mix: MarkovMixture, first: int, n: int, length: int) -> np.ndarray:
@@ -74,9 +74,11 @@ def source_mc(mix: MarkovMixture, n: int, seed: int) -> tuple[list[dict], float]
         order = rng.permutation(N_CHOICES)
         choices = [choices[i] for i in order]
         gold = int(np.argmax(order == 0))
-        # P(gold = j | c, X) ∝ p(x_j | c) Π_{i≠j} q(x_i) ∝ p(x_j | c) / q(x_j), q = Σ_k A_k· / K
-        A = np.exp(np.stack([mix.log_path(int(ctx[-1]), np.array(c)) for c in choices], axis=1))  # K×J
-        post = (_posterior(mix, ctx) @ A) / A.mean(0)
+        # P(gold = j | c, X) ∝ p(x_j | c) Π_{i≠j} q(x_i) ∝ p(x_j | c) / q(x_j), q(x) = Σ_k P_k(x) / K
+        ids, logw = _posterior(mix, ctx)
+        p = np.array([np.exp(mix.path(int(ctx[-1]), c, ids, logw)[1]).sum() for c in choices])
+        q = np.array([np.exp(mix.path(int(ctx[-1]), c)[1]).sum() / K for c in choices])
+        post = p / q
         bayes.append(post.max() / post.sum())
         rows.append({"query": _text(ctx), "choices": [_text(c) for c in choices], "gold": gold})
     return rows, float(np.mean(bayes))
@@ -89,11 +91,12 @@ def complete(mix: MarkovMixture, n: int) -> tuple[list[dict], float]:
     rows, bayes = [], []
     for x in docs:
         ctx, last = x[:CONTEXT], int(x[CONTEXT - 1])
-        w = _posterior(mix, ctx)
-        a1 = mix.succ_KxVxS[:, last]                             # K×S
-        p1 = w[:, None] * mix.prob_KxVxS[:, last]                # K×S
-        a2 = mix.succ_KxVxS[np.arange(len(w))[:, None], a1]      # K×S×S
-        p2 = p1[:, :, None] * mix.prob_KxVxS[np.arange(len(w))[:, None], a1]
+        ids, logw = _posterior(mix, ctx)                         # the K' sources the context allows
+        ks = ids[:, None]
+        a1 = mix.succ_KxVxS[ids, last]                           # K'×S
+        p1 = np.exp(logw)[:, None] * mix.prob_KxVxS[ids, last]   # K'×S
+        a2 = mix.succ_KxVxS[ks, a1]                              # K'×S×S
+        p2 = p1[:, :, None] * mix.prob_KxVxS[ks, a1]
         joint = np.zeros(V * V)
         np.add.at(joint, (np.broadcast_to(a1[:, :, None], a2.shape) * V + a2).ravel(), p2.ravel())
         bayes.append(joint.max())
@@ -110,7 +113,7 @@ def schema(mix: MarkovMixture, n: int, seed: int) -> tuple[list[dict], float]:
         cont = group[gold, CONTEXT:]
         options = group[:, :CONTEXT]
         # options are independent draws: P(gold = j | options, cont) ∝ p(cont | option j)
-        lik = np.array([(_posterior(mix, o) * np.exp(mix.log_path(int(o[-1]), cont))).sum() for o in options])
+        lik = np.array([np.exp(mix.path(int(o[-1]), cont, *_posterior(mix, o))[1]).sum() for o in options])
         bayes.append(lik.max() / lik.sum())
         rows.append({"context_options": [_text(o) for o in options], "continuation": _text(cont), "gold": gold})
     return rows, float(np.mean(bayes))
@@ -127,7 +130,7 @@ def synthetic_suite(cfg: SyntheticConfig, n_examples: int = 400, seed: int = 0) 
 def _suite(cfg: SyntheticConfig, n_examples: int, seed: int) -> tuple[TaskSpec, ...]:
     """Built once per process for each corpus: the exact Bayes accuracies take seconds, and a sweep
     worker evaluates every run of a ladder on the same suite."""
-    mix = MarkovMixture(cfg)
+    mix = mixture(cfg)
     mc, mc_bayes = source_mc(mix, n_examples, seed)
     lm, lm_bayes = complete(mix, n_examples)
     sc, sc_bayes = schema(mix, n_examples, seed)

@@ -82,3 +82,47 @@ def test_synthetic_language_needs_no_scipy():
                           env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"})
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.strip() == "(2,)"
+
+
+def _dense_log_joint(m, x):
+    """log π_k p_k(x_0..x_T) of every source from the tables, one source at a time."""
+    out = []
+    for k in range(len(m.prior_K)):
+        lp = np.log(m.prior_K[k]) + np.log(m.start_prob_KxS[k][m.start_KxS[k] == x[0]].sum() + 0.0)
+        for prev, nxt in zip(x[:-1], x[1:]):
+            lp += np.log(m.prob_KxVxS[k, prev][m.succ_KxVxS[k, prev] == nxt].sum() + 0.0)
+        out.append(lp)
+    return np.array(out)
+
+
+def test_joint_keeps_exactly_the_possible_sources():
+    """The sparse posterior (the sources still possible, step by step) is the dense one without
+    its zeros; a source listing a start token twice counts both entries."""
+    m = MarkovMixture(SyntheticConfig(vocab_size=4, n_sources=40, successors=2, seed=1))
+    assert (m.start_KxS[:, 0] == m.start_KxS[:, 1]).any()
+    for x in m.generate("val", np.arange(30), 5):
+        with np.errstate(divide="ignore"):
+            dense = _dense_log_joint(m, x)
+        ids, lj = m.joint(x)
+        assert np.array_equal(ids, np.flatnonzero(np.isfinite(dense)))
+        np.testing.assert_allclose(lj, dense[ids], rtol=1e-12)
+        ids0, lw0 = m.start(int(x[0]))
+        assert np.isin(ids, ids0).all() and len(ids0) < 40
+
+
+def test_path_from_all_sources_or_some_with_weights():
+    m = MarkovMixture(CFG)
+    x = m.generate("val", np.arange(1), 9)[0]
+    ids, lp = m.path(int(x[0]), x[1:])
+    sub = ids[::2]
+    ids2, lp2 = m.path(int(x[0]), x[1:], sub, np.full(len(sub), -1.0))
+    assert np.array_equal(ids2, sub) and np.allclose(lp2, lp[::2] - 1.0)
+    impossible = int(np.setdiff1d(np.arange(32), m.succ_KxVxS[:, x[-1]].ravel())[0])
+    assert m.path(int(x[-1]), [impossible])[0].size == 0
+
+
+def test_the_tables_of_a_corpus_are_drawn_once_per_process():
+    cfg = SyntheticConfig(vocab_size=8, n_sources=7, seed=11)
+    assert synthetic.mixture(cfg) is synthetic.mixture(SyntheticConfig(vocab_size=8, n_sources=7, seed=11))
+    a, b = SyntheticWindows(cfg, 16, "train"), SyntheticWindows(cfg, 16, "val")
+    assert a.mixture is b.mixture is synthetic.mixture(cfg)
