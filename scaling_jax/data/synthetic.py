@@ -87,14 +87,25 @@ class MarkovMixture:
         self._start_logw = np.log(self.prior_K[self._start_src]) + np.log(prob)
         self._start_bounds_V = np.searchsorted(key // K, np.arange(V + 1))
 
-    def generate(self, split: str, idx_B: np.ndarray, length: int) -> np.ndarray:
-        """Documents ``idx_B`` of ``split``, each ``length`` tokens: int32 (B, length)."""
+    def _uniforms(self, split: str, idx_B: np.ndarray, n: int) -> np.ndarray:
+        """The uniforms behind documents ``idx_B`` of ``split``: (B, n), each row its own stream."""
         if split not in SPLIT_IDS:
             raise ValueError(f"split {split!r}: expected one of {list(SPLIT_IDS)}")
+        return np.stack([np.random.default_rng([self.cfg.seed, SPLIT_IDS[split], int(i)]).random(n)
+                         for i in idx_B])
+
+    def _source(self, u_B: np.ndarray) -> np.ndarray:
+        return np.minimum(np.searchsorted(self._prior_cdf, u_B, side="right"), len(self.prior_K) - 1)
+
+    def sources(self, split: str, idx_B: np.ndarray) -> np.ndarray:
+        """The source (0-based Zipf rank) that wrote each of documents ``idx_B`` of ``split``."""
+        return self._source(self._uniforms(split, idx_B, 1)[:, 0])
+
+    def generate(self, split: str, idx_B: np.ndarray, length: int) -> np.ndarray:
+        """Documents ``idx_B`` of ``split``, each ``length`` tokens: int32 (B, length)."""
         S = self.cfg.successors
-        u_BxT = np.stack([np.random.default_rng([self.cfg.seed, SPLIT_IDS[split], int(i)]).random(length + 1)
-                          for i in idx_B])
-        k_B = np.minimum(np.searchsorted(self._prior_cdf, u_BxT[:, 0], side="right"), len(self.prior_K) - 1)
+        u_BxT = self._uniforms(split, idx_B, length + 1)
+        k_B = self._source(u_BxT[:, 0])
         out = np.empty((len(idx_B), length), np.int32)
         j_B = np.minimum((u_BxT[:, 1, None] >= self._start_cdf_KxS[k_B]).sum(-1), S - 1)
         x_B = self.start_KxS[k_B, j_B]

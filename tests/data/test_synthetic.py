@@ -126,3 +126,16 @@ def test_the_tables_of_a_corpus_are_drawn_once_per_process():
     assert synthetic.mixture(cfg) is synthetic.mixture(SyntheticConfig(vocab_size=8, n_sources=7, seed=11))
     a, b = SyntheticWindows(cfg, 16, "train"), SyntheticWindows(cfg, 16, "val")
     assert a.mixture is b.mixture is synthetic.mixture(cfg)
+
+
+def test_sources_names_the_source_that_wrote_each_document():
+    m = MarkovMixture(SyntheticConfig(vocab_size=16, n_sources=6, successors=2, seed=5))
+    idx = np.arange(40)
+    k = m.sources("val", idx)
+    x = m.generate("val", idx, 12)
+    assert k.min() >= 0 and k.max() < 6 and len(set(k.tolist())) > 2
+    for row, kb in zip(x, k):
+        ids, _ = m.joint(row)
+        assert kb in ids  # the writer can always have written its document
+    with pytest.raises(ValueError, match="split 'test'"):
+        m.sources("test", idx)
