@@ -35,6 +35,7 @@ class Block:
     tokens: tuple[float, ...] = ()
     datasets: tuple[str, ...] = ()  # empty: every dataset of the spec
     set: dict[str, Any] = dataclasses.field(default_factory=dict)
+    seeds: tuple[int, ...] = ()  # empty: the spec's seeds (cheap fit runs may take more than targets)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -131,6 +132,9 @@ def _checked(spec: SweepSpec) -> SweepSpec:
             for v in getattr(b, key):
                 if not (math.isfinite(v) and v > 0):
                     raise ConfigError(f"{at}.{key}: {v!r} must be a positive number (M = D/N > 0)")
+        bad = [s for s in b.seeds if not (isinstance(s, int) and s >= 0)]
+        if bad or len(set(b.seeds)) < len(b.seeds):
+            raise ConfigError(f"{at}.seeds: {list(b.seeds)} must be distinct non-negative integers")
         unknown = [d for d in b.datasets if d not in spec.datasets]
         if unknown:
             raise ConfigError(f"{at}.datasets: {unknown} are not in datasets {sorted(spec.datasets)}")
@@ -174,7 +178,7 @@ def expand(spec: SweepSpec) -> list[Run]:
                     raise ConfigError(f"{where}: grid[{i}].models: {model!r} is not a model preset "
                                       f"(presets: {', '.join(available_models())})")
                 for amount in b.multipliers or b.tokens:
-                    for seed in spec.seeds:
+                    for seed in b.seeds or spec.seeds:
                         runs.append(_run(spec, base, b, ds, model, amount, seed, f"{where}: grid[{i}]"))
     _check_runs(spec, runs)
     return _with_roles(spec, runs)

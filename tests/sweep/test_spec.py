@@ -36,6 +36,27 @@ def test_tokens_seeds_datasets_and_block_overrides_expand(tmp_path):
     assert runs[0].config.data.name == "other" and runs[1].config.seed == 1
 
 
+def test_a_block_may_take_its_own_seeds(tmp_path):
+    spec = micro_spec(tmp_path, run_name="{model}-{M:g}-s{seed}", seeds=[0, 1],
+                      grid=[{"models": ["tiny_d16"], "multipliers": [2], "seeds": [0, 1, 2, 5]},
+                            {"models": ["tiny_d32"], "multipliers": [8]}])
+    del spec["recipe"]
+    runs = expand(load_spec(write_spec(tmp_path, spec)))
+    assert [r.name for r in runs] == ["tiny_d16-2-s0", "tiny_d16-2-s1", "tiny_d16-2-s2", "tiny_d16-2-s5",
+                                      "tiny_d32-8-s0", "tiny_d32-8-s1"]
+    assert [r.config.seed for r in runs] == [0, 1, 2, 5, 0, 1]
+
+
+@pytest.mark.parametrize("seeds, message", [([0, 0], r"grid\[0\]\.seeds: \[0, 0\] must be distinct non-negative"),
+                                           ([-1], r"grid\[0\]\.seeds: \[-1\] must be distinct non-negative"),
+                                           ([1.5], r"grid\[0\]\.seeds\[0\]: expected an integer, got 1.5")])
+def test_block_seeds_must_be_distinct_non_negative_integers(tmp_path, seeds, message):
+    spec = micro_spec(tmp_path, grid=[{"models": ["tiny_d16"], "multipliers": [2], "seeds": seeds}])
+    del spec["recipe"]
+    with pytest.raises(ConfigError, match=message):
+        load_spec(write_spec(tmp_path, spec))
+
+
 def test_recipe_json_names_the_runs(micro):
     spec = load_spec(micro)
     rec = recipe_json(spec, expand(spec))
