@@ -33,7 +33,8 @@ size of one seed. The split is a two-way analysis of variance without replicatio
 method-of-moments estimate of the shared sd. Which sd to propagate: the own part moves fit runs
 against each other; a shared part moves them together, and cancels against a target only if the
 target shares it (same seed and architecture). The own sd gives the smaller spread, the pooled sd
-the larger.
+the larger. The same table adds Eq. 4 refitted with E fixed at the exact Bayes loss (``E=L*``):
+how close the law's form would come if the fit knew the floor.
 """
 
 from __future__ import annotations
@@ -93,6 +94,21 @@ def fitted(form: str, runs: list[dict]) -> tuple[np.ndarray, str]:
     return fit, " ".join(f"{k}={v:.4g}" for k, v in res.params.items())
 
 
+def eq4_known_floor(fit: list[dict]) -> tuple[float, float, float]:
+    """Eq. 4 with E fixed at the corpus's exact Bayes loss L*: (a, b, eta) minimising the squared
+    relative error of L over the fit rows. At a fixed eta the law is linear in (a, b), so a fine
+    grid of eta with a linear least-squares solve at each point finds the optimum exactly enough."""
+    C, M, L, Ls = (np.array([r[k] for r in fit]) for k in ("C", "M", "L", "bayes"))
+    best = None
+    for eta in np.linspace(0.02, 1.0, 9801):
+        X = np.stack([M ** eta * C ** -eta, M ** -eta * C ** -eta], axis=1) / L[:, None]
+        coef, *_ = np.linalg.lstsq(X, (L - Ls) / L, rcond=None)
+        rss = float(np.sum((X @ coef - (L - Ls) / L) ** 2))
+        if best is None or rss < best[0]:
+            best = (rss, float(coef[0]), float(coef[1]), float(eta))
+    return best[1:]
+
+
 def seed_noise_spread(runs: list[dict], spec_path: str, sd_pct: float, draws: int = 400, seed: int = 0) -> None:
     """Print the spread of Eq. 4's target predictions when the fit runs' losses move by ``sd_pct`` %."""
     chosen = recipe_runs(spec := load_spec(spec_path), expand(spec))
@@ -116,13 +132,19 @@ def seed_noise_spread(runs: list[dict], spec_path: str, sd_pct: float, draws: in
     print(f"\nseed noise {sd_pct:g} % per run on the {len(fit)} loss-fit sizes of {spec_path} (divided by "
           f"the square root of each size's seeds, {sorted({r['n'] for r in fit})}): "
           f"{ok.sum()} of {draws} refits converged")
-    print(f"{'target':34s} {'L':>7s} {'fit':>7s} {'pred 2.5%':>9s} {'97.5%':>7s} {'sd %':>6s}")
+    a, b, eta = eq4_known_floor(fit)
+    print(f"{'target':34s} {'L':>7s} {'fit':>7s} {'pred 2.5%':>9s} {'97.5%':>7s} {'sd %':>6s}   "
+          f"{'E=L*':>7s} {'rel %':>6s}")
     for r in targets:
         one = {k: np.array([r[k]]) for k in ("C", "M")}
         mid = float(predict("overtrain", centre, **one)[0])
         pred = np.asarray(predict("overtrain", params, **one))
         lo, hi = np.percentile(pred, [2.5, 97.5])
-        print(f"{r['name']:34s} {r['L']:7.4f} {mid:7.4f} {lo:9.4f} {hi:7.4f} {100 * np.std(pred) / mid:6.2f}")
+        known = r["bayes"] + (a * r["M"] ** eta + b * r["M"] ** -eta) * r["C"] ** -eta
+        print(f"{r['name']:34s} {r['L']:7.4f} {mid:7.4f} {lo:9.4f} {hi:7.4f} {100 * np.std(pred) / mid:6.2f}   "
+              f"{known:7.4f} {100 * abs(known / r['L'] - 1):6.2f}")
+    print(f"E=L*: Eq. 4 refitted on the same sizes with E fixed at the exact Bayes loss {fit[0]['bayes']:.4f} "
+          f"(hindsight: no real corpus tells its floor): a={a:.4g} b={b:.4g} eta={eta:.4f}")
 
 
 def seed_noise(folder: str, val_set: str, models: list[str] | None = None) -> None:
