@@ -1,7 +1,7 @@
 """Which form does the CPU ladder's loss surface take? A hindsight check for issue 11's loss goal.
 
     python benchmarks/ladder_surface.py TESTBED [TESTBED ...] [--val-set synthetic]
-                                         [--spec SPEC --seed-sd PCT]
+                                         [--spec SPEC --seed-sd PCT] [--slopes M]
     python benchmarks/ladder_surface.py --seeds TESTBED    # seed noise of a multi-seed sweep
 
 TESTBED: a folder written by ``scaling-jax sweep collect`` (several are pooled). One row per
@@ -190,6 +190,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--val-set", default="synthetic")
     ap.add_argument("--spec", help="sweep spec whose recipe names the loss-fit runs and targets")
     ap.add_argument("--seed-sd", type=float, help="seed-to-seed sd of one run's loss, in %% (needs --spec)")
+    ap.add_argument("--slopes", type=float, metavar="M",
+                    help="also print the slope of L - L* (seed means) between neighbouring sizes at this M")
     args = ap.parse_args(argv)
     if (args.spec is None) != (args.seed_sd is None):
         ap.error("--spec and --seed-sd go together")
@@ -216,6 +218,12 @@ def main(argv: list[str] | None = None) -> int:
     for f in forms:
         rel = 100 * np.abs(fits[f][0] / np.array([r["L"] for r in runs]) - 1)
         print(f"{f}: mean {rel.mean():.2f} %, max {rel.max():.2f} %; {fits[f][1]}")
+    if args.slopes is not None:
+        at_M = sorted((r for r in runs if abs(r["M"] / args.slopes - 1) < 0.05), key=lambda r: r["C"])
+        print(f"\nslope of L - L* along M = {args.slopes:g} between neighbours, ln(x1/x2) / ln(C2/C1):")
+        for r1, r2 in zip(at_M, at_M[1:]):
+            x1, x2 = r1["L"] - r1["bayes"], r2["L"] - r2["bayes"]
+            print(f"  {r1['name']} -> {r2['name']}: {np.log(x1 / x2) / np.log(r2['C'] / r1['C']):.3f}")
     if args.spec:
         seed_noise_spread(runs, args.spec, args.seed_sd)
     return 0
