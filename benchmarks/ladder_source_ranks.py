@@ -12,10 +12,11 @@ excess it adds to the run's mean (its share of documents times its mean excess) 
 its mean excess per document: about 0 for sources the run has learned, about 3 nats for sources it
 has not.
 
-``--extend-to K2`` adds the octaves a corpus of K2 sources would have beyond the run's own K, each
-with its Zipf share and the run's mean excess per document in the last octave it saw (the sources
-past the end would be no better learned than the rarest it had): an estimate of the run's excess
-on the endless-tail corpus, not a measurement. With ``--slopes`` the runs at one multiplier are
+``--extend-to K2`` estimates the run's excess on a corpus of K2 sources (an estimate, not a
+measurement): every octave weighted by its exact share under the K2 prior, the run's own octaves
+at their measured excess per document, every octave it has no document of (past its K, or too
+rare to be drawn) at the excess of the rarest octave it has: sources past the end no better
+learned than the rarest it saw. With ``--slopes`` the runs at one multiplier are
 sorted by compute and the slope ln(x1/x2)/ln(C2/C1) of the excess between neighbours is printed for
 the measured and the extended columns.
 """
@@ -36,8 +37,8 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 
 from scaling_jax.data.synthetic import mixture  # noqa: E402
-from scaling_jax.train.lm import load_run  # noqa: E402
 from scaling_jax.testbed import load_testbed  # noqa: E402
+from scaling_jax.train.lm import load_run  # noqa: E402
 
 
 def doc_losses(lm, tokens_BxT: np.ndarray, batch: int = 256) -> np.ndarray:
@@ -58,15 +59,25 @@ def octave_shares(K: int, zipf: float, n_oct: int) -> np.ndarray:
     return np.array([w[(1 << j) - 1:min((1 << (j + 1)) - 1, K)].sum() for j in range(n_oct)])
 
 
+_DOCS: dict[tuple, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+
+
+def documents(corpus, n_docs: int, length: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The first ``n_docs`` validation documents, their Bayes losses and source-rank octaves, once
+    per corpus: every run of a ladder is scored on the same documents."""
+    key = (corpus, n_docs, length)
+    if key not in _DOCS:
+        mix, idx = mixture(corpus), np.arange(n_docs)
+        x = mix.generate("val", idx, length)
+        _DOCS[key] = x, mix.bayes_loss(x), np.floor(np.log2(mix.sources("val", idx) + 1)).astype(int)
+    return _DOCS[key]
+
+
 def profile(run: str, n_docs: int, extend_to: int | None) -> dict:
     loaded = load_run(run)
-    cfg = loaded.config
-    corpus = cfg.data.corpus.synthetic
-    mix = mixture(corpus)
-    idx = np.arange(n_docs)
-    x = mix.generate("val", idx, loaded.lm.max_seq_len + 1)
-    excess = doc_losses(loaded.lm, x) - mix.bayes_loss(x)
-    octave = np.floor(np.log2(mix.sources("val", idx) + 1)).astype(int)
+    corpus = loaded.config.data.corpus.synthetic
+    x, bayes, octave = documents(corpus, n_docs, loaded.lm.max_seq_len + 1)
+    excess = doc_losses(loaded.lm, x) - bayes
     K = corpus.n_sources
     n_oct = int(math.floor(math.log2(K))) + 1
     per_doc = np.array([excess[octave == j].mean() if (octave == j).any() else np.nan for j in range(n_oct)])
@@ -108,8 +119,8 @@ def main(argv: list[str] | None = None) -> int:
     if not runs:
         raise SystemExit(f"{args.runs[0]}: no run folders with checkpoints match")
     recs = {}
-    for p in runs:
-        recs.update({r.name: r for r in load_testbed(Path(p).parent).runs if r.name == Path(p).name})
+    for parent in sorted({str(Path(p).parent) for p in runs}):
+        recs.update({r.name: r for r in load_testbed(parent).runs})
 
     rows = [profile(r, args.docs, args.extend_to) for r in runs]
     n_oct = max(len(r["added"]) for r in rows)
@@ -128,7 +139,8 @@ def main(argv: list[str] | None = None) -> int:
                        if r["run"] in recs and abs(recs[r["run"]].M / args.slopes - 1) < 0.05), key=lambda t: t[0])
         print(f"\nslope of the excess along M = {args.slopes:g} (ln(x1/x2) / ln(C2/C1)):")
         for (c1, r1), (c2, r2) in zip(at_M, at_M[1:]):
-            line = f"  {r1['run']} -> {r2['run']}: measured {math.log(r1['excess'] / r2['excess']) / math.log(c2 / c1):.3f}"
+            slope = math.log(r1["excess"] / r2["excess"]) / math.log(c2 / c1)
+            line = f"  {r1['run']} -> {r2['run']}: measured {slope:.3f}"
             if "extended" in r1:
                 line += f", extended {math.log(r1['extended'] / r2['extended']) / math.log(c2 / c1):.3f}"
             print(line)

@@ -23,7 +23,10 @@ noise: every loss-fit size's loss is redrawn 400 times with it (divided by the s
 the size's seeds, as the fit pools them), independently per size, Eq. 4
 refitted on each draw (one vmapped LM fit; only converged refits count), and the spread of each
 target's prediction printed. That spread, and the target's own seed noise, bound how close a fit
-on one seed per run can come to one measured run.
+on one seed per run can come to one measured run. The same table adds Eq. 4 refitted with E fixed
+at the exact Bayes loss (``E=L*``; squared relative error of L, least squares in a and b on a fine
+grid of eta): how close the law's form would come if the fit knew the floor, which no real corpus
+tells.
 
 ``--seeds TESTBED`` (a collected multi-seed sweep such as configs/sweeps/cpu_ladder_seeds.yaml;
 ``--models`` keeps some sizes) prints each size's final losses across seeds and the pooled sd of
@@ -33,8 +36,11 @@ size of one seed. The split is a two-way analysis of variance without replicatio
 method-of-moments estimate of the shared sd. Which sd to propagate: the own part moves fit runs
 against each other; a shared part moves them together, and cancels against a target only if the
 target shares it (same seed and architecture). The own sd gives the smaller spread, the pooled sd
-the larger. The same table adds Eq. 4 refitted with E fixed at the exact Bayes loss (``E=L*``):
-how close the law's form would come if the fit knew the floor.
+the larger. Sizes trained on different seeds (a block's own ``seeds``) are compared on the seeds
+they all have.
+
+``--slopes M`` prints the slope ln(x1/x2) / ln(C2/C1) of the reducible loss x = L − L* (seed means)
+between neighbouring sizes at multiplier M: one power law keeps it constant.
 """
 
 from __future__ import annotations
@@ -157,14 +163,17 @@ def seed_noise(folder: str, val_set: str, models: list[str] | None = None) -> No
             raise SystemExit(f"{folder}: run {r.name} records no {val_set!r} loss or no seed")
     n_of = {r.model: r.N for r in runs}
     sizes = sorted({size_of(r) for r in runs}, key=lambda k: (n_of[k[0]], k[1]))
-    seeds = sorted({int(r.hyperparameters["seed"]) for r in runs})
+    per_size = {k: {int(r.hyperparameters["seed"]) for r in runs if size_of(r) == k} for k in sizes}
+    seeds = sorted(set.intersection(*per_size.values()))
+    left_out = [r for r in runs if int(r.hyperparameters["seed"]) not in seeds]
+    if left_out:  # sizes may take different seeds (a block's own seeds): the split needs a full table
+        print(f"the seeds every size has: {seeds}; {len(left_out)} runs of other seeds left out")
+        runs = [r for r in runs if int(r.hyperparameters["seed"]) in seeds]
     if len(sizes) < 2 or len(seeds) < 2:
         raise SystemExit(f"{folder}: the split needs at least 2 sizes and 2 seeds, found {len(sizes)} and {len(seeds)}")
     L = np.full((len(sizes), len(seeds)), np.nan)
     for r in runs:
         L[sizes.index(size_of(r)), seeds.index(int(r.hyperparameters["seed"]))] = r.losses[val_set]
-    if np.isnan(L).any():
-        raise SystemExit(f"{folder}: not every size has a run for every seed {seeds}")
     print(f"{'size':24s}" + "".join(f" {'s' + str(s):>7s}" for s in seeds) + f" {'mean':>7s} {'sd %':>6s}")
     for (model, M), row in zip(sizes, L):
         print(f"{model + ' M=' + format(M, '.0f'):24s}" + "".join(f" {x:7.4f}" for x in row)

@@ -51,6 +51,8 @@ class SyntheticConfig:
 
 def logsumexp(a: np.ndarray) -> float:
     """log Σ exp(a) over all of ``a``, stable; -inf when every entry is -inf (NumPy only, no SciPy)."""
+    if np.size(a) == 0:
+        return float("-inf")
     m = np.max(a)
     if not np.isfinite(m):
         return float(m)
@@ -86,6 +88,11 @@ class MarkovMixture:
         self._start_src = key % K
         self._start_logw = np.log(self.prior_K[self._start_src]) + np.log(prob)
         self._start_bounds_V = np.searchsorted(key // K, np.arange(V + 1))
+        # One instance is shared by a process's train, val and eval sets (``mixture``), and
+        # ``start``/``path`` hand out views: make every table read-only.
+        for table in vars(self).values():
+            if isinstance(table, np.ndarray):
+                table.setflags(write=False)
 
     def _uniforms(self, split: str, idx_B: np.ndarray, n: int) -> np.ndarray:
         """The uniforms behind documents ``idx_B`` of ``split``: (B, n), each row its own stream."""
@@ -137,6 +144,8 @@ class MarkovMixture:
 
     def start(self, x0: int) -> tuple[np.ndarray, np.ndarray]:
         """The sources that can start a document with ``x0`` (in order), and log π_k s_k(x0) for each."""
+        if not 0 <= x0 < self.cfg.vocab_size:
+            raise ValueError(f"token {x0}: outside the vocabulary [0, {self.cfg.vocab_size})")
         lo, hi = self._start_bounds_V[x0], self._start_bounds_V[x0 + 1]
         return self._start_src[lo:hi], self._start_logw[lo:hi]
 

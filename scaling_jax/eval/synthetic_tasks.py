@@ -151,7 +151,7 @@ def mixture_lm(cfg: SyntheticConfig, max_seq_len: int = 4096) -> LanguageModel:
     import jax
     import jax.numpy as jnp
 
-    mix = MarkovMixture(cfg)
+    mix = mixture(cfg)
     K, V = cfg.n_sources, cfg.vocab_size
     T = np.zeros((K, V, V))
     np.add.at(T, (np.arange(K)[:, None, None], np.arange(V)[None, :, None], mix.succ_KxVxS), mix.prob_KxVxS)

@@ -120,6 +120,9 @@ def _checked(spec: SweepSpec) -> SweepSpec:
     where = spec.source or spec.name
     if not spec.grid:
         raise ConfigError(f"{where}: grid: needs at least one block")
+    if not spec.seeds:
+        raise ConfigError(f"{where}: seeds: needs at least one seed")
+    _check_seeds(spec.seeds, f"{where}: seeds")
     if not spec.datasets:
         raise ConfigError(f"{where}: datasets: needs at least one dataset")
     for i, b in enumerate(spec.grid):
@@ -132,9 +135,7 @@ def _checked(spec: SweepSpec) -> SweepSpec:
             for v in getattr(b, key):
                 if not (math.isfinite(v) and v > 0):
                     raise ConfigError(f"{at}.{key}: {v!r} must be a positive number (M = D/N > 0)")
-        bad = [s for s in b.seeds if not (isinstance(s, int) and s >= 0)]
-        if bad or len(set(b.seeds)) < len(b.seeds):
-            raise ConfigError(f"{at}.seeds: {list(b.seeds)} must be distinct non-negative integers")
+        _check_seeds(b.seeds, f"{at}.seeds")
         unknown = [d for d in b.datasets if d not in spec.datasets]
         if unknown:
             raise ConfigError(f"{at}.datasets: {unknown} are not in datasets {sorted(spec.datasets)}")
@@ -146,6 +147,11 @@ def _checked(spec: SweepSpec) -> SweepSpec:
         if not (math.isfinite(tps) and tps > 0):
             raise ConfigError(f"{where}: throughput.{model}: {tps!r} tokens/s must be positive")
     return spec
+
+
+def _check_seeds(seeds: tuple[int, ...], at: str) -> None:
+    if any(s < 0 for s in seeds) or len(set(seeds)) < len(seeds):
+        raise ConfigError(f"{at}: {list(seeds)} must be distinct non-negative integers")
 
 
 def base_dict(spec: SweepSpec) -> dict[str, Any]:

@@ -88,9 +88,9 @@ def _dense_log_joint(m, x):
     """log π_k p_k(x_0..x_T) of every source from the tables, one source at a time."""
     out = []
     for k in range(len(m.prior_K)):
-        lp = np.log(m.prior_K[k]) + np.log(m.start_prob_KxS[k][m.start_KxS[k] == x[0]].sum() + 0.0)
+        lp = np.log(m.prior_K[k]) + np.log(m.start_prob_KxS[k][m.start_KxS[k] == x[0]].sum())
         for prev, nxt in zip(x[:-1], x[1:]):
-            lp += np.log(m.prob_KxVxS[k, prev][m.succ_KxVxS[k, prev] == nxt].sum() + 0.0)
+            lp += np.log(m.prob_KxVxS[k, prev][m.succ_KxVxS[k, prev] == nxt].sum())
         out.append(lp)
     return np.array(out)
 
@@ -106,11 +106,13 @@ def test_joint_keeps_exactly_the_possible_sources():
         ids, lj = m.joint(x)
         assert np.array_equal(ids, np.flatnonzero(np.isfinite(dense)))
         np.testing.assert_allclose(lj, dense[ids], rtol=1e-12)
-        ids0, lw0 = m.start(int(x[0]))
+        ids0, _ = m.start(int(x[0]))
         assert np.isin(ids, ids0).all() and len(ids0) < 40
 
 
 def test_path_from_all_sources_or_some_with_weights():
+    """A path over a subset keeps that subset's order and adds the given log weights; a token no
+    source can emit leaves no source."""
     m = MarkovMixture(CFG)
     x = m.generate("val", np.arange(1), 9)[0]
     ids, lp = m.path(int(x[0]), x[1:])
@@ -137,5 +139,21 @@ def test_sources_names_the_source_that_wrote_each_document():
     for row, kb in zip(x, k):
         ids, _ = m.joint(row)
         assert kb in ids  # the writer can always have written its document
+    long_docs = m.generate("val", idx, 80)
+    assert [int(ids[np.argmax(lj)]) for ids, lj in map(m.joint, long_docs)] == k.tolist()
     with pytest.raises(ValueError, match="split 'test'"):
         m.sources("test", idx)
+
+
+def test_impossible_documents_and_foreign_tokens():
+    """A document no source can write has no finite Bayes loss (not a crash); a token outside the
+    vocabulary is an error naming it; the shared tables are read-only."""
+    m = MarkovMixture(SyntheticConfig(vocab_size=8, n_sources=1, successors=2, seed=0))
+    never = next(t for t in range(8) if t not in m.start_KxS[0])
+    assert m.start(never)[0].size == 0
+    assert not np.isfinite(m.bayes_loss(np.array([[never, 1, 2]]))[0])
+    assert synthetic.logsumexp(np.array([])) == -np.inf
+    with pytest.raises(ValueError, match="token 8: outside the vocabulary"):
+        m.start(8)
+    with pytest.raises(ValueError, match="read-only"):
+        m.prob_KxVxS[0, 0, 0] = 1.0

@@ -57,6 +57,13 @@ def test_block_seeds_must_be_distinct_non_negative_integers(tmp_path, seeds, mes
         load_spec(write_spec(tmp_path, spec))
 
 
+@pytest.mark.parametrize("seeds, message", [([], r"seeds: needs at least one seed"),
+                                           ([3, 3], r"seeds: \[3, 3\] must be distinct non-negative")])
+def test_spec_seeds_are_checked_too(tmp_path, seeds, message):
+    with pytest.raises(ConfigError, match=message):
+        load_spec(write_spec(tmp_path, micro_spec(tmp_path, seeds=seeds)))
+
+
 def test_recipe_json_names_the_runs(micro):
     spec = load_spec(micro)
     rec = recipe_json(spec, expand(spec))
