@@ -24,6 +24,7 @@ the measured and the extended columns.
 from __future__ import annotations
 
 import argparse
+import functools
 import math
 import sys
 from pathlib import Path
@@ -36,7 +37,7 @@ sys.path.insert(0, str(REPO))
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 
-from scaling_jax.data.synthetic import mixture  # noqa: E402
+from scaling_jax.data.synthetic import mixture, zipf_prior  # noqa: E402
 from scaling_jax.testbed import load_testbed  # noqa: E402
 from scaling_jax.train.lm import load_run  # noqa: E402
 
@@ -54,23 +55,17 @@ def doc_losses(lm, tokens_BxT: np.ndarray, batch: int = 256) -> np.ndarray:
 
 def octave_shares(K: int, zipf: float, n_oct: int) -> np.ndarray:
     """The prior mass of rank octaves 0..n_oct-1 (ranks 2^j..2^(j+1)-1, 1-based) of K sources."""
-    w = np.arange(1, K + 1, dtype=np.float64) ** -zipf
-    w /= w.sum()
+    w = zipf_prior(K, zipf)
     return np.array([w[(1 << j) - 1:min((1 << (j + 1)) - 1, K)].sum() for j in range(n_oct)])
 
 
-_DOCS: dict[tuple, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
-
-
+@functools.lru_cache(maxsize=None)
 def documents(corpus, n_docs: int, length: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The first ``n_docs`` validation documents, their Bayes losses and source-rank octaves, once
     per corpus: every run of a ladder is scored on the same documents."""
-    key = (corpus, n_docs, length)
-    if key not in _DOCS:
-        mix, idx = mixture(corpus), np.arange(n_docs)
-        x = mix.generate("val", idx, length)
-        _DOCS[key] = x, mix.bayes_loss(x), np.floor(np.log2(mix.sources("val", idx) + 1)).astype(int)
-    return _DOCS[key]
+    mix, idx = mixture(corpus), np.arange(n_docs)
+    x = mix.generate("val", idx, length)
+    return x, mix.bayes_loss(x), np.floor(np.log2(mix.sources("val", idx) + 1)).astype(int)
 
 
 def profile(run: str, n_docs: int, extend_to: int | None) -> dict:
@@ -107,20 +102,18 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     runs = [str(p) for p in args.runs]
-    if len(runs) == 1 and not (Path(runs[0]) / "checkpoints").is_dir():
-        root = Path(runs[0])
-        models = set(filter(None, args.models.split(",")))
-        runs = [str(p) for p in sorted(root.iterdir())
+    folder = len(runs) == 1 and not (Path(runs[0]) / "checkpoints").is_dir()
+    if folder:
+        runs = [str(p) for p in sorted(Path(runs[0]).iterdir())
                 if (p / "checkpoints").is_dir() and (p / "record.json").is_file()]
-        recs = {r.name: r for r in load_testbed(root).runs}
+    recs = {r.name: r for parent in sorted({str(Path(p).parent) for p in runs}) for r in load_testbed(parent).runs}
+    if folder:
+        models = set(filter(None, args.models.split(",")))
         runs = [p for p in runs if Path(p).name in recs
                 and (not models or recs[Path(p).name].model in models)
                 and (args.seed is None or recs[Path(p).name].hyperparameters.get("seed") == args.seed)]
     if not runs:
         raise SystemExit(f"{args.runs[0]}: no run folders with checkpoints match")
-    recs = {}
-    for parent in sorted({str(Path(p).parent) for p in runs}):
-        recs.update({r.name: r for r in load_testbed(parent).runs})
 
     rows = [profile(r, args.docs, args.extend_to) for r in runs]
     n_oct = max(len(r["added"]) for r in rows)

@@ -59,6 +59,12 @@ def logsumexp(a: np.ndarray) -> float:
     return float(m + np.log(np.exp(a - m).sum()))
 
 
+def zipf_prior(K: int, exponent: float) -> np.ndarray:
+    """π_k ∝ k^-exponent over ranks k = 1..K: the sources' prior."""
+    w = np.arange(1, K + 1, dtype=np.float64) ** -exponent
+    return w / w.sum()
+
+
 def _cdf(p: np.ndarray) -> np.ndarray:
     c = np.cumsum(p, axis=-1)
     c[..., -1] = 1.0
@@ -72,8 +78,7 @@ class MarkovMixture:
         self.cfg = cfg
         K, V, S = cfg.n_sources, cfg.vocab_size, cfg.successors
         rng = np.random.default_rng([cfg.seed, 0x5EED])
-        w = np.arange(1, K + 1, dtype=np.float64) ** -cfg.zipf_exponent
-        self.prior_K = w / w.sum()
+        self.prior_K = zipf_prior(K, cfg.zipf_exponent)
         self.succ_KxVxS = rng.integers(0, V, (K, V, S), dtype=np.int32)
         self.prob_KxVxS = _dirichlet(rng, cfg.concentration, (K, V, S))
         self.start_KxS = rng.integers(0, V, (K, S), dtype=np.int32)
@@ -159,9 +164,9 @@ class MarkovMixture:
         tokens_BxT = np.asarray(tokens_BxT)
         out = np.empty(len(tokens_BxT))
         for b, x_T in enumerate(tokens_BxT):
-            joint = logsumexp(self.joint(x_T)[1])
-            marginal0 = logsumexp(self.start(int(x_T[0]))[1])
-            out[b] = -(joint - marginal0) / (len(x_T) - 1)
+            ids, logw = self.start(int(x_T[0]))
+            joint = logsumexp(self.path(int(x_T[0]), x_T[1:], ids, logw)[1])
+            out[b] = -(joint - logsumexp(logw)) / (len(x_T) - 1)
         return out
 
 
