@@ -59,7 +59,7 @@ def octave_shares(K: int, zipf: float, n_oct: int) -> np.ndarray:
     return np.array([w[(1 << j) - 1:min((1 << (j + 1)) - 1, K)].sum() for j in range(n_oct)])
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def documents(corpus, n_docs: int, length: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The first ``n_docs`` validation documents, their Bayes losses and source-rank octaves, once
     per corpus: every run of a ladder is scored on the same documents."""
