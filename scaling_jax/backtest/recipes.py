@@ -4,11 +4,12 @@ Estimators: ``lsq`` least squares in loss (Levenberg–Marquardt); ``lsq_log`` l
 relative residuals ((ŷ − y)/y, the first-order log-loss residual: the same LM with point
 weights 1/y², so it shares LM's compiled call); ``huber`` the robust log-space fit of
 laws/huber.py. Designs: ``paper`` the paper's Table-1 shape (each model size's run nearest
-M = 20, plus the smallest size's run nearest M = 320), ``all`` every run below the cut,
-``m10`` every run below the cut with M ≥ 10 (strongly under-trained runs left out).
-``bayes`` is the NUTS posterior of the law (laws/bayes, short chains: ``fits.BAYES_NUTS``),
-predicting the posterior median of the law's loss; one sampler run per (cut, set), about 12 s
-each here, so it is tried only when named (``all+bayes``, or e.g. ``eq4/bayes/paper``).
+M = 20, plus the smallest size's run nearest M = 320, each within a factor 2, ties to the larger
+M), ``all`` every run below the cut, ``m10`` every run below the cut with M ≥ 10 (strongly
+under-trained runs left out). ``bayes`` is the NUTS posterior of the law (laws/bayes, short
+chains: ``fits.BAYES_NUTS``), predicting the posterior median of the law's loss; one sampler run
+per (cut, set), about 12 s each here, so it is tried only when named (``all+bayes``, or e.g.
+``eq4/bayes/paper``).
 """
 
 from __future__ import annotations
@@ -69,25 +70,39 @@ class Recipe:
         return below & _paper_design(N, M, below)
 
 
-def _nearest(idx: np.ndarray, logM: np.ndarray, target: float) -> int | None:
+# The paper design's reach: a run within this factor of M = 20 (or 320) may stand in for it.
+PAPER_M_FACTOR = 2.0
+# Distances in log M are compared rounded to this many decimals (in units of the reach), so a grid
+# value (M = 10 or 40 for the target 20) is in or out, and a tie is a tie, by the rule and never by
+# floating-point rounding: M = 10 one ulp low is as near as M = 10.
+_DECIMALS = 9
+
+
+def _nearest(idx: np.ndarray, M: np.ndarray, target: float) -> int | None:
+    """The run of ``idx`` nearest ``target`` in log M, or None when none lies within a factor
+    ``PAPER_M_FACTOR`` of it. Of runs equally near (M = 10 and 40 for 20), the one with the larger
+    M: at equal distance in log M the run with more tokens per parameter is the less under-trained."""
     if not idx.size:
         return None
-    return int(idx[np.argmin(np.abs(logM[idx] - np.log(target)))])
+    reach = np.log(PAPER_M_FACTOR)
+    dist = np.round(np.abs(np.log(M[idx] / target)) / reach, _DECIMALS)  # in units of the reach
+    order = np.lexsort((-M[idx], dist))  # nearest first, then the larger M
+    best = order[0]
+    return int(idx[best]) if dist[best] <= 1.0 else None
 
 
 def _paper_design(N: np.ndarray, M: np.ndarray, avail: np.ndarray) -> np.ndarray:
     """The paper's Table-1 shape among the available runs: per model size the run nearest M = 20
     (within a factor 2), plus the smallest size's run nearest M = 320 (within a factor 2)."""
-    logM = np.log(M)
     keep = np.zeros(N.shape, bool)
     sizes = np.unique(N[avail])
     for n in sizes:
-        i = _nearest(np.flatnonzero(avail & (N == n)), logM, 20.0)
-        if i is not None and abs(logM[i] - np.log(20.0)) <= np.log(2.0):
+        i = _nearest(np.flatnonzero(avail & (N == n)), M, 20.0)
+        if i is not None:
             keep[i] = True
     if sizes.size:
-        i = _nearest(np.flatnonzero(avail & (N == sizes[0])), logM, 320.0)
-        if i is not None and abs(logM[i] - np.log(320.0)) <= np.log(2.0):
+        i = _nearest(np.flatnonzero(avail & (N == sizes[0])), M, 320.0)
+        if i is not None:
             keep[i] = True
     return keep
 

@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 
 from scaling_jax import atomic
 from scaling_jax.backtest.bands import ChosenFit
 from scaling_jax.backtest.recipes import Recipe
-from scaling_jax.backtest.score import CutResult, Sweep
+from scaling_jax.backtest.score import CutResult, Sweep, above_cut, unfitted_errors
 from scaling_jax.backtest.select import Choice
+
+UNDER_TRAINED_M = 6.0  # "M = 5 excluded": runs below this multiplier
+HELD_OUT_RULE = ("the runs above the final cut, the same runs for every recipe: no fit at the final cut used them "
+                 "and no selection cut scored them")
+IN_SAMPLE_RULE = ("not held out: runs at or below the final cut that this recipe did not fit; selection cuts scored "
+                  "them and they lie inside the compute range fitted at the final cut")
 
 # Extrapolation distance bins in log10(C/C₀): up to 3×, 10×, 30×, 100×, 300×, 1000×, beyond.
 DISTANCE_EDGES = (0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0, np.inf)
@@ -36,6 +42,41 @@ def cut_body(c: CutResult, sweep: Sweep) -> dict:
             "fit_idx": list(c.fit_idx), "fit_runs": [sweep.labels[i] for i in c.fit_idx], "params": c.params,
             "n_scored": len(e), "mean_rel_err": float(np.mean(e)) if e else None,
             "by_distance": by_distance(c.scored), "scored": list(c.scored)}  # fmt: skip
+
+
+def _mean_over(errs: Mapping[int, float], idx) -> dict:
+    e = [errs[i] for i in idx if i in errs]
+    return {"n": len(e), "mean_rel_err": float(np.mean(e)) if e else None}
+
+
+def held_out_comparison(sweep: Sweep, finals: Mapping[str, CutResult], cut: float,
+                        targets: Sequence[str] = ()) -> dict:
+    """Per key of ``finals`` (e.g. ``chosen``, ``paper``: a recipe's fit at the final cut ``cut``)
+    its relative errors (%) on the held-out runs, those above ``cut``: the same runs for every
+    key, so the figures compare. The runs at or below ``cut`` it did not fit are reported apart,
+    as ``in_sample``: a backtest's selection scored them and the final fit's range holds them.
+    ``targets`` (run labels) are reported one by one, under ``in_sample`` when not above ``cut``."""
+    above = [int(i) for i in above_cut(sweep, cut)]
+    trained = set(np.flatnonzero(sweep.M >= UNDER_TRAINED_M * (1 - 1e-6)).tolist())
+    index = {label: i for i, label in enumerate(sweep.labels)}
+    out = {}
+    for key, res in finals.items():
+        errs = unfitted_errors(sweep, res)
+        inside = sorted(set(errs) - set(above))
+        tg = {t: errs.get(index[t]) for t in targets if t in index}
+        out[key] = {
+            "recipe": res.recipe.name, "status": res.status, "n_fit": len(res.fit_idx),
+            "above_cut": {**_mean_over(errs, above), "runs": [sweep.labels[i] for i in above]},
+            "targets": {t: e for t, e in tg.items() if index[t] in above},
+            "in_sample": {
+                "rule": IN_SAMPLE_RULE,
+                "unfitted_below_cut": _mean_over(errs, inside),
+                "every_unfitted_run": _mean_over(errs, sorted(errs)),  # the paper's Figure-5 average
+                "every_unfitted_run_M_ge_6": _mean_over(errs, sorted(set(errs) & trained)),
+                "targets": {t: e for t, e in tg.items() if index[t] not in above},
+            },
+        }
+    return out
 
 
 def sweep_body(sweep: Sweep, results: Sequence[CutResult], recipes: Sequence[Recipe], choice: Choice,

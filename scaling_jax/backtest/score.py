@@ -132,20 +132,19 @@ def run_backtest(sweeps: Sequence[Sweep], recipes: Sequence[Recipe], cuts: Mappi
     return out
 
 
-def held_out(sweep: Sweep, result: CutResult, min_M: float = 0.0) -> dict:
-    """Relative errors (%) of ``result``'s fit on every run of ``sweep`` it did not fit (with M ≥ ``min_M``):
-    the mean over all of them (the paper's Figure-5 average) and over those above its cut."""
+def unfitted_errors(sweep: Sweep, result: CutResult) -> dict[int, float]:
+    """Relative error (%) of ``result``'s fit at every run of ``sweep`` it did not fit, by run index
+    (empty when it was not fitted). Held out are only the runs above the cut among them
+    (:func:`above_cut`); the rest lie inside the range a backtest fitted or scored."""
     if result.params is None:
-        return {"n": 0, "mean_rel_err": None, "n_above_cut": 0, "mean_rel_err_above_cut": None}
-    keep = np.ones(len(sweep), bool)
-    keep[list(result.fit_idx)] = False
-    keep &= sweep.M >= min_M * (1 - 1e-6)
-    idx = np.flatnonzero(keep)
+        return {}
+    idx = np.setdiff1d(np.arange(len(sweep)), result.fit_idx)
     sub = {k: v[idx] for k, v in sweep.pts.items()}
     pred = predict_loss(result.recipe, result.params, result.fit, sub)
     err = np.abs(pred - sub["loss"]) / sub["loss"] * 100.0
-    above = sweep.C[idx] > result.cut * (1 + 1e-9)
-    mean = lambda e: float(e.mean()) if e.size else None  # noqa: E731
-    return {"n": int(idx.size), "mean_rel_err": mean(err),
-            "n_above_cut": int(above.sum()), "mean_rel_err_above_cut": mean(err[above]),
-            "rel_err": {sweep.labels[i]: float(e) for i, e in zip(idx, err)}}  # fmt: skip
+    return {int(i): float(e) for i, e in zip(idx, err)}
+
+
+def above_cut(sweep: Sweep, cut: float) -> np.ndarray:
+    """Indices of the runs with C above ``cut``: no recipe fitted at ``cut`` saw them."""
+    return np.flatnonzero(sweep.C > cut * (1 + 1e-9))

@@ -51,9 +51,9 @@ def choose(results: Sequence[CutResult], sweep: str, recipes: Sequence[Recipe]) 
                         + "; ".join(f"{k}: {v}" for k, v in list(ineligible.items())[:3]))
     best = min(scores, key=scores.get)
     ranked = sorted(scores, key=scores.get)
-    runner = f"; next {ranked[1]} at {scores[ranked[1]]:.2f} %" if len(ranked) > 1 else ""
+    runner = f"; next {ranked[1]} at {scores[ranked[1]]:.3f} %" if len(ranked) > 1 else ""
     n_cuts = len({c.cut for c in sel})
     n_pairs = sum(len(c.scored) for c in sel if c.recipe.name == best)
     why = (f"lowest distance-weighted mean relative error on {n_cuts} selection cut(s) below the final cut "
-           f"({scores[best]:.2f} % over {n_pairs} scored runs){runner}")
+           f"({scores[best]:.3f} % over {n_pairs} scored runs){runner}")
     return Choice(next(r for r in recipes if r.name == best), scores, ineligible, why)

@@ -27,8 +27,6 @@ from scaling_jax.paper import recipe as paper_recipe
 from scaling_jax.testbed import TASKS_17, Testbed, load_testbed
 from scaling_jax.testbed.points_io import read_points_csv, testbed_points
 
-UNDER_TRAINED_M = 6.0  # "M = 5 excluded": runs below this multiplier
-
 
 @dataclasses.dataclass
 class Backtest:
@@ -74,22 +72,13 @@ def final_cut_of(sweep: score.Sweep, tb: Testbed | None, spec: str) -> float:
     return cuts_mod.parse_cut(spec)
 
 
-def _paper_comparison(sweep: score.Sweep, tb: Testbed, results: list, chosen: recipes_mod.Recipe) -> dict:
-    """Held-out errors of the chosen recipe and the paper's at the final cut, all runs and M ≥ 6."""
+def _paper_comparison(sweep: score.Sweep, tb: Testbed, results: list, chosen: recipes_mod.Recipe,
+                      cut: float) -> dict:
+    """The chosen recipe and the paper's, each fitted at the final cut ``cut``, on the same held-out
+    runs (those above it) and, labelled in-sample, on the unfitted runs below it."""
     final = {c.recipe: c for c in results if c.sweep == sweep.name and c.role == "final"}
-    out = {}
-    targets = [t.name for t in paper_recipe.targets(tb, sweep.name)]
-    for key, r in (("chosen", chosen), ("paper", recipes_mod.PAPER)):
-        if r not in final:
-            continue
-        everything = score.held_out(sweep, final[r])
-        trained = score.held_out(sweep, final[r], min_M=UNDER_TRAINED_M)
-        out[key] = {"recipe": r.name, "n_fit": len(final[r].fit_idx),
-                    "all_held_out": {k: everything[k] for k in ("n", "mean_rel_err")},
-                    "above_cut": {"n": everything["n_above_cut"], "mean_rel_err": everything["mean_rel_err_above_cut"]},
-                    "held_out_M_ge_6": {k: trained[k] for k in ("n", "mean_rel_err")},
-                    "targets": {t: everything["rel_err"].get(t) for t in targets}}  # fmt: skip
-    return out
+    picks = {key: final[r] for key, r in (("chosen", chosen), ("paper", recipes_mod.PAPER)) if r in final}
+    return report.held_out_comparison(sweep, picks, cut, [t.name for t in paper_recipe.targets(tb, sweep.name)])
 
 
 def run_backtest(runs: str | Path, *, dataset: str | None = None, val_set: str | None = None,
@@ -118,7 +107,8 @@ def run_backtest(runs: str | Path, *, dataset: str | None = None, val_set: str |
                                    params=final.params, reason=final.reason or "not fitted", bayes_fit=final.fit)
         b = report.sweep_body(s, results, recipes, choice, chosen, finals[s.name], cuts[s.name])
         if tb is not None and not paper_recipe.missing_runs(tb, s.name):
-            b["held_out"] = _paper_comparison(s, tb, results, choice.recipe)
+            b["held_out_rule"] = report.HELD_OUT_RULE
+            b["held_out"] = _paper_comparison(s, tb, results, choice.recipe, finals[s.name])
         body["datasets"][s.name] = b
     err_results = error_recipes.run_error_backtest(sweeps, err_recipes, cuts, finals)
     for s in sweeps:
@@ -170,11 +160,9 @@ def figure5_grids(bt: Backtest, out: Path) -> list[Path]:
         grid = []
         for s in bt.sweeps:
             final = next(c for c in bt.results if c.sweep == s.name and c.role == "final" and c.recipe.name == name)
-            errs = score.held_out(s, final).get("rel_err", {})
-            for i, label in enumerate(s.labels):
-                if label in errs:
-                    grid.append({"dataset": s.name, "N": float(s.pts["N"][i]), "M": round(float(s.M[i]), 6),
-                                 "loss_rel_err": errs[label], "error_rel_err": None})
+            for i, e in score.unfitted_errors(s, final).items():
+                grid.append({"dataset": s.name, "N": float(s.pts["N"][i]), "M": round(float(s.M[i]), 6),
+                             "loss_rel_err": e, "error_rel_err": None})
         if grid:
             written.append(plots.figure5(grid, Path(out) / "figure5" / f"{name.replace('/', '_')}.png"))
     return written
@@ -191,6 +179,10 @@ def write_backtest(bt: Backtest, out: Path, plots: bool = True) -> list[Path]:
     return written
 
 
+def _pct(m: dict) -> str:
+    return f"{m['mean_rel_err']:.2f} % (n={m['n']})" if m["mean_rel_err"] is not None else f"- (n={m['n']})"
+
+
 def summary_lines(bt: Backtest) -> list[str]:
     lines = []
     for ds, d in bt.body["datasets"].items():
@@ -200,7 +192,7 @@ def summary_lines(bt: Backtest) -> list[str]:
         ranked = sorted(((v["selection_score"], k) for k, v in d["recipes"].items()
                          if v["selection_score"] is not None))
         for sc, k in ranked[:5]:
-            lines.append(f"  {k:<20} backtest {sc:6.2f} %")
+            lines.append(f"  {k:<20} backtest {sc:7.3f} %")
         n_inel = sum(v["ineligible"] is not None for v in d["recipes"].values())
         if n_inel:
             lines.append(f"  ({n_inel} recipe(s) not eligible: skipped or failed at a selection cut; "
@@ -208,9 +200,13 @@ def summary_lines(bt: Backtest) -> list[str]:
         lines.append(f"  chosen: {ch['recipe']} ({ch['why']})")
         for key, h in d.get("held_out", {}).items():
             tg = ", ".join(f"{t} {v:.2f} %" for t, v in h["targets"].items() if v is not None)
-            lines.append(f"  held out, {key} {h['recipe']}: all {h['all_held_out']['mean_rel_err']:.2f} % "
-                         f"(n={h['all_held_out']['n']}), M>=6 {h['held_out_M_ge_6']['mean_rel_err']:.2f} %, "
-                         f"above cut {h['above_cut']['mean_rel_err']:.2f} %; targets: {tg}")
+            ins = h["in_sample"]
+            lines.append(f"  held out (above the final cut), {key} {h['recipe']}: {_pct(h['above_cut'])}; "
+                         f"targets: {tg or 'none'}")
+            lines.append(f"    in-sample (not held out): unfitted runs below the cut "
+                         f"{_pct(ins['unfitted_below_cut'])}, "
+                         f"every unfitted run {_pct(ins['every_unfitted_run'])}, "
+                         f"M>=6 {_pct(ins['every_unfitted_run_M_ge_6'])}")
         el = d.get("error_law", {})
         if el.get("chosen", {}).get("recipe"):
             for key in ("chosen", "paper"):
