@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import os
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -168,3 +169,41 @@ def find(root: str | os.PathLike, name: str) -> list[str]:
 
 def is_dir(path: str | os.PathLike) -> bool:
     return Path(path).is_dir() if not is_gcs(path) else bool(listdir(path))
+
+
+def create_exclusive(path: str | os.PathLike, data: bytes) -> bool:
+    """Write ``path`` only if it does not exist yet; True if this call created it. Of several
+    processes racing, exactly one wins: locally a complete temp file is hard-linked to the name
+    (``link`` fails when the name exists); on GCS the upload carries ``ifGenerationMatch=0``."""
+    path = str(path)
+    if not is_gcs(path):
+        tmp = atomic.write_bytes(Path(path).with_name(f".{Path(path).name}.{uuid.uuid4().hex}.new"), data)
+        try:
+            os.link(tmp, path)
+            return True
+        except FileExistsError:
+            return False
+        finally:
+            tmp.unlink()
+    folder, _, name = path.rpartition("/")
+    try:
+        store = _store(folder)
+        now = store.read(name).result()
+        # A missing key's generation is "no value": the write then succeeds only if still absent.
+        return now.state == "missing" and bool(store.write(name, data, if_equal=now.stamp.generation)
+                                               .result().generation)
+    except ValueError as e:
+        raise _gcs_error(path, e) from None
+
+
+def delete(path: str | os.PathLike) -> None:
+    """Remove one file or object; a missing one is no error."""
+    path = str(path)
+    if not is_gcs(path):
+        Path(path).unlink(missing_ok=True)
+        return
+    folder, _, name = path.rpartition("/")
+    try:
+        _store(folder).write(name, None).result()
+    except ValueError as e:
+        raise _gcs_error(path, e) from None

@@ -4,11 +4,16 @@
   rather than with ``prefix=``; the emulator returns the whole bucket, whose other keys
   TensorStore cannot strip its prefix from;
 - downloads carry ``x-goog-generation``: OCDBT (orbax's checkpoint format) reads each
-  object's generation from it and refuses a read without one.
+  object's generation from it and refuses a read without one;
+- uploads honour ``ifGenerationMatch`` (412 when the object's generation differs; 0: "absent"),
+  the create-if-absent precondition a sweep's run claim relies on. The server answers one
+  request at a time, so the check and the write are atomic.
 """
 
 import sys
+from http import HTTPStatus
 
+from gcp_storage_emulator.exceptions import NotFound
 from gcp_storage_emulator.handlers import objects
 
 _ls = objects.ls
@@ -47,8 +52,27 @@ def download(request, response, storage, *args, **kwargs):
     return _download(request, response, storage, *args, **kwargs)
 
 
+_insert = objects.insert
+
+
+def insert(request, response, storage, *args, **kwargs):
+    want = request.query.get("ifGenerationMatch", [None])[0]
+    if want is not None and "name" in request.query:
+        try:
+            obj = storage.get_file_obj(request.params["bucket_name"], request.query["name"][0])
+            have = str(obj["generation"])
+        except NotFound:
+            have = "0"
+        if have != want:
+            response.status = HTTPStatus.PRECONDITION_FAILED
+            response.json({"error": {"code": 412, "message": "conditionNotMet"}})
+            return None
+    return _insert(request, response, storage, *args, **kwargs)
+
+
 objects.ls = ls
 objects.download = download
+objects.insert = insert
 
 if __name__ == "__main__":
     from gcp_storage_emulator.__main__ import main

@@ -16,15 +16,34 @@ import traceback
 from pathlib import Path
 
 from scaling_jax import paths
-from scaling_jax.sweep import state
+from scaling_jax.errors import UserError
+from scaling_jax.sweep import claim, state
+
+BUSY = 75  # run_one's exit code when another live process holds the run (EX_TEMPFAIL)
 
 
 def run_one(run_dir: str | Path) -> int:
-    """Train the run in ``run_dir`` (from its ``train.yaml``); returns the exit code to report."""
+    """Train the run in ``run_dir`` (from its ``train.yaml``) under an exclusive claim (see
+    ``sweep.claim``); returns the exit code to report, BUSY if another live process holds it."""
+    run_dir = str(run_dir)
+    if not run_dir.strip() or not paths.exists(paths.join(run_dir, state.CONFIG_FILE)):
+        raise UserError(f"sweep run-one: {run_dir!r} is not a run folder of a sweep (no {state.CONFIG_FILE}); "
+                        "an empty name means the array task found no line in its run list")
+    try:
+        held = claim.acquire(run_dir)
+    except claim.Busy as e:
+        print(f"{run_dir}: {e}; left alone", flush=True)
+        return BUSY
+    try:
+        return _train_claimed(run_dir)  # the record is checked under the claim: a run done meanwhile is skipped
+    finally:
+        held.release()
+
+
+def _train_claimed(run_dir: str) -> int:
     from scaling_jax.train.config import load_train_config
     from scaling_jax.train.loop import train
 
-    run_dir = str(run_dir)
     if paths.exists(paths.join(run_dir, "record.json")):
         print(f"{run_dir}: done already (record.json); nothing to train")
         return 0

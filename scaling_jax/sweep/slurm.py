@@ -1,14 +1,20 @@
 """The SLURM runner: the sweep's unfinished runs as one job array, one array task per run.
 
-``runs.txt`` lists the run folders (line i+1 for task i); each task runs ``sweep run-one`` on
-its folder, which skips a finished run and resumes one with checkpoints, so a requeued task
-(``--requeue``: a preempted node) or a resubmitted array picks up where it stopped. SIGTERM
-reaches the run ``--signal`` seconds before the time limit, and the run checkpoints.
+Each submission writes its own run list, ``runs-<hash>.txt`` (line i+1 for task i; named by its
+content, so no later submission can change the tasks of an array already queued), and its own
+script ``sweep-<hash>.sbatch``. Each task runs ``sweep run-one`` on its folder, which claims the
+run (``sweep.claim``: a run that another live task or runner holds is left alone, exit 75),
+skips a finished run and resumes one with checkpoints, so a requeued task (``--requeue``: a
+preempted node) or a resubmitted array picks up where it stopped. A task with no line in its
+list fails rather than run an empty folder. ``--signal=B:TERM@120`` sends SIGTERM to the batch
+shell, which execs ``run-one``, 120 s before the time limit, and the run checkpoints
+(without ``B:`` SLURM signals only job steps, and run-one is not one).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import shlex
 import subprocess
 import sys
@@ -18,8 +24,7 @@ from scaling_jax import atomic, paths
 from scaling_jax.errors import UserError
 from scaling_jax.sweep.spec import Run
 
-SCRIPT = "sweep.sbatch"
-RUN_LIST = "runs.txt"
+SIGNAL = "B:TERM@120"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,8 +38,8 @@ class SlurmOptions:
     python: str = sys.executable
 
 
-def array_script(root: Path, n: int, opts: SlurmOptions) -> str:
-    """The job-array batch script for ``n`` runs listed in ``root/runs.txt``."""
+def array_script(root: Path, run_list: Path, n: int, opts: SlurmOptions) -> str:
+    """The job-array batch script for the ``n`` runs listed in ``run_list``."""
     cap = f"%{opts.max_parallel}" if opts.max_parallel else ""
     lines = ["#!/bin/bash",
              f"#SBATCH --job-name=sweep-{root.name}",
@@ -44,7 +49,7 @@ def array_script(root: Path, n: int, opts: SlurmOptions) -> str:
              f"#SBATCH --time={opts.time}",
              f"#SBATCH --output={root}/logs/%A_%a.log",
              "#SBATCH --requeue",
-             "#SBATCH --signal=TERM@120"]
+             f"#SBATCH --signal={SIGNAL}"]
     if opts.gpus_per_task:
         lines.append(f"#SBATCH --gpus-per-task={opts.gpus_per_task}")
     if opts.partition:
@@ -52,7 +57,9 @@ def array_script(root: Path, n: int, opts: SlurmOptions) -> str:
     if opts.account:
         lines.append(f"#SBATCH --account={opts.account}")
     lines += ["set -euo pipefail",
-              f'RUN=$(sed -n "$((SLURM_ARRAY_TASK_ID + 1))p" {shlex.quote(str(root / RUN_LIST))})',
+              f"LIST={shlex.quote(str(run_list))}",
+              'RUN=$(sed -n "$((SLURM_ARRAY_TASK_ID + 1))p" "$LIST")',
+              'if [ -z "$RUN" ]; then echo "task $SLURM_ARRAY_TASK_ID: no line for it in $LIST" >&2; exit 2; fi',
               'echo "task $SLURM_ARRAY_TASK_ID: $RUN on $(hostname)"',
               f'exec {shlex.quote(opts.python)} -m scaling_jax.cli sweep run-one "$RUN"', ""]
     return "\n".join(lines)
@@ -64,15 +71,20 @@ def script_root(out: str) -> Path:
     return Path(".sweeps") / paths.name(out) if paths.is_gcs(out) else Path(out)
 
 
+def _named_by_content(folder: Path, stem: str, suffix: str, text: str) -> Path:
+    """Write ``text`` to ``folder/stem-<hash of text>suffix``: a name never holds other content."""
+    return atomic.write_text(folder / f"{stem}-{hashlib.sha256(text.encode()).hexdigest()[:12]}{suffix}", text)
+
+
 def submit(root: Path, runs: list[Run], opts: SlurmOptions, dry_run: bool = False) -> tuple[Path, str]:
-    """Write ``runs.txt`` and the array script for ``runs``; unless ``dry_run``, ``sbatch`` it.
-    Returns the script path and the job id (empty on a dry run)."""
+    """Write this submission's run list and array script for ``runs``; unless ``dry_run``,
+    ``sbatch`` it. Returns the script path and the job id (empty on a dry run)."""
     if not runs:
         raise UserError(f"{root}: every run is done; nothing to submit")
     (root / "logs").mkdir(parents=True, exist_ok=True)
-    atomic.write_text(root / RUN_LIST, "".join(f"{r.out if paths.is_gcs(r.out) else Path(r.out).resolve()}\n"
-                                               for r in runs))
-    script = atomic.write_text(root / SCRIPT, array_script(root.resolve(), len(runs), opts))
+    run_list = _named_by_content(root.resolve(), "runs", ".txt", "".join(
+        f"{r.out if paths.is_gcs(r.out) else Path(r.out).resolve()}\n" for r in runs))
+    script = _named_by_content(root, "sweep", ".sbatch", array_script(root.resolve(), run_list, len(runs), opts))
     if dry_run:
         return script, ""
     try:
@@ -83,5 +95,6 @@ def submit(root: Path, runs: list[Run], opts: SlurmOptions, dry_run: bool = Fals
     if done.returncode != 0:
         raise UserError(f"sbatch {script}: exit {done.returncode}: {done.stderr.strip()}")
     job = done.stdout.strip().split(";")[0]
-    atomic.write_json(root / "slurm_job.json", {"job_id": job, "script": str(script), "runs": len(runs)})
+    atomic.write_json(root / "slurm_job.json", {"job_id": job, "script": str(script), "run_list": str(run_list),
+                                                "runs": len(runs)})
     return script, job

@@ -231,15 +231,17 @@ def test_slurm_writes_one_array_over_the_unfinished_runs_and_submits_it(micro, m
     assert main(["sweep", "run", str(micro), "--runner", "slurm", "--max-parallel", "2"]) == 0
     assert "submitted job array 4242: 5 runs (1 done already)" in capsys.readouterr().out
     root = Path(load_spec(micro).out)
-    script = (root / "sweep.sbatch").read_text()
+    job = json.loads((root / "slurm_job.json").read_text())
+    script = Path(job["script"]).read_text()
     assert "#SBATCH --array=0-4%2" in script and "#SBATCH --requeue" in script
     assert "#SBATCH --gpus-per-task=1" in script and f"#SBATCH --output={root.resolve()}/logs/%A_%a.log" in script
-    assert "-m scaling_jax.cli sweep run-one \"$RUN\"" in script and "SLURM_ARRAY_TASK_ID + 1" in script
-    listed = (root / "runs.txt").read_text().split()
+    assert "exec " in script and "-m scaling_jax.cli sweep run-one \"$RUN\"" in script
+    assert f"LIST={job['run_list']}" in script and "SLURM_ARRAY_TASK_ID + 1" in script
+    listed = Path(job["run_list"]).read_text().split()
     assert listed == [str(Path(r.out).resolve()) for r in runs[1:]]
     assert all((Path(p) / "train.yaml").is_file() for p in listed)
-    assert (tmp / "sbatch_calls.txt").read_text().split() == ["--parsable", str(root / "sweep.sbatch")]
-    assert json.loads((root / "slurm_job.json").read_text())["job_id"] == "4242"
+    assert (tmp / "sbatch_calls.txt").read_text().split() == ["--parsable", job["script"]]
+    assert job["job_id"] == "4242" and Path(job["script"]).parent == root
 
 
 def test_plan_json_lists_runs_with_roles(micro, capsys):

@@ -1,0 +1,126 @@
+"""Who trains a run: an exclusive claim in its folder, so two runners (two ``sweep run``s, two
+SLURM arrays over the same runs, a requeued task beside a live one) never train it twice.
+
+A claim is ``claim-<k>.json``, created only if absent (``paths.create_exclusive``: a hard link
+locally, ``ifGenerationMatch=0`` on gs://); the highest ``k`` owns the run. A claim whose owner
+is gone is taken over by creating ``claim-<k+1>``, so of several processes taking over at once
+exactly one wins, and a winner that then sees a higher claim (its listing was old) backs off.
+The owner is gone when its process is dead (same host) or its heartbeat, rewritten every
+``HEARTBEAT_SECONDS``, is older than ``STALE_SECONDS`` (another host: its clock is trusted).
+The owner deletes its claim when the run ends; a killed owner's claim is left to be taken over.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import threading
+import time
+import uuid
+
+from scaling_jax import paths
+
+HEARTBEAT_SECONDS = 30.0
+STALE_SECONDS = 300.0
+_NAME = re.compile(r"claim-(\d+)\.json")
+
+
+class Busy(Exception):
+    """Another live process holds the run; the message names it."""
+
+
+def claim_path(run_dir: str, k: int) -> str:
+    return paths.join(run_dir, f"claim-{k}.json")
+
+
+def numbers(run_dir: str, names: list[str] | None = None) -> list[int]:
+    """The claim numbers in ``run_dir`` (from ``names``, its listing, when the caller has it), sorted."""
+    names = paths.listdir(run_dir) if names is None else names
+    return sorted(int(m.group(1)) for n in names if (m := _NAME.fullmatch(n)))
+
+
+def read(run_dir: str, k: int) -> dict | None:
+    """Claim ``k``'s owner record, or None once it is gone (released or cleaned up)."""
+    try:
+        return json.loads(paths.read_text(claim_path(run_dir, k)))
+    except FileNotFoundError:
+        return None
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def alive(owner: dict, now: float | None = None) -> bool:
+    """Whether a claim's owner still holds it: a fresh heartbeat, and on this host a live pid."""
+    now = time.time() if now is None else now
+    if now - float(owner.get("beat", 0)) > STALE_SECONDS:
+        return False
+    return owner.get("host") != socket.gethostname() or _pid_alive(int(owner.get("pid", -1)))
+
+
+def describe(owner: dict) -> str:
+    return f"claimed by pid {owner.get('pid')} on {owner.get('host')} (claim {owner.get('k')})"
+
+
+def live_owner(run_dir: str, names: list[str] | None = None) -> dict | None:
+    """The live owner of ``run_dir`` (the highest claim's record), or None if nobody holds it."""
+    ks = numbers(run_dir, names)
+    owner = read(run_dir, ks[-1]) if ks else None
+    return owner if owner is not None and alive(owner) else None
+
+
+class Claim:
+    """A held claim: its heartbeat runs in a daemon thread until :meth:`release`."""
+
+    def __init__(self, run_dir: str, record: dict):
+        self.run_dir, self.record = run_dir, record
+        self.path = claim_path(run_dir, record["k"])
+        self._stop = threading.Event()
+        self._beat = threading.Thread(target=self._heartbeat, daemon=True, name=f"claim {self.path}")
+        self._beat.start()
+
+    def _heartbeat(self) -> None:
+        while not self._stop.wait(HEARTBEAT_SECONDS):
+            try:
+                paths.write_json(self.path, {**self.record, "beat": time.time()})
+            except Exception as e:  # a lost beat makes the claim look stale later, never breaks the run
+                print(f"{self.path}: heartbeat not written: {e}", flush=True)
+
+    def release(self) -> None:
+        self._stop.set()
+        self._beat.join()
+        paths.delete(self.path)
+
+
+def acquire(run_dir: str, tries: int = 5) -> Claim:
+    """Claim ``run_dir`` for this process, taking over a dead owner's claim; Busy if a live one holds it."""
+    for _ in range(tries):
+        ks = numbers(run_dir)
+        if ks:
+            owner = read(run_dir, ks[-1])
+            if owner is None:  # released while we looked: look again
+                continue
+            if alive(owner):
+                raise Busy(describe(owner))
+        k = ks[-1] + 1 if ks else 1
+        record = {"k": k, "host": socket.gethostname(), "pid": os.getpid(), "token": uuid.uuid4().hex,
+                  "started": time.time(), "beat": time.time()}
+        if not paths.create_exclusive(claim_path(run_dir, k), (json.dumps(record) + "\n").encode()):
+            continue  # another process took k first: look again
+        if numbers(run_dir)[-1] != k:  # our listing was old and a higher claim exists: it owns the run
+            paths.delete(claim_path(run_dir, k))
+            continue
+        for j in ks:  # the dead owners' claims: tidy, not needed for correctness
+            paths.delete(claim_path(run_dir, j))
+        return Claim(run_dir, record)
+    owner = live_owner(run_dir)
+    raise Busy(describe(owner) if owner else f"claims in {run_dir} kept changing over {tries} tries")
