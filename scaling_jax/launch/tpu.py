@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 import shlex
 import time
@@ -25,6 +26,19 @@ from scaling_jax.launch.tpu_spec import TpuSpec
 
 class Preempted(Exception):
     """The slice left ACTIVE (preempted, suspended or failed) while the launcher used it."""
+
+
+# How long a slice whose job ended (train returned without a record, or ssh failed) is watched
+# for leaving ACTIVE before the launcher calls it a stop or a failure rather than a preemption: a
+# preempted worker's train checkpoints and exits 0 on SIGTERM, and ssh drops, while the queued
+# resource still reads ACTIVE. At least GRACE_POLLS looks, ``poll_seconds`` apart.
+GRACE_SECONDS = 300.0
+GRACE_POLLS = 5
+
+
+def grace_polls(poll_seconds: float) -> int:
+    """Looks at the state within the grace window: the first right away, then one per poll."""
+    return max(GRACE_POLLS, math.ceil(GRACE_SECONDS / poll_seconds) + 1) if poll_seconds > 0 else GRACE_POLLS
 
 
 def dry_answer() -> Answer:
@@ -69,6 +83,24 @@ class TpuLauncher:
         if st == gcloud.ABSENT:
             self.run(gcloud.create(self.slice))
         self.wait_active()
+
+    def settled_state(self) -> str:
+        """The slice's state once it has had the grace window (GRACE_SECONDS) to leave ACTIVE:
+        one look right after a worker's job ends can come before the preemption shows."""
+        for i in range(grace_polls(self.spec.poll_seconds)):
+            if i == 1:
+                self.log(f"{self.slice.name}: ACTIVE after the job ended; watching for a preemption for up to "
+                         f"{self._grace()}")
+            if i:
+                self.sleep(self.spec.poll_seconds)
+            st = self.state()
+            if st != gcloud.ACTIVE:
+                return st
+        return gcloud.ACTIVE
+
+    def _grace(self) -> str:
+        n = grace_polls(self.spec.poll_seconds)
+        return f"{(n - 1) * self.spec.poll_seconds:g} s ({n} looks)"
 
     def wait_active(self) -> None:
         while True:
@@ -122,7 +154,7 @@ class TpuLauncher:
         """Run a command on the workers; if it fails because the slice went away, raise Preempted."""
         r = self.run(argv, check=False)
         if r.rc != 0:
-            st = self.state()
+            st = self.settled_state()
             if st != gcloud.ACTIVE:
                 raise Preempted(st)
             raise CommandFailed(f"{shlex.join(argv[:6])} ... failed on ACTIVE slice {self.slice.name} "
@@ -138,16 +170,14 @@ class TpuLauncher:
                 self.setup()
                 if self.finished():
                     break
-                attempt += 1
+                attempt = max([attempt, *self.attempts()]) + 1  # a rerun's attempts follow the earlier ones
                 rc = self.train(attempt)
                 if self.finished():
                     break
-                st = self.state()
+                st = self.settled_state()
                 if st != gcloud.ACTIVE:
                     raise Preempted(st)
-                raise CommandFailed(
-                    f"{self.spec.job.name}: train exited with status {rc} on ACTIVE slice {self.slice.name} "
-                    f"without writing {self.spec.out}/record.json; logs: {self.spec.logs}/attempt-{attempt}/")
+                raise CommandFailed(self._ended_on_active(rc, attempt))
             except Preempted as e:
                 recreates += 1
                 if recreates > self.spec.job.max_recreates:
@@ -161,6 +191,22 @@ class TpuLauncher:
             self.delete()
         return recreates
 
+    def _ended_on_active(self, rc: int, attempt: int) -> str:
+        """Why the launcher gives up on a slice that stayed ACTIVE: train stopped (exit 0 without
+        a record: SIGTERM, e.g. ``launch tpu stop``, and it checkpointed) or failed."""
+        job, logs = self.spec.job.name, f"logs: {self.spec.logs}/attempt-{attempt}/"
+        waited = f"{self.slice.name} stayed ACTIVE for {self._grace()}"
+        if rc == 0:
+            return (f"{job}: train stopped (exit 0, checkpointed) without writing {self.spec.out}/record.json, "
+                    f"and {waited}, so it was stopped, not preempted; `launch tpu run` again resumes it; {logs}")
+        return (f"{job}: train exited with status {rc} on ACTIVE slice {self.slice.name} "
+                f"without writing {self.spec.out}/record.json ({waited}); {logs}")
+
+    def attempts(self) -> list[int]:
+        """The numbers of the attempts whose logs are in ``{logs}`` (attempt-N), sorted."""
+        names = self._exists(self.spec.logs, listing=True)
+        return sorted(int(m.group(1)) for n in names if (m := re.search(r"attempt-(\d+)/?$", n)))
+
     def stop(self) -> None:
         self.run(gcloud.ssh(self.slice, gcloud.stop_command()))
 
@@ -168,8 +214,7 @@ class TpuLauncher:
         """The newest attempt's logs from every worker."""
         if not self.spec.logs.startswith("gs://"):
             return self.run(gcloud.ssh(self.slice, f"cat {gcloud.JOB_DIR}/train.log"), capture=True).out
-        names = self._exists(self.spec.logs, listing=True)
-        attempts = sorted(int(m.group(1)) for n in names if (m := re.search(r"attempt-(\d+)/?$", n)))
+        attempts = self.attempts()
         if not attempts:
             return ""
         return self.run(gcloud.storage_cat(f"{self.spec.logs}/attempt-{attempts[-1]}/*.log"), capture=True).out

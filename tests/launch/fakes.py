@@ -34,6 +34,11 @@ if argv[:3] == ["compute", "tpus", "queued-resources"]:
                 s["qr"] = "ACTIVE"
             else:
                 s["provisioning_left"] -= 1
+        if s["qr"] == "ACTIVE" and s["suspend_in"] is not None:  # a preemption the state shows late
+            if s["suspend_in"] == 0:
+                s["qr"] = "SUSPENDED"; s["suspend_in"] = None
+            else:
+                s["suspend_in"] -= 1
         done(out=s["qr"] + "\n")
     if verb == "delete":
         s["qr"] = "ABSENT"; s["setup_done"] = False; done()
@@ -49,6 +54,9 @@ if argv[:3] == ["compute", "tpus", "tpu-vm"]:
             s["qr"] = "SUSPENDED"; s["checkpoints"].append(100 * s["train_runs"]); done(255)
         if s["train_runs"] in s["fail_on_runs"]:
             done(1)
+        if s["train_runs"] in s["stop_on_runs"]:  # SIGTERM: train checkpoints and exits 0 without a record;
+            s["checkpoints"].append(100 * s["train_runs"])  # a preemption's slice reads ACTIVE active_lag
+            s["suspend_in"] = s["active_lag"]; done()      # more times (None: it stays ACTIVE, a user's stop)
         s["record"] = True; done()
     if ".setup-" in cmd:
         s["setup_installs"] += 0 if s["setup_done"] else 1; s["setup_done"] = True
@@ -71,7 +79,7 @@ done(2, err="fake gcloud: unexpected command")
 
 STATE = {"qr": "ABSENT", "provisioning_polls": 1, "provisioning_left": 0, "train_runs": 0,
          "preempt_on_runs": [], "fail_on_runs": [], "checkpoints": [], "record": False, "setup_done": False,
-         "setup_installs": 0, "config_copied": False}
+         "setup_installs": 0, "config_copied": False, "stop_on_runs": [], "active_lag": None, "suspend_in": None}
 
 
 def install(bin_dir: Path, name: str, body: str) -> Path:

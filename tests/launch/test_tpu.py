@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from scaling_jax.cli import main
-from scaling_jax.launch import gcloud
+from scaling_jax.launch import gcloud, tpu
 from scaling_jax.launch.tpu_spec import load_spec
 from tests.launch.fakes import FakeGcloud, install
 
@@ -74,6 +74,45 @@ def test_gives_up_after_max_recreates_and_reports_failed_train(tmp_path, fake, c
     err = capsys.readouterr().err
     assert "train exited with status 1 on ACTIVE slice sj-test" in err and "logs/d576-m20/attempt-1/" in err
     assert f.state["qr"] == "ACTIVE"  # a failed run keeps its slice for inspection
+
+
+def test_a_preemption_the_slice_state_shows_late_is_recreated_and_resumed(tmp_path, fake, capsys):
+    """A preempted worker's train checkpoints and exits 0 on SIGTERM while the queued resource
+    still reads ACTIVE (three more looks here): the launcher watches it leave ACTIVE, then
+    re-creates the slice and resumes."""
+    f = fake(stop_on_runs=[1], active_lag=3)
+    assert main(["launch", "tpu", "run", str(write_spec(tmp_path))]) == 0
+    work = [s for s in f.steps() if s not in ("describe", "storage ls")]
+    assert work == ["create", "ssh", "scp", "setup", "train",
+                    "delete", "create", "ssh", "scp", "setup", "train --resume"]
+    assert f.state["train_runs"] == 2 and f.state["record"]
+    assert "resuming from step 100" in capsys.readouterr().out
+
+
+def test_a_stop_on_an_active_slice_is_reported_and_a_rerun_resumes_as_the_next_attempt(tmp_path, fake, capsys):
+    f = fake(stop_on_runs=[1])  # `launch tpu stop`: train checkpoints and exits 0; the slice stays ACTIVE
+    spec = str(write_spec(tmp_path))
+    assert main(["launch", "tpu", "run", spec]) == 2
+    err = capsys.readouterr().err
+    assert "train stopped (exit 0, checkpointed) without writing gs://bkt/sj/runs/d576-m20/record.json" in err
+    assert "stayed ACTIVE for 0 s (5 looks)" in err and "logs/d576-m20/attempt-1/" in err
+    steps = f.steps()
+    assert steps[steps.index("train") + 1:] == ["storage ls"] + ["describe"] * tpu.GRACE_POLLS
+    assert f.state["qr"] == "ACTIVE" and f.state["train_runs"] == 1  # not re-created, not retried
+    assert main(["launch", "tpu", "run", spec]) == 0  # the rerun resumes, its log beside the first one's
+    resumed = [a for a in f.calls if any("scaling-jax train" in x for x in a)][-1][-1]
+    assert "--resume" in resumed and "gs://bkt/sj/logs/d576-m20/attempt-2/$(hostname).log" in resumed
+
+
+def test_attempt_logs_continue_the_numbering_of_earlier_runs(tmp_path, fake, capsys):
+    fake(train_runs=2, fail_on_runs=[3])  # two earlier attempts' logs are in the bucket
+    assert main(["launch", "tpu", "run", str(write_spec(tmp_path))]) == 2
+    assert "logs: gs://bkt/sj/logs/d576-m20/attempt-3/" in capsys.readouterr().err  # not attempt-1, overwritten
+
+
+@pytest.mark.parametrize("poll, looks", [(0, 5), (60, 6), (10, 31), (120, 5)])
+def test_the_grace_window_covers_five_minutes_or_five_looks(poll, looks):
+    assert tpu.grace_polls(poll) == looks
 
 
 def test_status_logs_stop_delete(tmp_path, fake, capsys):
