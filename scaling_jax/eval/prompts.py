@@ -4,13 +4,17 @@ Rules (``llmfoundry/eval/datasets/in_context_learning_evaluation.py`` and ``util
 copied):
 
 - every string field of an example is stripped (lists such as ``choices`` are not);
+  ``prompt_string`` and ``prelimiter`` are not;
 - ``num_fewshot`` other examples are drawn per example, in file order, by one
-  ``random.Random(1234)`` shared across the file: ``set(rng.sample(range(n), k))``, and if the
-  example itself was drawn it is swapped for a fresh ``rng.choice``; they are rendered in the
-  set's iteration order, each with its gold answer, ``'\\n'`` before every one but the first;
-- a rendered example is ``[\\n]context + continuation_delimiter [+ answer]``; the example's own
-  context is right-stripped; schema contexts are ``[\\n]option + delimiter.rstrip()`` after
-  few-shot text and the bare option without it;
+  ``random.Random(fewshot_random_seed)`` (1234 by default) shared across the file:
+  ``set(rng.sample(range(n), k))``, and if the example itself was drawn it is swapped for a fresh
+  ``rng.choice``; they are rendered in the set's iteration order after ``prompt_string``, each with
+  its gold answer;
+- the example delimiter (``'\\n'``) comes before a rendered example whenever text precedes it (the
+  prompt string or an earlier shot): ``[\\n]prelimiter + context + continuation_delimiter
+  [+ answer]``; the example's own context is right-stripped; schema examples put the prelimiter
+  first, ``prelimiter[\\n]option + delimiter + continuation`` as shots, and as scored contexts
+  ``prelimiter\\noption + delimiter.rstrip()`` after preceding text, ``prelimiter + option`` without;
 - answers (choices, continuations) get a leading space when the tokenizer encodes ``' a'`` as
   one token (GPT-style BPE) and do not start with one;
 - few-shot text, context and answer are tokenized separately and concatenated; the context is
@@ -30,9 +34,8 @@ from typing import Any, Protocol
 import numpy as np
 
 from scaling_jax.errors import UserError
+from scaling_jax.eval.tasks import FEWSHOT_SEED as FEWSHOT_SEED
 from scaling_jax.eval.tasks import TaskData, TaskSpec
-
-FEWSHOT_SEED = 1234
 
 
 class Tokenizer(Protocol):
@@ -95,31 +98,38 @@ def _spaced(text: str, prefix_space: bool) -> str:
     return f" {text}" if prefix_space and not text.startswith(" ") else text
 
 
+def _shot(row: dict, spec: TaskSpec, lead: str) -> str:
+    """A few-shot example with its answer; ``lead`` is the example delimiter when text precedes it
+    (a schema example puts the prelimiter before it, the others after it, as LLM-Foundry does)."""
+    kind, p = spec.task_type, spec.prelimiter
+    head = f"{p}{lead}" if kind == "schema" else f"{lead}{p}"
+    return head + _context(row, kind) + spec.continuation_delimiter + _answer(row, kind)
+
+
 def _items(rows: list[dict], idx: list[int], spec: TaskSpec, prefix_space: bool, limit: int | None) -> list[Item]:
-    kind, d_cont, d_ex = spec.task_type, spec.continuation_delimiter, spec.example_delimiter
-    rng = random.Random(FEWSHOT_SEED)
+    kind, d_cont, d_ex, p = spec.task_type, spec.continuation_delimiter, spec.example_delimiter, spec.prelimiter
+    rng = random.Random(spec.fewshot_random_seed)
     out = []
     for local, i in enumerate(idx):
         if limit is not None and i >= limit:
             break
-        pre = ""
+        pre = spec.prompt_string
         if spec.num_fewshot > 0:
             for j in fewshot_indices(len(idx), spec.num_fewshot, local, rng):
-                shot = rows[idx[j]]
-                pre += (d_ex if pre else "") + _context(shot, kind) + d_cont + _answer(shot, kind)
+                pre += _shot(rows[idx[j]], spec, d_ex if pre else "")
         row = rows[i]
         lead = d_ex if pre else ""
         if kind == "schema":
-            contexts = tuple(f"{lead}{c}{d_cont.rstrip()}" if pre else c for c in row["context_options"])
+            contexts = tuple(f"{p}{lead}{c}{d_cont.rstrip()}" if pre else p + c for c in row["context_options"])
             conts = (_spaced(row["continuation"], prefix_space),) * len(contexts)
             gold: int | str = row["gold"]
         elif kind == "multiple_choice":
             conts = tuple(_spaced(c, prefix_space) for c in row["choices"])
-            contexts = ((lead + row["query"] + d_cont).rstrip(),) * len(conts)
+            contexts = ((lead + p + row["query"] + d_cont).rstrip(),) * len(conts)
             gold = row["gold"]
         else:
             conts = (_spaced(row["continuation"], prefix_space),)
-            contexts = ((lead + row["context"] + d_cont).rstrip(),)
+            contexts = ((lead + p + row["context"] + d_cont).rstrip(),)
             gold = row["continuation"]
         out.append(Item(i, pre, contexts, conts, gold, row.get("category")))
     return out

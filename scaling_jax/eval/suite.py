@@ -41,9 +41,7 @@ def _tokenizer_key(tokenizer) -> Any:
 
 
 def _encoding_key(task: TaskData, tokenizer, max_seq_len: int, limit: int | None) -> tuple:
-    s = task.spec
-    return (_tokenizer_key(tokenizer), task.sha256, s.task_type, s.num_fewshot, s.continuation_delimiter,
-            s.example_delimiter, s.has_categories, max_seq_len, limit)
+    return (_tokenizer_key(tokenizer), task.sha256, task.spec.prompt_rules, max_seq_len, limit)
 
 
 def prepare(task: TaskData, tokenizer, max_seq_len: int, limit: int | None) -> tuple[list[Item], list[Encoded]]:

@@ -2,10 +2,15 @@
 
 A task list is LLM-Foundry's ``icl_tasks:`` list: per task ``label``, ``dataset_uri`` (absolute,
 ``gs://``, or relative to the list's folder), ``icl_task_type`` (``multiple_choice``,
-``language_modeling``, ``schema``), ``num_fewshot`` (a one-element list or an int), optional
-``continuation_delimiter`` (default ``' '``) and ``has_categories``. A task file holds one JSON
-object a line with the fields its type needs; every bad line is a ``UserError`` naming the file
-and line.
+``language_modeling``, ``schema``), ``num_fewshot`` (a one-element list or an int), and optional
+``continuation_delimiter`` (default ``' '``), ``example_delimiter`` (``'\n'``), ``has_categories``,
+``prompt_string`` (text once before the few-shot examples, ``''``), ``prelimiter`` (text before
+every example's context, ``''``; LLM-Foundry's older name ``question_prelimiter`` is read too) and
+``fewshot_random_seed`` (the few-shot draws' seed, 1234), with LLM-Foundry's meanings
+(eval/prompts.py). Any other field is refused by name: LLM-Foundry reads more (``batch_size``,
+``metric_names``, ``max_seq_len``, ``hf_loading_vars``, ...), and silently ignoring one could score
+a task otherwise than the list says. A task file holds one JSON object a line with the fields its
+type needs; every bad line is a ``UserError`` naming the file and line.
 """
 
 from __future__ import annotations
@@ -26,6 +31,10 @@ from scaling_jax.paths import is_gcs, read_bytes
 
 TYPES = ("multiple_choice", "language_modeling", "schema")
 DEFAULT_LIST_ENV = "SCALING_JAX_ICL_TASKS"
+FEWSHOT_SEED = 1234  # LLM-Foundry's default fewshot_random_seed
+# The fields a task list entry may have; any other is refused by name.
+FIELDS = ("label", "dataset_uri", "icl_task_type", "num_fewshot", "continuation_delimiter", "example_delimiter",
+          "has_categories", "prompt_string", "prelimiter", "question_prelimiter", "fewshot_random_seed")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,10 +49,20 @@ class TaskSpec:
     continuation_delimiter: str = " "
     example_delimiter: str = "\n"
     has_categories: bool = False
+    prompt_string: str = ""
+    prelimiter: str = ""
+    fewshot_random_seed: int = FEWSHOT_SEED
     chance: float | None = None
     bayes_accuracy: float | None = None
     rows: tuple | None = dataclasses.field(default=None, repr=False, compare=False)
     token_text: bool = False  # rows hold token ids as text, read by tokenizers.IdTokenizer
+
+    @property
+    def prompt_rules(self) -> tuple:
+        """Every field that shapes the prompts built from a file's rows (eval/prompts.py): the
+        key under which a suite caches a task's encoding beside the file's hash."""
+        return (self.task_type, self.num_fewshot, self.continuation_delimiter, self.example_delimiter,
+                self.has_categories, self.prompt_string, self.prelimiter, self.fewshot_random_seed)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,6 +111,9 @@ def read_task_list(path: str | Path) -> list[TaskSpec]:
             raise UserError(f"{where}: must be a mapping, got {e!r}")
         label = _field(e, "label", where, str)
         where = f"{path}: task {label!r}"
+        unknown = [k for k in e if k not in FIELDS]
+        if unknown:
+            raise UserError(f"{where}: unsupported field(s) {unknown}; a task may have {list(FIELDS)}")
         if label in seen:
             raise UserError(f"{where}: label used twice")
         seen.add(label)
@@ -112,8 +134,20 @@ def read_task_list(path: str | Path) -> list[TaskSpec]:
             label=label, task_type=kind, num_fewshot=shots, dataset_uri=uri,
             continuation_delimiter=_field(e, "continuation_delimiter", where, str, " "),
             example_delimiter=_field(e, "example_delimiter", where, str, "\n"),
-            has_categories=bool(_field(e, "has_categories", where, bool, False))))
+            has_categories=bool(_field(e, "has_categories", where, bool, False)),
+            prompt_string=_field(e, "prompt_string", where, str, ""),
+            prelimiter=_prelimiter(e, where),
+            fewshot_random_seed=_field(e, "fewshot_random_seed", where, int, FEWSHOT_SEED)))
     return specs
+
+
+def _prelimiter(entry: dict, where: str) -> str:
+    """``prelimiter``, or LLM-Foundry's older name for it, ``question_prelimiter`` (not both)."""
+    if "prelimiter" in entry and "question_prelimiter" in entry:
+        raise UserError(f"{where}: both 'prelimiter' and 'question_prelimiter' are given; they name the same "
+                        "setting, give one")
+    key = "question_prelimiter" if "question_prelimiter" in entry else "prelimiter"
+    return _field(entry, key, where, str, "")
 
 
 def select(specs: list[TaskSpec], labels: list[str], where: str) -> list[TaskSpec]:
