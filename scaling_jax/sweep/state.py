@@ -1,7 +1,7 @@
 """Where each run of a sweep stands, read from its folder alone (so any runner, any host, and
-``sweep status`` agree): ``done`` (record.json), ``running`` (a live process owns it),
-``failed`` (the last attempt exited non-zero), or ``pending`` (not started, or stopped with
-checkpoints to resume from). Run folders may be local or ``gs://`` (``scaling_jax.paths``)."""
+``sweep status`` agree): ``done`` (record.json), ``running`` (a live process holds its claim,
+``sweep.claim``), ``failed`` (the last attempt exited non-zero), or ``pending`` (not started,
+or stopped with checkpoints to resume from). Run folders may be local or ``gs://`` (``scaling_jax.paths``)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import socket
 from pathlib import Path
 
 from scaling_jax import paths
+from scaling_jax.sweep import claim
 
 STATE_FILE = "sweep_state.json"
 LOG_FILE = "sweep.log"
@@ -33,18 +34,6 @@ def checkpoint_steps(run_dir: str | Path) -> list[int]:
     return sorted(int(n) for n in paths.listdir(paths.join(run_dir, "checkpoints")) if n.isdigit())
 
 
-def _alive(pid: int, host: str) -> bool:
-    if host != socket.gethostname():
-        return True  # another host's process: trust its word
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def read_state(run_dir: str | Path, val_set: str = "") -> RunState:
     names = paths.listdir(run_dir)
     steps = checkpoint_steps(run_dir) if "checkpoints" in names else []
@@ -61,7 +50,7 @@ def read_state(run_dir: str | Path, val_set: str = "") -> RunState:
             info = json.loads(paths.read_text(paths.join(run_dir, STATE_FILE)))
         except json.JSONDecodeError:
             info = {}
-    if info.get("state") == "running" and _alive(int(info.get("pid", -1)), info.get("host", "")):
+    if info.get("state") == "running" and claim.live_owner(str(run_dir), names) is not None:  # not a dead one's
         return RunState("running", resume_step=resume, log=log)
     if info.get("state") == "failed":
         return RunState("failed", resume_step=resume, log=log, message=info.get("message", ""))

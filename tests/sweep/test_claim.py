@@ -126,7 +126,16 @@ def test_two_real_sweep_runs_racing_on_a_tiny_sweep(tmp_path, capsys):
     assert "2 done, 0 running, 0 failed, 0 pending" in capsys.readouterr().out
 
 
-def test_a_killed_owners_claim_is_taken_over_and_a_live_ones_is_left_alone(tmp_path, capsys, monkeypatch):
+@pytest.fixture
+def stand_in_train(monkeypatch):
+    """``train`` in this process: the stand-in, 0.1 s."""
+    namespace = {}
+    exec(FAKE_TRAIN.replace("SECONDS", "0.1"), namespace)
+    monkeypatch.setattr("scaling_jax.train.loop.train", namespace["train"])
+
+
+@pytest.mark.usefixtures("stand_in_train")
+def test_a_killed_owners_claim_is_taken_over_and_a_live_ones_is_left_alone(tmp_path, capsys):
     spec, runs = _tiny_sweep(tmp_path, multipliers=(1,))
     run = runs[0].out
     owner = subprocess.Popen(_python(_fake_train(60.0) + "\nimport sys\nfrom scaling_jax.cli import main\n"
@@ -144,12 +153,25 @@ def test_a_killed_owners_claim_is_taken_over_and_a_live_ones_is_left_alone(tmp_p
     finally:
         owner.kill() if owner.poll() is None else None
     assert claim.numbers(run) == [1] and claim.live_owner(run) is None  # the dead owner's claim is left behind
-    stand_in = {}
-    exec(FAKE_TRAIN.replace("SECONDS", "0.1"), stand_in)
-    monkeypatch.setattr("scaling_jax.train.loop.train", stand_in["train"])
     assert main(["sweep", "run-one", run]) == 0
     assert len(Path(run, "trained.txt").read_text().split()) == 2 and Path(run, "record.json").exists()
     assert claim.numbers(run) == []  # taken over as claim-2, the stale claim-1 tidied, claim-2 released
+    assert main(["sweep", "status", str(spec)]) == 0
+    assert "1 done, 0 running, 0 failed, 0 pending" in capsys.readouterr().out
+
+
+@pytest.mark.usefixtures("stand_in_train")
+def test_a_run_whose_remote_owner_stopped_beating_is_pending_and_trained_again(tmp_path, capsys):
+    """A SLURM task on another node marked the run running, then its node died: once its
+    heartbeat is stale the run is pending (not running forever) and the next runner takes it."""
+    spec, runs = _tiny_sweep(tmp_path, multipliers=(1,))
+    run = runs[0].out
+    paths.write_json(paths.join(run, "sweep_state.json"), {"state": "running", "pid": 4242, "host": "node-77"})
+    for age, shown in ((10.0, "1 running"), (claim.STALE_SECONDS + 1, "1 pending")):
+        paths.write_json(claim.claim_path(run, 1), {"k": 1, "host": "node-77", "pid": 4242, "beat": time.time() - age})
+        assert main(["sweep", "status", str(spec)]) == 0
+        assert shown in capsys.readouterr().out.splitlines()[-1]
+    assert main(["sweep", "run-one", run]) == 0 and claim.numbers(run) == []
     assert main(["sweep", "status", str(spec)]) == 0
     assert "1 done, 0 running, 0 failed, 0 pending" in capsys.readouterr().out
 
