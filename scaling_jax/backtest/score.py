@@ -19,12 +19,14 @@ from scaling_jax.laws.fit import predict
 @dataclasses.dataclass(frozen=True)
 class Sweep:
     """One training set's runs: arrays N, D, loss (and error, when known), and a label per run;
-    with per-task errors, ``pts["task_errors"]`` (runs, tasks) over ``tasks``, whose mean is ``error``."""
+    with per-task errors, ``pts["task_errors"]`` (runs, tasks) over ``tasks``, whose mean is ``error``;
+    ``partial_suites``: run label -> the tasks its ``error`` lacks, where partial means were accepted."""
 
     name: str
     pts: Mapping[str, np.ndarray]
     labels: tuple[str, ...]
     tasks: tuple[str, ...] = ()
+    partial_suites: Mapping[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
 
     @property
     def C(self) -> np.ndarray:
@@ -39,7 +41,7 @@ class Sweep:
 
 
 def sweep_from_points(name: str, pts: Mapping[str, np.ndarray], labels: Sequence[str] | None = None,
-                      tasks: Sequence[str] = ()) -> Sweep:
+                      tasks: Sequence[str] = (), partial_suites: Mapping[str, tuple[str, ...]] | None = None) -> Sweep:
     """Check points for a backtest: finite and positive, at least two token multipliers."""
     pts = {k: np.asarray(v, np.float64) if k == "task_errors" else np.asarray(v, np.float64).ravel()
            for k, v in pts.items()}
@@ -54,7 +56,7 @@ def sweep_from_points(name: str, pts: Mapping[str, np.ndarray], labels: Sequence
     if "task_errors" in pts and pts["task_errors"].shape != (len(pts["loss"]), len(tasks)):
         raise UserError(f"{name}: per-task errors of shape {pts['task_errors'].shape} for {len(pts['loss'])} runs "
                         f"and {len(tasks)} tasks")
-    s = Sweep(name, pts, labels, tuple(tasks))
+    s = Sweep(name, pts, labels, tuple(tasks), dict(partial_suites or {}))
     if len(np.unique(np.round(np.log(s.M), 6))) < 2:
         raise UserError(f"{name}: every run has the same token multiplier M = {float(s.M[0]):g}; a backtest of "
                         "Eq. 3/4 needs runs at two or more multipliers")

@@ -23,6 +23,9 @@ def add_parser(sub) -> None:
     p.add_argument("--predict", action="append", default=[], metavar="N,D",
                    help="predict at N,D (or N=..,D=.. / C=..,M=.. / N=..,M=..) with the chosen recipe; repeatable")
     p.add_argument("--bootstrap", type=int, default=200, help="resamples for the chosen recipe's bands")
+    p.add_argument("--allow-partial-suites", action="store_true",
+                   help="fit error recipes to runs whose err_17 averages only part of the 17 tasks (else refused, "
+                        "naming the runs and tasks); backtest.json lists them under error_law.partial_suites")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, default=None, help="folder for backtest.json and the figures")
     p.add_argument("--no-plots", action="store_true", help="skip the PNG figures")
@@ -47,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
     targets = [parse_target(s, "overtrain") for s in args.predict]
     bt = run_backtest(args.runs, dataset=args.dataset, val_set=args.val_set, recipes=recipes, n_cuts=args.cuts,
                       final_cut=args.final_cut, targets=targets, n_bootstrap=args.bootstrap, seed=args.seed,
-                      error_law_recipes=err_recipes)
+                      error_law_recipes=err_recipes, allow_partial_suites=args.allow_partial_suites)
     for line in summary_lines(bt):
         print(line)
     if args.out is not None:

@@ -21,6 +21,9 @@ def add_parser(sub) -> None:
                         "else the paper's c4_val)")
     p.add_argument("--metric", default="err_17", choices=("err_17", "err_46"), help="downstream error (testbed input)")
     p.add_argument("--dataset", default=None, help="the training set of a testbed to fit")
+    p.add_argument("--allow-partial-suites", action="store_true",
+                   help="fit runs whose --metric averages only part of its tasks (else refused, naming the runs "
+                        "and tasks); fit.json lists them under partial_suites")
     p.add_argument("--bootstrap", type=int, default=200, help="resamples for lm/huber intervals (0: none)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--predict", action="append", default=[], metavar="N,D",
@@ -83,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
     from scaling_jax import atomic
     from scaling_jax.errors import UserError
     from scaling_jax.laws.fit_report import fit_points
-    from scaling_jax.testbed.points_io import parse_target, read_points, read_targets_csv
+    from scaling_jax.testbed.points_io import parse_target, read_targets_csv
 
     if args.out is not None:
         atomic.check_out_dir(args.out)
@@ -93,8 +96,7 @@ def run(args: argparse.Namespace) -> int:
     if args.calibration and args.estimator != "bayes":
         raise UserError("--calibration applies to --estimator bayes only")
     config = _nuts_config(args) if args.estimator == "bayes" else None
-    pts = read_points(args.runs, val_set=args.val_set, metric=args.metric, dataset=args.dataset,
-                      need_error=args.law == "error")
+    pts, partial = _read_points(args)
     loss_disc = error_disc = None
     if args.calibration:
         from scaling_jax.laws.bayes.calibration_file import load_calibration
@@ -103,6 +105,10 @@ def run(args: argparse.Namespace) -> int:
         error_disc = load_calibration(args.calibration, "error") if "error" in pts else None
     report = fit_points(pts, args.law, args.estimator, n_bootstrap=args.bootstrap, seed=args.seed, targets=targets,
                         config=config, loss_discrepancy=loss_disc, error_discrepancy=error_disc)
+    if partial:
+        report.body["partial_suites"] = {"metric": args.metric, "runs": {k: list(v) for k, v in partial.items()}}
+        print(f"  {args.metric} of {len(partial)} run(s) averages part of its tasks (--allow-partial-suites): "
+              + "; ".join(f"{k} lacks {', '.join(v)}" for k, v in partial.items()))
     _print_report(args, report, len(pts["loss"]))
     if args.out is not None:
         written = [atomic.write_json(args.out / "fit.json", report.body)]
@@ -115,6 +121,25 @@ def run(args: argparse.Namespace) -> int:
     if not report.converged and not args.allow_unconverged:
         return NOT_CONVERGED
     return 0
+
+
+def _read_points(args) -> tuple[dict, dict]:
+    """The points of ``--runs`` and, for a testbed folder whose runs carry ``--metric``, the runs
+    whose value averages only part of its tasks (refused unless ``--allow-partial-suites``)."""
+    from scaling_jax import paths
+    from scaling_jax.testbed import load_testbed
+    from scaling_jax.testbed.points_io import read_points, testbed_points
+    from scaling_jax.testbed.schema import check_full_suites
+
+    kw = {"val_set": args.val_set, "metric": args.metric, "dataset": args.dataset, "need_error": args.law == "error"}
+    if not paths.is_gcs(args.runs) and not Path(args.runs).is_dir():
+        return read_points(args.runs, **kw), {}  # a CSV, or nothing there (read_points says which)
+    tb = load_testbed(args.runs)
+    pts = testbed_points(tb, **kw)
+    if "error" not in pts:
+        return pts, {}
+    runs = tb.select(dataset=args.dataset).runs if args.dataset else tb.runs
+    return pts, check_full_suites(runs, args.metric, args.allow_partial_suites, f"--runs {args.runs}")
 
 
 def _nuts_config(args):

@@ -26,6 +26,7 @@ from scaling_jax.errors import InputNotFound, UserError
 from scaling_jax.paper import recipe as paper_recipe
 from scaling_jax.testbed import TASKS_17, Testbed, load_testbed
 from scaling_jax.testbed.points_io import read_points_csv, testbed_points
+from scaling_jax.testbed.schema import check_full_suites
 
 
 @dataclasses.dataclass
@@ -35,9 +36,11 @@ class Backtest:
     sweeps: list
 
 
-def load_sweeps(runs: str | Path, dataset: str | None = None, val_set: str | None = None
-                ) -> tuple[list[score.Sweep], Testbed | None]:
-    """One Sweep per training set: a CSV is one; a testbed or sweep folder one per set (or ``dataset``)."""
+def load_sweeps(runs: str | Path, dataset: str | None = None, val_set: str | None = None,
+                allow_partial_suites: bool = False) -> tuple[list[score.Sweep], Testbed | None]:
+    """One Sweep per training set: a CSV is one; a testbed or sweep folder one per set (or ``dataset``).
+    A set whose runs' err_17 averages only part of its tasks is refused, naming the runs and tasks,
+    unless ``allow_partial_suites`` (then the sweep lists them)."""
     path = Path(runs)
     if path.is_file():
         return [score.sweep_from_points(path.name, read_points_csv(path))], None
@@ -49,12 +52,14 @@ def load_sweeps(runs: str | Path, dataset: str | None = None, val_set: str | Non
     for ds in sets:
         pts = testbed_points(tb, val_set=val_set, dataset=ds)
         runs = tb.select(dataset=ds).runs
+        partial = check_full_suites(runs, "err_17", allow_partial_suites, f"--runs {path} ({ds})") \
+            if "error" in pts else {}
         tasks = ()
         if "error" in pts and all(all(t in r.accuracies for t in TASKS_17) for r in runs):
             # err_17 is the mean of these: the per-task error recipes fit each on its own.
             tasks = TASKS_17
             pts["task_errors"] = np.array([[1.0 - r.accuracies[t] for t in tasks] for r in runs])
-        out.append(score.sweep_from_points(ds, pts, [r.name for r in runs], tasks))
+        out.append(score.sweep_from_points(ds, pts, [r.name for r in runs], tasks, partial))
     return out, tb
 
 
@@ -84,10 +89,11 @@ def _paper_comparison(sweep: score.Sweep, tb: Testbed, results: list, chosen: re
 def run_backtest(runs: str | Path, *, dataset: str | None = None, val_set: str | None = None,
                  recipes: Sequence[recipes_mod.Recipe] | None = None, n_cuts: int = 5, final_cut: str = "auto",
                  targets: Sequence[dict] = (), n_bootstrap: int = 200, seed: int = 0,
-                 error_law_recipes: Sequence[error_recipes.ErrorRecipe] | None = None) -> Backtest:
+                 error_law_recipes: Sequence[error_recipes.ErrorRecipe] | None = None,
+                 allow_partial_suites: bool = False) -> Backtest:
     recipes = tuple(recipes or recipes_mod.candidates())
     err_recipes = tuple(error_law_recipes or error_recipes.error_candidates())
-    sweeps, tb = load_sweeps(runs, dataset, val_set)
+    sweeps, tb = load_sweeps(runs, dataset, val_set, allow_partial_suites)
     finals = {s.name: final_cut_of(s, tb, final_cut) for s in sweeps}
     cuts = {}
     for s in sweeps:
@@ -134,6 +140,7 @@ def _error_body(sweep: score.Sweep, results: list, recipes: Sequence[error_recip
     mine = [c for c in results if c.sweep == sweep.name]
     body = {"scored_from": "the measured loss of the runs above each cut (the error law alone)",
             "tasks": list(sweep.tasks) or None,
+            "partial_suites": {k: list(v) for k, v in sweep.partial_suites.items()} or None,
             "recipes": {r.name: {"recipe": r.to_json(), "cuts": [report.cut_body(c, sweep) for c in mine
                                                                 if c.recipe == r]} for r in recipes}}  # fmt: skip
     try:
@@ -208,6 +215,9 @@ def summary_lines(bt: Backtest) -> list[str]:
                          f"every unfitted run {_pct(ins['every_unfitted_run'])}, "
                          f"M>=6 {_pct(ins['every_unfitted_run_M_ge_6'])}")
         el = d.get("error_law", {})
+        if el.get("partial_suites"):
+            lines.append("  error law fitted with partial task suites (--allow-partial-suites): "
+                         + "; ".join(f"{r} lacks {', '.join(t)}" for r, t in el["partial_suites"].items()))
         if el.get("chosen", {}).get("recipe"):
             for key in ("chosen", "paper"):
                 f = el[key]["final"] if key in el else None

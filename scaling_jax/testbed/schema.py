@@ -11,7 +11,7 @@ import dataclasses
 import json
 import math
 from types import MappingProxyType
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
 from scaling_jax.errors import UserError
 
@@ -84,6 +84,29 @@ class RunRecord(ComputeAxes):
         object.__setattr__(self, "accuracies", _frozen(self.accuracies))
         object.__setattr__(self, "hyperparameters", _frozen(self.hyperparameters))
 
+    def averaged_tasks(self, metric: str) -> tuple[str, ...]:
+        """The tasks whose mean error ``metric`` (``err_17`` / ``err_46``) is: those of the metric's
+        list among the run's accuracies; for a run of the synthetic suite, which fills both with
+        its suite's mean (``hyperparameters.eval.suite``), its synthetic tasks."""
+        from scaling_jax.eval.aggregate import averaged_tasks
+
+        synthetic = dict(self.hyperparameters.get("eval") or {}).get("suite") == "synthetic"
+        return tuple(averaged_tasks(self.accuracies)["err_synthetic" if synthetic else metric])
+
+    def missing_tasks(self, metric: str) -> tuple[str, ...]:
+        """The tasks of ``metric``'s suite that its value does not average (none when it is None):
+        the paper's list less the run's accuracies; for a synthetic-suite run, the suite's tasks
+        it could not read (``hyperparameters.eval.missing``)."""
+        from scaling_jax.eval.aggregate import SUITES
+
+        if getattr(self, metric) is None:
+            return ()
+        ev = dict(self.hyperparameters.get("eval") or {})
+        if ev.get("suite") == "synthetic":
+            return tuple(ev.get("missing") or ())
+        have = set(self.averaged_tasks(metric))
+        return tuple(t for t in SUITES[metric] if t not in have)
+
     def loss(self, val_set: str) -> float:
         if val_set not in self.losses:
             raise KeyError(f"{self.name}: no loss on validation set {val_set!r}; it has {sorted(self.losses)}")
@@ -126,3 +149,24 @@ class RunRecord(ComputeAxes):
         if not isinstance(d, dict):
             raise UserError(f"{source or 'record'}: top level must be a JSON object")
         return cls.from_dict(d, source=source)
+
+
+def partial_suites(runs: Iterable[RunRecord], metric: str) -> dict[str, tuple[str, ...]]:
+    """Run name -> the tasks its ``metric`` lacks, for each run whose ``metric`` averages fewer tasks
+    than its suite has (a task file was missing at eval time, or ``--tasks`` named a subset)."""
+    return {r.name: miss for r in runs if (miss := r.missing_tasks(metric))}
+
+
+def check_full_suites(runs: Iterable[RunRecord], metric: str, allow_partial: bool,
+                      where: str) -> dict[str, tuple[str, ...]]:
+    """``partial_suites`` of ``runs``; a UserError naming the runs and their missing tasks unless
+    ``allow_partial``: a mean over fewer tasks is another quantity, which a fit of the error law
+    would mix with the full means without a word."""
+    partial = partial_suites(runs, metric)
+    if partial and not allow_partial:
+        named = "; ".join(f"{name} lacks {list(miss)}" for name, miss in list(partial.items())[:5])
+        more = f"; and {len(partial) - 5} more run(s)" if len(partial) > 5 else ""
+        raise UserError(f"{where}: {metric} of {len(partial)} run(s) averages only part of its task suite: "
+                        f"{named}{more}. Evaluate the missing tasks (scaling-jax eval), or pass "
+                        "--allow-partial-suites to fit these partial means with the full ones")
+    return partial

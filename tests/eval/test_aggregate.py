@@ -23,4 +23,5 @@ def test_partial_sets_say_how_many_tasks():
     e = average_errors({"copa": 0.75, "piqa": 0.5, "synth_schema": 0.9, "winogrande": 0.6})
     assert (e["err_17_n_tasks"], e["err_46_n_tasks"], e["err_synthetic_n_tasks"]) == (2, 3, 1)
     assert e["err_17"] == pytest.approx(0.375) and e["err_synthetic"] == pytest.approx(0.1)
+    assert e["err_17_tasks"] == ["copa", "piqa"] and e["err_synthetic_tasks"] == ["synth_schema"]
     assert average_errors({})["err_46"] is None
