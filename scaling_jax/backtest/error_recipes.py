@@ -17,9 +17,10 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
+from scaling_jax.backtest.cuts import below
 from scaling_jax.backtest.fits import LM_MAX_ITER
 from scaling_jax.backtest.recipes import check_choices, pick_by_name
-from scaling_jax.backtest.score import CutResult, Sweep
+from scaling_jax.backtest.score import CutResult, Sweep, cut_distances, cut_plan, scored_idx
 from scaling_jax.laws import forms
 from scaling_jax.laws.fit import fit_own_rows, predict
 
@@ -66,26 +67,27 @@ def _targets(sweep: Sweep, recipe: ErrorRecipe) -> list[tuple[str, np.ndarray]]:
 
 
 def run_error_backtest(sweeps: Sequence[Sweep], recipes: Sequence[ErrorRecipe], cuts: Mapping[str, np.ndarray],
-                       final_cuts: Mapping[str, float]) -> list[CutResult]:
+                       final_cuts: Mapping[str, float], axes: Mapping[str, str] | None = None) -> list[CutResult]:
     """Every (sweep with errors, recipe, cut) as a CutResult (``params``: the law's, or per task
-    ``{task: params}``); a per-task recipe on a sweep without per-task errors is skipped."""
+    ``{task: params}``); a per-task recipe on a sweep without per-task errors is skipped. Cuts run
+    along ``axes[sweep]`` (compute by default) as the loss recipes' do."""
     sweeps = [s for s in sweeps if "error" in s.pts]
     plan, skipped = [], []
     for s in sweeps:
         for recipe in recipes:
-            for cut, role in [(float(c), "selection") for c in cuts.get(s.name, ())] + [(final_cuts[s.name], "final")]:
+            for cut, role, axis in cut_plan(s, cuts, final_cuts, axes or {}):
                 if recipe.aggregation == "per_task" and not s.tasks:
-                    skipped.append((s, recipe, float(cut), role))
+                    skipped.append((s, recipe, cut, role, axis))
                 else:
-                    plan.append((s, recipe, float(cut), role))
+                    plan.append((s, recipe, cut, role, axis))
     fitted = _fit(plan)
-    out = [CutResult(s.name, r, cut, role, "skipped", "no per-task errors in these runs", (), None, ())
-           for s, r, cut, role in skipped]
-    for (s, recipe, cut, role), (status, reason, params) in zip(plan, fitted):
-        fit_idx = tuple(int(i) for i in np.flatnonzero(s.C <= cut * (1 + 1e-9)))
+    out = [CutResult(s.name, r, cut, role, "skipped", "no per-task errors in these runs", (), None, (), axis=axis)
+           for s, r, cut, role, axis in skipped]
+    for (s, recipe, cut, role, axis), (status, reason, params) in zip(plan, fitted):
+        fit_idx = tuple(int(i) for i in np.flatnonzero(below(axis, s.pts["N"], s.pts["D"], cut)))
         upto = final_cuts[s.name] if role == "selection" else np.inf
-        scored = _score(s, recipe, params, cut, upto) if params is not None else ()
-        out.append(CutResult(s.name, recipe, cut, role, status, reason, fit_idx, params, scored))
+        scored = _score(s, recipe, params, cut, upto, axis, fit_idx) if params is not None else ()
+        out.append(CutResult(s.name, recipe, cut, role, status, reason, fit_idx, params, scored, axis=axis))
     return out
 
 
@@ -93,10 +95,10 @@ def _fit(plan: list) -> list[tuple[str, str, dict | None]]:
     """(status, reason, params) per plan row; one LM call per law form over every (row, task),
     each with its own points (padded with weight 0 to the largest sweep)."""
     results: list = [None] * len(plan)
-    n_max = max(len(s) for s, _, _, _ in plan) if plan else 0
-    for form in dict.fromkeys(r.form for _, r, _, _ in plan):
+    n_max = max(len(s) for s, *_ in plan) if plan else 0
+    for form in dict.fromkeys(r.form for _, r, *_ in plan):
         owner, L, y, W = [], [], [], []
-        for i, (s, r, cut, _) in enumerate(plan):
+        for i, (s, r, cut, _, axis) in enumerate(plan):
             if r.form != form:
                 continue
             pad = n_max - len(s)
@@ -104,7 +106,7 @@ def _fit(plan: list) -> list[tuple[str, str, dict | None]]:
                 owner.append((i, task))
                 L.append(np.pad(s.pts["loss"], (0, pad), constant_values=1.0))
                 y.append(np.pad(err, (0, pad), constant_values=0.5))
-                W.append(np.pad((s.C <= cut * (1 + 1e-9)).astype(np.float64), (0, pad)))
+                W.append(np.pad(below(axis, s.pts["N"], s.pts["D"], cut).astype(np.float64), (0, pad)))
         best, _ = fit_own_rows(form, {"L": np.array(L)}, np.array(y), np.array(W), max_iter=LM_MAX_ITER)
         names = forms.law(form)[1]
         fitted: dict[int, dict] = {}  # row -> task -> params
@@ -136,17 +138,20 @@ def predict_error(sweep: Sweep, recipe: ErrorRecipe, params: dict, L: np.ndarray
     return np.mean([np.atleast_1d(predict(recipe.form, params[t], L=L)) for t in sweep.tasks], axis=0)
 
 
-def _score(sweep: Sweep, recipe: ErrorRecipe, params: dict, cut: float, upto: float) -> tuple:
+def _score(sweep: Sweep, recipe: ErrorRecipe, params: dict, cut: float, upto: float, axis: str = "C",
+           fit_idx=()) -> tuple:
     C, M = sweep.C, sweep.M
-    idx = np.flatnonzero((C > cut * (1 + 1e-9)) & (C <= upto * (1 + 1e-9)))
+    idx = scored_idx(sweep, cut, upto, axis)
     if not idx.size:
         return ()
     pred = predict_error(sweep, recipe, params, sweep.pts["loss"][idx])
     true = sweep.pts["error"][idx]
+    dist = cut_distances(sweep, idx, cut, axis, fit_idx)
     return tuple({"run": sweep.labels[i], "C": float(C[i]), "M": float(M[i]), "loss": float(sweep.pts["loss"][i]),
                   "error": float(t), "pred": float(q), "rel_err": abs(float(q) - float(t)) / float(t) * 100.0,
-                  "abs_err": abs(float(q) - float(t)) * 100.0, "log10_C_over_C0": float(np.log10(C[i] / cut))}
-                 for i, q, t in zip(idx, pred, true))  # fmt: skip
+                  "abs_err": abs(float(q) - float(t)) * 100.0, "log10_C_over_C0": float(dist["log10_C_over_C0"][j]),
+                  "distance": float(dist["distance"][j])}
+                 for j, (i, q, t) in enumerate(zip(idx, pred, true)))  # fmt: skip
 
 
 def error_recipes_by_name(names: str) -> tuple[ErrorRecipe, ...]:

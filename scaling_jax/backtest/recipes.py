@@ -19,6 +19,7 @@ import itertools
 
 import numpy as np
 
+from scaling_jax.backtest.cuts import below as below_cut
 from scaling_jax.errors import UserError
 from scaling_jax.laws import forms
 
@@ -58,10 +59,11 @@ class Recipe:
     def to_json(self) -> dict:
         return {"name": self.name, **dataclasses.asdict(self)}
 
-    def fit_mask(self, N: np.ndarray, D: np.ndarray, cut: float) -> np.ndarray:
-        """Which runs this recipe may fit at compute cut ``cut``: never one with C > cut."""
+    def fit_mask(self, N: np.ndarray, D: np.ndarray, cut: float, axis: str = "C") -> np.ndarray:
+        """Which runs this recipe may fit at ``cut`` along ``axis`` (compute ``C`` or size ``N``):
+        never one beyond the cut."""
         N, D = np.asarray(N, np.float64), np.asarray(D, np.float64)
-        below = 6.0 * N * D <= cut * (1 + 1e-9)
+        below = below_cut(axis, N, D, cut)
         M = D / N
         if self.design == "all":
             return below

@@ -38,7 +38,8 @@ def by_distance(scored: Sequence[dict]) -> list[dict]:
 
 def cut_body(c: CutResult, sweep: Sweep) -> dict:
     e = [r["rel_err"] for r in c.scored]
-    return {"cut": c.cut, "role": c.role, "status": c.status, "reason": c.reason or None, "n_fit": len(c.fit_idx),
+    return {"cut": c.cut, "axis": c.axis, "role": c.role, "status": c.status, "reason": c.reason or None,
+            "n_fit": len(c.fit_idx),
             "fit_idx": list(c.fit_idx), "fit_runs": [sweep.labels[i] for i in c.fit_idx], "params": c.params,
             "n_scored": len(e), "mean_rel_err": float(np.mean(e)) if e else None,
             "by_distance": by_distance(c.scored), "scored": list(c.scored)}  # fmt: skip
@@ -80,7 +81,7 @@ def held_out_comparison(sweep: Sweep, finals: Mapping[str, CutResult], cut: floa
 
 
 def sweep_body(sweep: Sweep, results: Sequence[CutResult], recipes: Sequence[Recipe], choice: Choice,
-               chosen: ChosenFit, final_cut: float, cuts: Sequence[float]) -> dict:
+               chosen: ChosenFit, final_cut: float, cuts: Sequence[float], axis: str = "C") -> dict:
     mine = [c for c in results if c.sweep == sweep.name]
     recipes_body = {
         r.name: {"recipe": r.to_json(), "selection_score": choice.scores.get(r.name),
@@ -94,7 +95,9 @@ def sweep_body(sweep: Sweep, results: Sequence[CutResult], recipes: Sequence[Rec
         "n_runs": len(sweep),
         "final_cut": final_cut,
         "selection_cuts": [float(c) for c in cuts],
-        "selection_rule": "distance-weighted (log10 C/C0) mean relative error over selection cuts; "
+        "cuts_by": {"C": "compute", "N": "size"}[axis],
+        "selection_rule": f"distance-weighted ({'log10 C/C0' if axis == 'C' else 'log10 N/N0'}) mean relative error "
+                          "over selection cuts; "
                           "scored runs lie at or below the final cut",
         "recipes": recipes_body,
         "skipped": skipped,

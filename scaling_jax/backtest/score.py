@@ -1,6 +1,6 @@
-"""Rolling-origin backtest: for every training set, recipe and compute cut, fit the recipe on
-the runs at or below the cut (only those: the weight row is zero above it) and score every run
-above it by its relative error, with its extrapolation distance in C and in M."""
+"""Rolling-origin backtest: for every training set, recipe and cut (in compute or in model size),
+fit the recipe on the runs at or below the cut (only those: the weight row is zero above it) and
+score every run above it by its relative error, with its extrapolation distance in C and in M."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
+from scaling_jax.backtest.cuts import below, distance
 from scaling_jax.backtest.fits import fit_rows, law_inputs
 from scaling_jax.backtest.recipes import Recipe
 from scaling_jax.errors import UserError
@@ -75,6 +76,7 @@ class CutResult:
     params: dict[str, float] | None
     scored: tuple[dict, ...]  # one per scored run
     fit: object = None  # a Bayesian recipe's BayesFit (its predictions are the posterior median)
+    axis: str = "C"  # the cut's axis: compute (C) or model size (N); final cuts are compute cuts
 
 
 def predict_loss(recipe: Recipe, params: dict, fit, pts: Mapping[str, np.ndarray]) -> np.ndarray:
@@ -87,13 +89,29 @@ def predict_loss(recipe: Recipe, params: dict, fit, pts: Mapping[str, np.ndarray
     return np.median(np.atleast_2d(predict(recipe.law, draws, **xs)), axis=0)
 
 
-def _score(sweep: Sweep, recipe: Recipe, params: dict, fit, cut: float, fit_idx: np.ndarray, upto: float) -> tuple:
+def scored_idx(sweep: Sweep, cut: float, upto: float, axis: str = "C") -> np.ndarray:
+    """Runs a fit at ``cut`` (along ``axis``) is scored on: beyond the cut, at or below compute ``upto``."""
+    N, D = sweep.pts["N"], sweep.pts["D"]
+    return np.flatnonzero(~below(axis, N, D, cut) & below("C", N, D, upto))
+
+
+def cut_distances(sweep: Sweep, idx: np.ndarray, cut: float, axis: str, fit_idx) -> dict[str, np.ndarray]:
+    """Per run of ``idx``: ``distance`` past the cut along its axis (the selection weight) and
+    ``log10_C_over_C0`` (C₀: the cut, or for a size cut the largest compute fitted)."""
+    N, D, C = sweep.pts["N"][idx], sweep.pts["D"][idx], sweep.C
+    C0 = cut if axis == "C" else float(np.max(C[np.asarray(fit_idx, int)])) if len(fit_idx) else np.nan
+    return {"distance": distance(axis, N, D, cut), "log10_C_over_C0": np.log10(C[idx] / C0)}
+
+
+def _score(sweep: Sweep, recipe: Recipe, params: dict, fit, cut: float, fit_idx: np.ndarray, upto: float,
+           axis: str = "C") -> tuple:
     C, M = sweep.C, sweep.M
-    idx = np.flatnonzero((C > cut * (1 + 1e-9)) & (C <= upto * (1 + 1e-9)))
+    idx = scored_idx(sweep, cut, upto, axis)
     if not idx.size:
         return ()
     sub = {k: v[idx] for k, v in sweep.pts.items()}
     pred = predict_loss(recipe, params, fit, sub)
+    dist = cut_distances(sweep, idx, cut, axis, fit_idx)
     logMfit = np.log10(M[fit_idx])
     rows = []
     for j, i in enumerate(idx):
@@ -101,37 +119,48 @@ def _score(sweep: Sweep, recipe: Recipe, params: dict, fit, cut: float, fit_idx:
         rows.append({"run": sweep.labels[i], "N": float(sweep.pts["N"][i]), "D": float(sweep.pts["D"][i]),
                      "C": float(C[i]), "M": float(M[i]), "loss": true, "pred": float(pred[j]),
                      "rel_err": abs(float(pred[j]) - true) / true * 100.0,
-                     "log10_C_over_C0": float(np.log10(C[i] / cut)),
+                     "log10_C_over_C0": float(dist["log10_C_over_C0"][j]), "distance": float(dist["distance"][j]),
                      "dlog10_M": float(np.min(np.abs(np.log10(M[i]) - logMfit)))})  # fmt: skip
     return tuple(rows)
 
 
 def run_backtest(sweeps: Sequence[Sweep], recipes: Sequence[Recipe], cuts: Mapping[str, np.ndarray],
-                 final_cuts: Mapping[str, float]) -> list[CutResult]:
-    """Every (sweep, recipe, cut) of ``cuts[sweep]`` (selection cuts) and ``final_cuts[sweep]``;
-    the fits of all sweeps run together, one batched call per (law, solver)."""
+                 final_cuts: Mapping[str, float], axes: Mapping[str, str] | None = None) -> list[CutResult]:
+    """Every (sweep, recipe, cut) of ``cuts[sweep]`` (selection cuts, along ``axes[sweep]``: "C" by
+    default, "N" for size cuts) and ``final_cuts[sweep]`` (compute); the fits of all sweeps run
+    together, one batched call per (law, solver)."""
+    axes = axes or {}
     offsets = np.cumsum([0] + [len(s) for s in sweeps])
     pts = {k: np.concatenate([np.asarray(s.pts[k], np.float64) for s in sweeps]) for k in ("N", "D", "loss")}
     n = int(offsets[-1])
     rows, W, rec = [], [], []
     for s, off in zip(sweeps, offsets):
-        plan = [(float(c), "selection") for c in cuts.get(s.name, ())] + [(float(final_cuts[s.name]), "final")]
+        plan = cut_plan(s, cuts, final_cuts, axes)
         for recipe in recipes:
-            for cut, role in plan:
+            for cut, role, axis in plan:
                 w = np.zeros(n)
-                w[off:off + len(s)] = recipe.fit_mask(s.pts["N"], s.pts["D"], cut)
-                rows.append((s, off, recipe, cut, role))
+                w[off:off + len(s)] = recipe.fit_mask(s.pts["N"], s.pts["D"], cut, axis)
+                rows.append((s, off, recipe, cut, role, axis))
                 W.append(w)
                 rec.append(recipe)
     fits = fit_rows(pts, rec, np.array(W))
     out = []
-    for (s, off, recipe, cut, role), w, p, st, why, bf in zip(rows, W, fits.params, fits.status, fits.reasons,
-                                                              fits.bayes):
+    for (s, off, recipe, cut, role, axis), w, p, st, why, bf in zip(rows, W, fits.params, fits.status,
+                                                                    fits.reasons, fits.bayes):
         fit_idx = np.flatnonzero(w[off:off + len(s)] > 0)
         upto = final_cuts[s.name] if role == "selection" else np.inf
-        scored = _score(s, recipe, p, bf, cut, fit_idx, upto) if p is not None else ()
-        out.append(CutResult(s.name, recipe, cut, role, st, why, tuple(int(i) for i in fit_idx), p, scored, bf))
+        scored = _score(s, recipe, p, bf, cut, fit_idx, upto, axis) if p is not None else ()
+        out.append(CutResult(s.name, recipe, cut, role, st, why, tuple(int(i) for i in fit_idx), p, scored, bf,
+                             axis))
     return out
+
+
+def cut_plan(sweep: Sweep, cuts: Mapping[str, np.ndarray], final_cuts: Mapping[str, float],
+             axes: Mapping[str, str]) -> list[tuple[float, str, str]]:
+    """(cut, role, axis) of ``sweep``: its selection cuts along their axis, then its final compute cut."""
+    axis = axes.get(sweep.name, "C")
+    return [(float(c), "selection", axis) for c in cuts.get(sweep.name, ())] + [
+        (float(final_cuts[sweep.name]), "final", "C")]
 
 
 def unfitted_errors(sweep: Sweep, result: CutResult) -> dict[int, float]:

@@ -2,7 +2,8 @@
 
 Only selection cuts count (they lie below the final cut and score runs up to it, never above).
 A recipe's score is its mean relative error over every (selection cut, scored run) pair,
-weighted by the extrapolation distance log10(C/C₀): the final prediction extrapolates further
+weighted by the extrapolation distance past the cut (log10 C/C₀, or log10 N/N₀ for size cuts):
+the final prediction extrapolates further
 than any selection cut can, so far misses weigh more. A recipe skipped or failed at any selection
 cut is not eligible (it is not comparable on the same cuts); the reason is reported.
 """
@@ -30,7 +31,7 @@ class Choice:
 def selection_score(results: Sequence[CutResult]) -> float:
     """Distance-weighted mean relative error (%) over the scored runs of ``results``."""
     err = np.array([r["rel_err"] for c in results for r in c.scored])
-    w = np.array([r["log10_C_over_C0"] for c in results for r in c.scored])
+    w = np.array([r.get("distance", r["log10_C_over_C0"]) for c in results for r in c.scored])
     return float(np.sum(w * err) / np.sum(w))
 
 

@@ -16,7 +16,11 @@ def add_parser(sub) -> None:
     p.add_argument("--error-recipes", default="all",
                    help="downstream-error recipes law/aggregation: eq5/avg, eq5/per_task, sigmoid/avg, "
                         "sigmoid/per_task (default all)")
-    p.add_argument("--cuts", type=int, default=5, help="selection cuts below the final cut (default 5)")
+    p.add_argument("--cuts", type=int, default=5, help="compute selection cuts below the final cut (default 5)")
+    p.add_argument("--cuts-by", choices=("compute", "size", "auto"), default="auto",
+                   help="selection cuts in compute (fit C <= C0), in model size (fit the smallest sizes, all their "
+                        "multipliers; score each larger size), or auto (default: compute where 15 runs lie below a "
+                        "cut, else size, as on a 4-size x 4-multiplier ladder)")
     p.add_argument("--final-cut", default="auto",
                    help="compute of the largest run the final fit may use: max, paper, a FLOP count, or auto "
                         "(paper on the released testbed, else max)")
@@ -50,7 +54,8 @@ def run(args: argparse.Namespace) -> int:
     targets = [parse_target(s, "overtrain") for s in args.predict]
     bt = run_backtest(args.runs, dataset=args.dataset, val_set=args.val_set, recipes=recipes, n_cuts=args.cuts,
                       final_cut=args.final_cut, targets=targets, n_bootstrap=args.bootstrap, seed=args.seed,
-                      error_law_recipes=err_recipes, allow_partial_suites=args.allow_partial_suites)
+                      error_law_recipes=err_recipes, cuts_by=args.cuts_by,
+                      allow_partial_suites=args.allow_partial_suites)
     for line in summary_lines(bt):
         print(line)
     if args.out is not None:

@@ -1,5 +1,6 @@
 """The ``backtest`` workflow: read runs (the paper's testbed, a CSV or a sweep folder), backtest
-every recipe on rolling compute cuts, choose one per training set from its backtest alone, refit
+every recipe on rolling cuts (compute cuts, or size cuts on a ladder too small for them: see
+``backtest.cuts``), choose one per training set from its backtest alone, refit
 it up to the final cut and predict; on the released testbed, score the chosen recipe and the
 paper's own (Eq. 4 on the Table-1 five) on every held-out run.
 
@@ -90,33 +91,33 @@ def run_backtest(runs: str | Path, *, dataset: str | None = None, val_set: str |
                  recipes: Sequence[recipes_mod.Recipe] | None = None, n_cuts: int = 5, final_cut: str = "auto",
                  targets: Sequence[dict] = (), n_bootstrap: int = 200, seed: int = 0,
                  error_law_recipes: Sequence[error_recipes.ErrorRecipe] | None = None,
-                 allow_partial_suites: bool = False) -> Backtest:
+                 allow_partial_suites: bool = False, cuts_by: str = "auto") -> Backtest:
     recipes = tuple(recipes or recipes_mod.candidates())
     err_recipes = tuple(error_law_recipes or error_recipes.error_candidates())
     sweeps, tb = load_sweeps(runs, dataset, val_set, allow_partial_suites)
     finals = {s.name: final_cut_of(s, tb, final_cut) for s in sweeps}
-    cuts = {}
+    cuts, axes = {}, {}
     for s in sweeps:
         if finals[s.name] < s.C.min():
             raise UserError(f"--final-cut {finals[s.name]:.3g}: below every run of {s.name} "
                             f"(smallest C = {s.C.min():.3g})")
         try:
-            cuts[s.name] = cuts_mod.selection_cuts(s.C, finals[s.name], n_cuts)
+            axes[s.name], cuts[s.name] = cuts_mod.choose_cuts(s.pts["N"], s.C, finals[s.name], cuts_by, n_cuts)
         except UserError as e:
             raise UserError(f"{s.name}: {e}") from None
-    results = score.run_backtest(sweeps, recipes, cuts, finals)
+    results = score.run_backtest(sweeps, recipes, cuts, finals, axes)
     body = {"recipes_tried": [r.name for r in recipes], "datasets": {}}
     for s in sweeps:
         choice = select.choose(results, s.name, recipes)
         final = next(c for c in results if c.sweep == s.name and c.role == "final" and c.recipe == choice.recipe)
         chosen = refit_and_predict(s, choice.recipe, finals[s.name], targets, n_bootstrap=n_bootstrap, seed=seed,
                                    params=final.params, reason=final.reason or "not fitted", bayes_fit=final.fit)
-        b = report.sweep_body(s, results, recipes, choice, chosen, finals[s.name], cuts[s.name])
+        b = report.sweep_body(s, results, recipes, choice, chosen, finals[s.name], cuts[s.name], axes[s.name])
         if tb is not None and not paper_recipe.missing_runs(tb, s.name):
             b["held_out_rule"] = report.HELD_OUT_RULE
             b["held_out"] = _paper_comparison(s, tb, results, choice.recipe, finals[s.name])
         body["datasets"][s.name] = b
-    err_results = error_recipes.run_error_backtest(sweeps, err_recipes, cuts, finals)
+    err_results = error_recipes.run_error_backtest(sweeps, err_recipes, cuts, finals, axes)
     for s in sweeps:
         if any(c.sweep == s.name for c in err_results):
             body["datasets"][s.name]["error_law"] = _error_body(s, err_results, err_recipes)
@@ -194,8 +195,9 @@ def summary_lines(bt: Backtest) -> list[str]:
     lines = []
     for ds, d in bt.body["datasets"].items():
         ch = d["chosen"]
+        unit = "FLOPs" if d["cuts_by"] == "compute" else "parameters (size cuts)"
         lines.append(f"{ds}: {d['n_runs']} runs, final cut {d['final_cut']:.3g} FLOPs, selection cuts "
-                     + ", ".join(f"{c:.2g}" for c in d["selection_cuts"]))
+                     + ", ".join(f"{c:.3g}" for c in d["selection_cuts"]) + f" {unit}")
         ranked = sorted(((v["selection_score"], k) for k, v in d["recipes"].items()
                          if v["selection_score"] is not None))
         for sc, k in ranked[:5]:
