@@ -69,9 +69,8 @@ def run_posterior(tb: Testbed, out: Path, *, datasets=None, config: NutsConfig =
         written.append(_save_all_sets_calibration(tb, fits, config, out / "calibration.json"))
     pooled = None
     if pooling and len(datasets) > 1:
-        table1 = {ds: c.loss_law for ds, c in checks.items()}
         disc = {ds: c.loss_law.discrepancy for ds, c in checks.items()}
-        pooled = pooling_comparison(tb, datasets, config, table1=table1, discrepancy=disc)
+        pooled = pooling_comparison(tb, datasets, config, discrepancy=disc)
         written.append(atomic.write_json(out / "pooling.json", pooled))
     if plots:
         written.append(posterior_plots.figure1_bands(tb, checks, out / "figure1_bands.png"))

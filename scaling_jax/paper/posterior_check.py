@@ -32,6 +32,7 @@ from scaling_jax.laws.bayes import (
     calibrate,
     chained_error_draws,
     hierarchical_loss_model,
+    independent_loss_model,
     loss_draws,
     run_nuts,
 )  # fmt: skip
@@ -58,7 +59,8 @@ def error_data(runs) -> ErrorData:
 
 def band_stats(bands: Bands, y: np.ndarray, M: np.ndarray) -> dict:
     """Coverage per level, median 95 % width and median |error| (relative to the measured y),
-    on all held-out models and on those with M >= 10."""
+    on all held-out models and on those with M >= 10; the share of draws that made no
+    prediction (``undefined_share``, mean and max over the models)."""
 
     def stats(sel):
         w = (bands.hi[95] - bands.lo[95])[sel] / y[sel]
@@ -71,6 +73,8 @@ def band_stats(bands: Bands, y: np.ndarray, M: np.ndarray) -> dict:
 
     out = stats(np.ones(len(y), bool))
     out["m_ge_10"] = stats(M >= M_MIN_RELIABLE * (1 - 1e-6))
+    if bands.undefined is not None:  # draws left out of the bands: Eq. 5 at Err <= 0 (laws.bayes.predict)
+        out["undefined_share"] = {"mean": float(np.mean(bands.undefined)), "max": float(np.max(bands.undefined))}
     return out
 
 
@@ -149,6 +153,10 @@ class SetCheck:
 
 
 def _bootstrap_bands(lr, heldout, n_resamples: int, seed: int) -> tuple[Bands, np.ndarray, dict]:
+    """The LM baseline's bands at ``heldout``, made as ``fit --estimator lm`` makes its
+    predictive draws: bootstrap refits times the fit's log residual scale (a new run's scatter
+    about the law), so the comparison is with what a point-fitter user gets."""
+    from scaling_jax.laws import predictive
     from scaling_jax.laws.bootstrap import bootstrap
     from scaling_jax.laws.fit import fit_law
 
@@ -156,11 +164,12 @@ def _bootstrap_bands(lr, heldout, n_resamples: int, seed: int) -> tuple[Bands, n
     y = [r.loss(VAL) for r in lr]
     point = fit_law("overtrain", inputs, y)
     bs = bootstrap("overtrain", inputs, y, n_resamples=n_resamples, seed=seed)
+    sigma = predictive.log_residual_scale("overtrain", point.params, inputs, y)
     C, M = np.array([r.C for r in heldout]), np.array([r.M for r in heldout])
-    draws = bs.predictions(C=C, M=M)
+    draws = predictive.predictive_draws(bs, sigma, seed=seed, C=C, M=M)
     b = Bands.from_draws(draws)
     # The bootstrap's centre is the LM point fit, as a user of the point fitter would report it.
-    return Bands(median=point.predict(C=C, M=M), lo=b.lo, hi=b.hi), draws, bs.summary()
+    return Bands(median=point.predict(C=C, M=M), lo=b.lo, hi=b.hi), draws, {**bs.summary(), "log_residual_scale": sigma}
 
 
 def check_set(tb: Testbed, fit: SetFit, config: NutsConfig, n_bootstrap: int = 1000,
@@ -210,13 +219,15 @@ def _target_rows(lh, lb: Bands, y_l, eh, eb: Bands, y_e) -> list[dict]:
     return rows
 
 
-def pooling_comparison(tb: Testbed, datasets, config: NutsConfig, table1: dict[str, LossLaw] | None = None,
+def pooling_comparison(tb: Testbed, datasets, config: NutsConfig,
                        discrepancy: dict[str, Discrepancy] | None = None) -> dict:
     """Hierarchical (η pooled) vs independent Eq. 4 fits, scored on the same held-out models
     (those outside Table 1), with the full Table-1 design and with DROPPED_FOR_FEWER removed.
 
-    ``table1`` reuses independent Table-1 loss posteriors already sampled (e.g. by check_set);
-    ``discrepancy`` (per set; the prior's where missing) is applied to both fits alike.
+    The independent fit is the hierarchical model without pooling (``independent_loss_model``:
+    each η_s ~ Beta(2, 6), as η̄'s prior), not the single-set ``loss_model``, whose implied prior
+    on η differs: the comparison then changes pooling alone. ``discrepancy`` (per set; the
+    prior's where missing) is applied to both fits alike.
     """
     discrepancy = discrepancy or {}
     datasets = list(datasets)
@@ -228,25 +239,23 @@ def pooling_comparison(tb: Testbed, datasets, config: NutsConfig, table1: dict[s
     out = {}
     for design, fit_runs in designs.items():
         data = {ds: loss_data(fit_runs[ds]) for ds in datasets}
-        pooled = run_nuts(hierarchical_loss_model, PooledLossData(tuple(data[ds] for ds in datasets)), config=config)
+        sets = PooledLossData(tuple(data[ds] for ds in datasets))
+        fits = {"hierarchical": run_nuts(hierarchical_loss_model, sets, config=config),
+                "independent": run_nuts(independent_loss_model, sets, config=config)}
         out[design] = {"n_fit_points_per_set": len(next(iter(fit_runs.values()))),
                        "hierarchical": {}, "independent": {},
-                       "hierarchical_diagnostics": pooled.diagnostics.to_dict(), "independent_diagnostics": {}}
+                       "independent_model": "hierarchical_loss_model without pooling: eta_s ~ Beta(2, 6) per set",
+                       **{f"{name}_diagnostics": f.diagnostics.to_dict() for name, f in fits.items()}}
         for s, ds in enumerate(datasets):
             fit_names = {x.name for x in designs["table1"][ds]}
             held = [r for r in tb.select(dataset=ds).runs if r.name not in fit_names]
             C, M = np.array([r.C for r in held]), np.array([r.M for r in held])
             y = np.array([r.loss(VAL) for r in held])
-            if design == "table1" and table1 and ds in table1:
-                indep = table1[ds]
-            else:
-                fit = fit_bayes("overtrain", loss=data[ds], config=config, loss_discrepancy=discrepancy.get(ds))
-                out[design]["independent_diagnostics"][ds] = fit.posterior.diagnostics.to_dict()
-                indep = fit.loss_law
-            hier = LossLaw.from_samples(pooled.samples, data[ds].support, discrepancy.get(ds), index=s)
-            for name, law in (("hierarchical", hier), ("independent", indep)):
+            for name, f in fits.items():
+                law = LossLaw.from_samples(f.samples, data[ds].support, discrepancy.get(ds), index=s)
                 out[design][name][ds] = band_stats(Bands.from_draws(loss_draws(law, C, M, seed=config.seed)), y, M)
-        eta = pooled.samples["eta"]
-        out[design]["hierarchical_eta"] = {ds: [float(np.percentile(eta[:, s], q)) for q in (2.5, 50, 97.5)]
-                                           for s, ds in enumerate(datasets)}
+        for name, f in fits.items():
+            eta = f.samples["eta"]
+            out[design][f"{name}_eta"] = {ds: [float(np.percentile(eta[:, s], q)) for q in (2.5, 50, 97.5)]
+                                          for s, ds in enumerate(datasets)}
     return out

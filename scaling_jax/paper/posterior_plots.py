@@ -61,7 +61,8 @@ def figure1_bands(tb, checks: dict, path: Path) -> Path:
 
 
 def _observed(draws_DxP: np.ndarray, y_P: np.ndarray, levels: np.ndarray) -> np.ndarray:
-    F = np.mean(draws_DxP <= y_P[None], axis=0)
+    defined = ~np.isnan(draws_DxP)  # an Eq. 5 draw at Err <= 0 makes no prediction (laws.bayes.predict)
+    F = np.sum(draws_DxP <= y_P[None], axis=0) / np.maximum(np.sum(defined, axis=0), 1)
     need = np.abs(2.0 * F - 1.0)  # smallest central level whose interval holds y
     return np.array([np.mean(need <= lv) for lv in levels])
 

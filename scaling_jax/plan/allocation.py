@@ -30,6 +30,12 @@ def band(draws_DxP, i: int = 0) -> dict:
     return interval(np.asarray(draws_DxP)[:, i])
 
 
+def error_band(draws_DxP, i: int = 0) -> dict:
+    """:func:`band` of chained error draws, with the share of draws left out of it because their
+    Eq. 5 gives Err <= 0 there (NaN draws: no prediction, see ``laws.bayes.predict``)."""
+    return band(draws_DxP, i) | {"nonpositive_share": float(np.mean(np.isnan(np.asarray(draws_DxP)[:, i])))}
+
+
 def check_budget(C: float, flag: str = "--budget") -> float:
     if not np.isfinite(C) or C <= 0:
         raise UserError(f"{flag}: a FLOP budget must be positive and finite, got {C!r}")
@@ -47,9 +53,10 @@ def compute_optimal(loss: LossLaw, error: ErrorLaw | None, C: float, *, seed: in
     M = m_star(loss)
     N = np.sqrt(C / (6.0 * M))
     M_med = float(np.median(M))
+    err = chained_error_draws(loss, error, [C], [M_med], seed=seed) if error is not None else None
     out = {"C": C, "M_star": interval(M), "N": interval(N), "D": interval(M * N),
            "loss": band(loss_draws(loss, [C], [M_med], seed=seed)),
-           "error": band(chained_error_draws(loss, error, [C], [M_med], seed=seed)) if error is not None else None,
+           "error": error_band(err) if err is not None else None,
            "at_M": M_med}  # fmt: skip
     out["penalty"] = penalty_curve(loss, C, M)
     return out

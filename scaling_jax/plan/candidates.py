@@ -10,7 +10,7 @@ import numpy as np
 from scaling_jax.errors import UserError
 from scaling_jax.laws import forms
 from scaling_jax.laws.bayes.predict import ErrorLaw, LossLaw, chained_error_draws, loss_draws
-from scaling_jax.plan.allocation import band
+from scaling_jax.plan.allocation import band, error_band
 from scaling_jax.plan.draws import Draws, p_reach
 
 
@@ -40,8 +40,8 @@ def parse_candidates(spec: str, flag: str = "--candidates") -> tuple[np.ndarray,
 
 def candidate_table(loss: LossLaw, error: ErrorLaw | None, N, M, *, dr: Draws | None = None,
                     target: float | None = None, target_is_error: bool = False, seed: int = 0) -> list[dict]:
-    """``[{N, M, D, C, loss, error, p_target}]``: bands ``{median, lo95, hi95}`` and, with a target,
-    P(reach it)."""
+    """``[{N, M, D, C, loss, error, p_target}]``: bands ``{median, lo95, hi95}`` (the error's with
+    ``nonpositive_share``, its draws left out for Err <= 0) and, with a target, P(reach it)."""
     N, M = np.asarray(N, np.float64), np.asarray(M, np.float64)
     D = M * N
     C = forms.compute(N, D)
@@ -51,5 +51,5 @@ def candidate_table(loss: LossLaw, error: ErrorLaw | None, N, M, *, dr: Draws | 
     if target is not None:
         p = p_reach(dr if dr is not None else Draws.from_laws(loss, error), C, M, target, error=target_is_error)
     return [{"N": float(N[i]), "M": float(M[i]), "D": float(D[i]), "C": float(C[i]), "loss": band(ld, i),
-             "error": band(ed, i) if ed is not None else None,
+             "error": error_band(ed, i) if ed is not None else None,
              "p_target": float(p[i]) if p is not None else None} for i in range(len(N))]  # fmt: skip

@@ -7,6 +7,12 @@ posterior probability is its (weighted) mean over draws: no noise sampling, smoo
 which the chance-constrained search needs. The chained error is integrated over the loss
 noise by Gauss–Hermite quadrature, each loss node fed through Eq. 5 with its own noise and
 discrepancy.
+
+Where a draw's Eq. 5 gives Err ≤ 0 (at a loss below those it was fitted on) the fit's
+likelihood gives that draw zero density (``laws.bayes.models.error_model``), so such a
+(draw, loss node) is no prediction: it is dropped from every mean and quantile, the rest
+renormalised, and the share dropped is reported (:func:`nonpositive_share`), never clipped to
+a tiny positive error (which made them count as reaching any error target).
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from scaling_jax.laws.bayes.discrepancy import noise_sd
 from scaling_jax.laws.bayes.predict import ErrorLaw, LossLaw
 
 GH_NODES = 10  # Gauss–Hermite nodes over the loss noise for the chained error
+MEDIAN_STEPS = 30  # the predictive median's bisection: its bracket (a few e-folds) to ~1e-8 in ln L
 
 
 def ndtr(x):
@@ -97,9 +104,18 @@ def loss_sd(dr: Draws, C, M, x_loss=None):
 
 
 def _log_error(dr: Draws, L_DxP):
-    """ln Err of Eq. 5 per draw at losses ``(draws, P)`` (clipped like the predictive kernel's)."""
+    """ln Err of Eq. 5 per draw at losses ``(draws, P)``, and where it is defined (Err > 0): a
+    boolean mask of the same shape; undefined entries hold 0 (callers give them no weight)."""
     p = {"epsilon": dr.epsilon[:, None], "k": dr.k[:, None], "gamma": dr.gamma[:, None]}
-    return jnp.log(jnp.clip(forms.error(p, L_DxP), 1e-6, None))
+    err = forms.error(p, L_DxP)
+    valid = err > 0
+    return jnp.log(jnp.where(valid, err, 1.0)), valid
+
+
+def _gh():
+    """Gauss–Hermite nodes and weights (summing to 1) over a standard normal."""
+    z, w = np.polynomial.hermite_e.hermegauss(GH_NODES)
+    return z, w / w.sum()
 
 
 def _error_sd(dr: Draws, L_DxP):
@@ -107,23 +123,45 @@ def _error_sd(dr: Draws, L_DxP):
     return noise_sd(dr.sigma_e, dr.floor_e, dr.tau2_e, dist**2)
 
 
-def p_reach_DxP(dr: Draws, C, M, target, error: bool):
-    """P(value ≤ target | draw) per draw and target ``(draws, P)``: loss, or chained error."""
+def _chained_sums_DxP(dr: Draws, C, M, target):
+    """Per draw and target ``(draws, P)``: Σ_j w_j·P(Err ≤ target | draw, loss node j) over the
+    nodes where Eq. 5 is defined, and Σ_j w_j over those nodes (the draw's defined mass)."""
     mu, s = log_loss(dr, C, M), loss_sd(dr, C, M)
-    if not error:
-        return ndtr((jnp.log(target) - mu) / s)
-    z, w = np.polynomial.hermite_e.hermegauss(GH_NODES)
-    w = w / w.sum()
-    out = jnp.zeros_like(mu)
-    for zj, wj in zip(z, w):  # unrolled: GH_NODES fused passes, no (nodes, draws, P) temporary
-        L = jnp.exp(mu + s * zj)
-        out = out + wj * ndtr((jnp.log(target) - _log_error(dr, L)) / _error_sd(dr, L))
-    return out
+    z, w = (jnp.asarray(x, mu.dtype) for x in _gh())
+
+    def node(j, sums):  # one fused pass per node, no (nodes, draws, P) temporary; traced once
+        hit, mass = sums
+        L = jnp.exp(mu + s * z[j])
+        log_err, valid = _log_error(dr, L)
+        hit = hit + jnp.where(valid, w[j] * ndtr((jnp.log(target) - log_err) / _error_sd(dr, L)), 0.0)
+        return hit, mass + jnp.where(valid, w[j], 0.0)
+
+    return jax.lax.fori_loop(0, GH_NODES, node, (jnp.zeros_like(mu), jnp.zeros_like(mu)))
 
 
 def p_reach_P(dr: Draws, C, M, target, error: bool = False):
-    """P(value ≤ target) per target ``(P,)``: the mean over draws of P(value ≤ target | draw)."""
-    return jnp.mean(p_reach_DxP(dr, C, M, target, error), axis=0)
+    """P(value ≤ target) per target ``(P,)``: the mean over draws of P(value ≤ target | draw); for
+    the chained error, over the (draw, loss node) pairs where Eq. 5 is defined (0 where none is)."""
+    if not error:
+        return jnp.mean(ndtr((jnp.log(target) - log_loss(dr, C, M)) / loss_sd(dr, C, M)), axis=0)
+    hit, mass = _chained_sums_DxP(dr, C, M, target)
+    total = jnp.sum(mass, axis=0)
+    return jnp.where(total > 0, jnp.sum(hit, axis=0) / jnp.where(total > 0, total, 1.0), 0.0)
+
+
+@jax.jit
+def _nonpositive_P(dr: Draws, C, M):
+    mu, s = log_loss(dr, C, M), loss_sd(dr, C, M)
+    defined = sum(wj * jnp.mean(_log_error(dr, jnp.exp(mu + s * zj))[1], axis=0) for zj, wj in zip(*_gh()))
+    return 1.0 - defined
+
+
+def nonpositive_share(dr: Draws, C, M) -> np.ndarray:
+    """Share of the chained error's predictive mass at (C, M) where a draw's Eq. 5 gives Err ≤ 0
+    (dropped from :func:`p_reach`, see the module docstring); shape ``(P,)``."""
+    with jax.enable_x64(True):
+        C, M = jnp.atleast_1d(jnp.asarray(C, jnp.float64)), jnp.atleast_1d(jnp.asarray(M, jnp.float64))
+        return np.asarray(_nonpositive_P(dr, C, M))
 
 
 def mixture_quantiles(mu_D, s_D, w_D, q, steps: int = 50):
@@ -148,14 +186,17 @@ def predictive_median_P(dr: Draws, C, M, error: bool = False):
     chained error, over draws and the loss-noise quadrature nodes)."""
     mu, s = log_loss(dr, C, M), loss_sd(dr, C, M)
     n = mu.shape[0]
-    w = jnp.full(n, 1.0 / n)
+    w = jnp.full(mu.shape, 1.0 / n)
     if error:
-        z, wz = np.polynomial.hermite_e.hermegauss(GH_NODES)
+        z, wz = _gh()
         Ls = [jnp.exp(mu + s * zj) for zj in z]
-        mu = jnp.concatenate([_log_error(dr, L) for L in Ls])
+        errs = [_log_error(dr, L) for L in Ls]
+        mu = jnp.concatenate([e[0] for e in errs])
         s = jnp.concatenate([_error_sd(dr, L) for L in Ls])
-        w = jnp.concatenate([jnp.full(n, wj / (wz.sum() * n)) for wj in wz])
-    q50 = jax.vmap(lambda m, sd: mixture_quantiles(m, sd, w, jnp.array([0.5]))[0], in_axes=(1, 1))(mu, s)
+        w = jnp.concatenate([jnp.where(e[1], wj / n, 0.0) for e, wj in zip(errs, wz)])
+        w = w / jnp.sum(w, axis=0)  # over the defined pairs only (NaN where none is: no median)
+    q50 = jax.vmap(lambda m, sd, wd: mixture_quantiles(m, sd, wd, jnp.array([0.5]), MEDIAN_STEPS)[0],
+                   in_axes=(1, 1, 1))(mu, s, w)
     return jnp.exp(q50)
 
 
@@ -164,7 +205,8 @@ def median_P(dr: Draws, C, M, error: bool = False):
     chained error), no noise."""
     mu = log_loss(dr, C, M)
     if error:
-        mu = _log_error(dr, jnp.exp(mu))
+        mu, valid = _log_error(dr, jnp.exp(mu))
+        return jnp.exp(jnp.nanmedian(jnp.where(valid, mu, jnp.nan), axis=0))
     return jnp.exp(jnp.median(mu, axis=0))
 
 
@@ -180,11 +222,18 @@ def _p_reach_loss_f32(dr: Draws, C, M, target):
     f = lambda x: x.astype(jnp.float32)  # noqa: E731
     logC, logM = jnp.log(C), jnp.log(M)
     dist2_PxK = f(loss_distance(_support(dr.x_loss), C, M, xp=jnp) ** 2)
-    u_P1, v_P1 = f(logM - logC)[:, None], f(logM + logC)[:, None]
-    E, a, b, eta = (f(x)[None] for x in (dr.E, dr.a, dr.b, dr.eta))
+    # Centred at the fit points: a·e^(ηu) = e^(ln a + ηu₀ + η(u − u₀)), so the float32 coefficients
+    # are the law's terms at the fit centre, of the order of the loss, never a, b themselves
+    # (b = b₀·e^(η(ln C₀ + ln M₀)) overflows float32 for η ≳ 2).
+    u, v = logM - logC, logM + logC
+    x0 = jnp.mean(dr.x_loss, axis=0)
+    u0, v0 = x0[1] - x0[0], x0[1] + x0[0]
+    u_P1, v_P1 = f(u - u0)[:, None], f(v - v0)[:, None]
+    ln_a, ln_b = f(jnp.log(dr.a) + dr.eta * u0)[None], f(jnp.log(dr.b) - dr.eta * v0)[None]
+    E, eta = f(dr.E)[None], f(dr.eta)[None]
     var_PxD = f(dr.sigma**2 + dr.floor**2)[None] + sum(
         f(dr.tau2[:, k])[None] * dist2_PxK[:, k, None] for k in range(dist2_PxK.shape[1]))
-    L_PxD = E + a * jnp.exp(eta * u_P1) + b * jnp.exp(-eta * v_P1)
+    L_PxD = E + jnp.exp(ln_a + eta * u_P1) + jnp.exp(ln_b - eta * v_P1)
     z_PxD = (f(jnp.log(target)) - jnp.log(L_PxD)) * jax.lax.rsqrt(var_PxD)
     return jnp.mean(ndtr(z_PxD), axis=1)
 
@@ -205,10 +254,21 @@ def p_reach(dr: Draws, C, M, target: float, error: bool = False, *, exact: bool 
 
 def p_reachable(dr: Draws, target: float, error: bool = False) -> float:
     """P(the target lies above the law's floor): the share of draws whose irreducible loss E
-    (or error at loss E) is below it. Zero means no run of any size reaches it."""
+    (or error at loss E) is below it. Zero means no run of any size reaches it. For the error,
+    draws whose Eq. 5 gives Err ≤ 0 at E are dropped (:func:`floor_nonpositive_share` says how
+    many); 0 when every draw is."""
     with jax.enable_x64(True):
-        floor = dr.E if not error else jnp.exp(_log_error(dr, dr.E[:, None])[:, 0])
-        return float(jnp.mean(floor < target))
+        if not error:
+            return float(jnp.mean(dr.E < target))
+        log_err, valid = _log_error(dr, dr.E[:, None])
+        n_valid = int(jnp.sum(valid))
+        return float(jnp.sum(valid & (log_err < jnp.log(target)))) / n_valid if n_valid else 0.0
+
+
+def floor_nonpositive_share(dr: Draws) -> float:
+    """Share of draws whose Eq. 5 gives Err ≤ 0 at their own irreducible loss E."""
+    with jax.enable_x64(True):
+        return float(1.0 - jnp.mean(_log_error(dr, dr.E[:, None])[1]))
 
 
 _median = jax.jit(median_P, static_argnames="error")

@@ -129,6 +129,12 @@ def table(plan: dict) -> str:
                          f"FLOPs, lifetime {ia['lifetime_flops']:.4g}, P(reach) = {ia['p_reach']:.3f}")
         else:
             lines.append(f"  unreachable: {ia['reason']}")
+        b = ia["best_p_reach"]
+        lines.append(f"  best P(reach) of any run: {b['p_reach']:.3f} at N = {b['N']:.4g}, M = {b['M']:.4g} "
+                     f"(lifetime {b['lifetime_flops']:.4g} FLOPs)")
+        if "p_reachable_nonpositive_share" in ia:
+            lines.append(f"  Eq. 5 gives error <= 0 at E for {ia['p_reachable_nonpositive_share']:.1%} of draws; "
+                         f"at the plan for {ia.get('nonpositive_share') or 0:.1%} of the predictive mass (dropped)")
         m = ia["median_plan"]
         if m.get("reachable", True):
             lines.append(f"  median-forecast plan: N = {m['N']:.4g}, M = {m['M']:.4g}, lifetime "
@@ -143,6 +149,9 @@ def table(plan: dict) -> str:
             pt = "-" if c["p_target"] is None else f"{c['p_target']:.3f}"
             lines.append(f"  {c['N']:>10.4g} {c['M']:>7.4g} {c['C']:>10.4g} {_iv(c['loss']):>28} "
                          f"{_iv(c['error']):>28} {pt:>9}")
+            if c["error"] and c["error"]["nonpositive_share"] > 0:
+                lines.append(f"  {'':>10} error band leaves out {c['error']['nonpositive_share']:.1%} of draws "
+                             "(Eq. 5 <= 0 there)")
     nr = plan.get("next_run")
     if nr:
         t = nr["target"]

@@ -27,12 +27,19 @@ def test_plan_json_fields_table_and_figures(planned, capsys):
     co = plan["compute_optimal"]
     assert set(co) >= {"C", "M_star", "N", "D", "loss", "error"} and co["C"] == 1e22
     for k in ("M_star", "N", "D", "loss", "error"):
-        assert set(co[k]) == {"median", "lo95", "hi95"} and co[k]["lo95"] <= co[k]["median"] <= co[k]["hi95"]
+        assert set(co[k]) - {"nonpositive_share"} == {"median", "lo95", "hi95"}
+        assert co[k]["lo95"] <= co[k]["median"] <= co[k]["hi95"]
+    assert co["error"]["nonpositive_share"] == 0.0 and "nonpositive_share" not in co["loss"]
     ia = plan["inference_aware"]
     assert set(ia) >= {"L_target", "D_inf", "p", "N", "D", "M", "train_flops", "lifetime_flops", "p_reach",
                        "median_plan"}
     assert ia["L_target"] == 2.6 and ia["p"] == 0.9 and ia["p_reach"] >= 0.9 - 1e-3
     assert ia["lifetime_flops"] == pytest.approx(ia["train_flops"] + 2 * ia["N"] * 1e12)
+    best = ia["best_p_reach"]  # issue 36: the best P(reach) of any run, and where, in plan.json and the table
+    assert set(best) >= {"N", "M", "D", "p_reach", "lifetime_flops"} and best["p_reach"] >= ia["p_reach"]
+    from scaling_jax.plan.report import table
+
+    assert f"best P(reach) of any run: {best['p_reach']:.3f} at N = {best['N']:.4g}" in table(plan)
     c1, c2 = plan["candidates"]
     assert set(c1) == {"N", "M", "D", "C", "loss", "error", "p_target"}
     assert c2["D"] == pytest.approx(2.9e10) and c2["M"] == pytest.approx(2.9e10 / 1.4e9)

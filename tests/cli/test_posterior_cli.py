@@ -84,3 +84,65 @@ def test_unknown_dataset_is_a_one_line_error(testbed_dir, tmp_path, capsys):
     argv = ["posterior", "--testbed", str(testbed_dir), "--out", str(tmp_path), "--datasets", "pile"]
     assert main(argv) == 2
     assert "pile" in capsys.readouterr().err
+
+
+def test_lm_bootstrap_baseline_adds_the_residual_scale_as_fit_lm_does(testbed):
+    """Issue 36, item 3 (fails on 7cbb090, whose "LM boot" bands in posterior.json were the refitted
+    laws alone): the baseline's draws are ``fit --estimator lm``'s, bootstrap laws × exp(σ·z)."""
+    import numpy as np
+
+    from scaling_jax.laws import predictive
+    from scaling_jax.laws.bootstrap import bootstrap
+    from scaling_jax.laws.fit import fit_law
+    from scaling_jax.paper import recipe
+    from scaling_jax.paper.posterior_check import VAL, _bootstrap_bands
+
+    fit_runs = recipe.loss_fit_runs(testbed, "rpj")
+    held = [r for r in testbed.select(dataset="rpj").runs if r.name not in {x.name for x in fit_runs}]
+    _, draws, summary = _bootstrap_bands(fit_runs, held, 100, 0)
+    inputs, y = {"C": [r.C for r in fit_runs], "M": [r.M for r in fit_runs]}, [r.loss(VAL) for r in fit_runs]
+    C, M = np.array([r.C for r in held]), np.array([r.M for r in held])
+    bs = bootstrap("overtrain", inputs, y, n_resamples=100, seed=0)
+    sigma = predictive.log_residual_scale("overtrain", fit_law("overtrain", inputs, y).params, inputs, y)
+    assert sigma > 0
+    assert np.std(np.log(draws / bs.predictions(C=C, M=M))) == pytest.approx(sigma, rel=0.1)
+    np.testing.assert_allclose(draws, predictive.predictive_draws(bs, sigma, seed=0, C=C, M=M), rtol=1e-12)
+    assert summary["log_residual_scale"] == sigma
+
+
+def test_pooling_comparison_changes_pooling_alone(testbed, monkeypatch):
+    """Issue 36, item 3 (fails on 7cbb090, whose independent arm was the single-set Eq. 4 model,
+    with an implied prior on η unlike the pooled model's Beta(2, 6)): the independent arm is the
+    hierarchical model without pooling, each η_s ~ Beta(2, 6) and every other prior the same.
+    NUTS is replaced by a few prior draws: only which models are compared is checked here."""
+    import jax
+    import numpy as np
+    from numpyro import handlers
+
+    import scaling_jax.laws.bayes.fit as bayes_fit
+    import scaling_jax.paper.posterior_check as check
+    from scaling_jax.laws.bayes import Diagnostics, NutsConfig, Posterior, hierarchical_loss_model
+    from scaling_jax.laws.bayes.fit import describe_priors
+
+    calls = []
+
+    def prior_draws(model, *args, config):
+        calls.append((model, args))
+        with jax.enable_x64(True):
+            traces = [handlers.trace(handlers.seed(model, i)).get_trace(*args) for i in range(8)]
+        s = {k: np.stack([np.asarray(t[k]["value"]) for t in traces]) for k in traces[0]}
+        return Posterior(s, Diagnostics({"eta": 1.0}, {"eta": 8.0}, 0))
+
+    monkeypatch.setattr(check, "run_nuts", prior_draws)
+    monkeypatch.setattr(bayes_fit, "run_nuts", prior_draws)
+    out = check.pooling_comparison(testbed, ["rpj", "c4_original"], NutsConfig(num_samples=8, num_chains=1))
+    assert set(out["table1"]["independent"]) == set(out["fewer"]["hierarchical"]) == {"rpj", "c4_original"}
+    pooled = [args for model, args in calls if model is hierarchical_loss_model]
+    independent = [(model, args) for model, args in calls if model is not hierarchical_loss_model]
+    assert len(pooled) == 2 and independent
+    pooling_sites = {"eta_bar", "s_eta", "z_eta"}
+    for model, args in independent:
+        priors = describe_priors(model, *args)
+        assert priors.get("eta") == "Beta(concentration1=2, concentration0=6)", priors
+        same = {k: v for k, v in describe_priors(hierarchical_loss_model, *args).items() if k not in pooling_sites}
+        assert same.items() <= priors.items(), (same, priors)

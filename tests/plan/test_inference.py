@@ -83,3 +83,33 @@ def test_bad_values_are_user_errors(laws, kw, match):
     args = {"target": 2.6, "D_inf": 0.0, "p": 0.9, "error": False} | kw
     with pytest.raises(UserError, match=match):
         inference_aware(Draws.from_laws(*laws), args["target"], args["D_inf"], args["p"], error=args["error"])
+
+
+def test_a_target_reached_only_short_of_the_largest_n_is_found_with_its_best_p(laws):
+    """Issue 36, item 1 (fails on 7cbb090, which tested feasibility at N = 1e16 only): with the
+    discrepancy growing 0.4 % per e-fold, P(L <= 2.2) peaks near 0.94 at N ~ 1e13 and sinks to
+    0.84-0.90 by N = 1e16, so p = 0.93 is reachable though not at the range's end. The plan meets p,
+    the best P(reach) reported is the grid's highest (and where), and the cost curve is null
+    exactly where p exceeds it."""
+    n = len(laws[0].E)
+    loss = dataclasses.replace(laws[0], discrepancy=Discrepancy(np.full(n, 0.002), np.full((n, 3), 0.004),
+                                                                 laws[0].discrepancy.axes, "test"))
+    dr = Draws.from_laws(loss)
+    N = np.geomspace(1e5, 1e16, 111)
+    M = np.geomspace(1.0, 1e5, 41)
+    NN, MM = (x.ravel() for x in np.meshgrid(N, M))
+    P = p_reach(dr, forms.compute(NN, MM * NN), MM, 2.2, exact=True)
+    assert P[NN == N[-1]].max() < 0.91 and P.max() > 0.935  # the range's end misses p; some run reaches it
+
+    out = inference_aware(dr, 2.2, 1e12, 0.93)
+    assert out["reachable"] and out["p_reach"] >= 0.93 - 1e-6 and out["N"] < 1e15
+    best = out["best_p_reach"]
+    assert P.max() - 1e-4 <= best["p_reach"] <= P.max() + 5e-3, (best, P.max())
+    assert best["p_reach"] == pytest.approx(p_reach(dr, forms.compute(best["N"], best["D"]), best["M"], 2.2,
+                                                    exact=True)[0])
+    # No run on the brute-force grid meets p more cheaply than the plan.
+    cost = forms.compute(NN, MM * NN) + 2 * NN * 1e12
+    assert cost[P >= 0.93].min() >= out["lifetime_flops"] * (1 - 1e-3)
+    for c in out["cost_curve"]:
+        assert (c["lifetime_flops"] is None) == (c["p"] > best["p_reach"]), (c, best)
+    json.dumps(out, allow_nan=False)

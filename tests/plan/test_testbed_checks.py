@@ -72,3 +72,18 @@ def test_p_half_is_the_median_plan_and_p_0_9_costs_more(plan_fits):
         assert half["lifetime_flops"] == pytest.approx(median["lifetime_flops"], rel=0.01)
         assert high["lifetime_flops"] > half["lifetime_flops"]
         assert half["p_reach"] == pytest.approx(0.5, abs=1e-3) and high["p_reach"] >= 0.9 - 1e-3
+
+
+def test_rpj_target_reached_short_of_the_largest_n_is_reachable(plan_fits):
+    """Issue 36, item 1 (fails on 7cbb090, which called it unreachable: P(reach) at N = 1e16 is
+    below 0.9 though it passes 0.9 near N = 1e11): RedPajama's Table-1 posterior, L* = 2.45."""
+    from scaling_jax.plan.inference import inference_aware
+
+    loss, error = plan_fits.table1("rpj", chained=True)
+    out = inference_aware(Draws.from_laws(loss, error), 2.45, 1e12, 0.9)
+    print(f"rpj L* = 2.45: plan N = {out['N']}, M = {out['M']}, P(reach) = {out['p_reach']}")
+    assert out["reachable"] and out["p_reach"] >= 0.9 - 1e-6 and out["N"] < 1e13
+    best = out["best_p_reach"]
+    assert best["p_reach"] >= out["p_reach"]
+    for c in out["cost_curve"]:
+        assert (c["lifetime_flops"] is None) == (c["p"] > best["p_reach"]), (c, best)

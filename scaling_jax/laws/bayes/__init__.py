@@ -24,6 +24,7 @@ from scaling_jax.laws.bayes.models import (
     chained_model,
     error_model,
     hierarchical_loss_model,
+    independent_loss_model,
     loss_model,
 )  # fmt: skip
 from scaling_jax.laws.bayes.predict import (
@@ -41,6 +42,7 @@ __all__ = [
     "Bands", "ChinchillaData", "ChinchillaLaw", "chained_chinchilla_model", "chinchilla_model",
     "Diagnostics", "Discrepancy", "ErrorData", "ErrorLaw", "LossData", "LossLaw", "NutsConfig",
     "PooledLossData", "Posterior", "Residuals", "Support", "calibrate", "chained_error_draws", "chained_model",
-    "error_draws", "error_model", "hierarchical_loss_model", "load_calibration", "loss_draws", "loss_model",
+    "error_draws", "error_model", "hierarchical_loss_model", "independent_loss_model", "load_calibration",
+    "loss_draws", "loss_model",
     "predictive", "prior_discrepancy", "run_nuts", "save_calibration", "to_CM",
 ]  # fmt: skip

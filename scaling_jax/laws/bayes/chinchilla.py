@@ -140,6 +140,23 @@ def chained_chinchilla_model(loss: ChinchillaData, error: ErrorData):
     error_model(error)
 
 
+# What fit.json's "priors" says of the sampled coordinates whose own distributions are not the
+# prior (``fit.describe_priors`` reads it): the Normal base of ln g is taken back out by the
+# exponent factor, and the prior in effect is the module docstring's α, β ~ Beta(2, 6).
+_EXPONENT = "Beta(concentration1=2, concentration0=6)"
+PRIOR_NOTES = {
+    "alpha": f"{_EXPONENT} (effective prior, independent of u_E and w)",
+    "beta": f"{_EXPONENT} (effective prior, independent of u_E and w)",
+    "ln_g_N": "sampling coordinate, not a prior: alpha = exp(ln_g_N)/(w*(1 - u_E)); its Normal base is "
+              "cancelled by exponent_prior",
+    "ln_g_D": "sampling coordinate, not a prior: beta = exp(ln_g_D)/((1 - w)*(1 - u_E)); its Normal base is "
+              "cancelled by exponent_prior",
+    "exponent_prior": f"density factor: with it the effective prior is alpha, beta ~ {_EXPONENT} "
+                      f"(see {__name__})",
+}
+chinchilla_model.prior_notes = chained_chinchilla_model.prior_notes = PRIOR_NOTES
+
+
 @dataclass(frozen=True)
 class ChinchillaLaw:
     """Posterior draws of Eq. 3 (shape ``(draws,)`` each), its fit noise σ_fit, the support of its

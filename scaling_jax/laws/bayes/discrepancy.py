@@ -25,7 +25,13 @@ through them, and a residual of a fit point is not a prediction error. Two sourc
   ln y ~ Normal(μ, sqrt(s² + sd(Δ)²)), μ and s the mean and spread of the law's posterior
   prediction there (s includes σ_fit), so parameter uncertainty is not counted as
   discrepancy. This is empirical Bayes across sweeps: the misfit a recipe showed when
-  extrapolating before is the best guide to its misfit next time.
+  extrapolating before is the best guide to its misfit next time. The held-out runs of one
+  sweep are scored against one fitted law, so they share its error: the growth term is one
+  draw per sweep (a random slope ζ_k ~ Normal(0, τ_k) per axis, the miss ζ·Δ, as a wrong
+  exponent gives), the floor one per run. Marginally each run's sd is the one above; within a
+  sweep the misses covary by Σ_k τ_k²·Δ_ik·Δ_jk (see :func:`residual_model`). Treating them
+  as independent counted a sweep's thirty runs as thirty draws of τ where they are nearer one,
+  and made τ's posterior too narrow.
 """
 
 from __future__ import annotations
@@ -177,43 +183,67 @@ def prior_discrepancy(kind: str, n: int, seed: int = 0) -> Discrepancy:
     return Discrepancy(floor, tau, _axes(kind), "prior")
 
 
-@functools.partial(jax.tree_util.register_dataclass, data_fields=["mu", "s", "log_y", "dist_PxK"], meta_fields=[])
+@functools.partial(jax.tree_util.register_dataclass, data_fields=["mu", "s", "log_y", "dist_PxK", "group"],
+                   meta_fields=[])
 @dataclass(frozen=True)
 class Residuals:
-    """Held-out runs of a past sweep, as the law's posterior saw them: ``mu``, ``s`` the mean
-    and spread of its ln prediction, ``log_y`` the measured ln value, ``dist_PxK`` distances."""
+    """Held-out runs of past sweeps, as the laws' posteriors saw them: ``mu``, ``s`` the mean
+    and spread of the ln prediction, ``log_y`` the measured ln value, ``dist_PxK`` distances,
+    ``group`` which fitted law (sweep) scored each run (integers; None: every run its own)."""
 
     mu: np.ndarray
     s: np.ndarray
     log_y: np.ndarray
     dist_PxK: np.ndarray
+    group: np.ndarray | None = None
 
     @classmethod
     def from_draws(cls, log_pred_DxP, sigma_fit_D, y_P, dist_PxK) -> "Residuals":
-        """From the law's ln predictions per posterior draw (no noise) and its σ_fit draws."""
+        """From one law's ln predictions per posterior draw (no noise) and its σ_fit draws: one
+        group. A draw that makes no prediction at a run (NaN: Eq. 5 at Err ≤ 0) is left out there."""
         log_pred_DxP = np.asarray(log_pred_DxP, np.float64)
-        s = np.sqrt(log_pred_DxP.var(axis=0) + np.mean(np.square(sigma_fit_D)))
         y_P = np.asarray(y_P, np.float64)
         if not (np.all(np.isfinite(y_P)) and np.all(y_P > 0)):
             raise ValueError("held-out values must be finite and positive")
-        return cls(log_pred_DxP.mean(axis=0), s, np.log(y_P), np.asarray(dist_PxK, np.float64))
+        none = np.flatnonzero(np.all(np.isnan(log_pred_DxP), axis=0))
+        if none.size:
+            raise ValueError(f"held-out point {none[0]}: no posterior draw predicts it (every draw gives Err <= 0)")
+        s = np.sqrt(np.nanvar(log_pred_DxP, axis=0) + np.mean(np.square(sigma_fit_D)))
+        return cls(np.nanmean(log_pred_DxP, axis=0), s, np.log(y_P), np.asarray(dist_PxK, np.float64),
+                   np.zeros(len(y_P), np.int32))
 
     @classmethod
     def concat(cls, parts) -> "Residuals":
+        """Several sweeps' residuals; each part's groups stay apart from every other part's."""
         parts = list(parts)
         if not parts:
             raise ValueError("calibrating a discrepancy needs held-out runs from at least one sweep")
-        return cls(*(np.concatenate([getattr(p, f) for p in parts]) for f in ("mu", "s", "log_y", "dist_PxK")))
+        groups, offset = [], 0
+        for p in parts:
+            g = np.arange(len(p.mu)) if p.group is None else np.unique(p.group, return_inverse=True)[1]
+            groups.append(g + offset)
+            offset += int(g.max()) + 1 if len(g) else 0
+        fields = (np.concatenate([getattr(p, f) for p in parts]) for f in ("mu", "s", "log_y", "dist_PxK"))
+        return cls(*fields, np.concatenate(groups).astype(np.int32))
 
 
 def residual_model(res: Residuals, kind: str):
-    """ln y ~ Normal(μ, sqrt(s² + δ₀² + Σ(τ_k·Δ_k)²)), HalfNormal hyperpriors of ``kind``'s
-    prior scales × ``CALIBRATION_WIDEN``."""
+    """ln y ~ Normal(μ, Σ) with Σ_ii = s_i² + δ₀² + Σ_k (τ_k·Δ_ik)² and, for runs i ≠ j of one
+    group, Σ_ij = Σ_k τ_k²·Δ_ik·Δ_jk: the growth is one random slope per group and axis,
+    marginalised (module docstring). HalfNormal hyperpriors of ``kind``'s prior scales ×
+    ``CALIBRATION_WIDEN``."""
     floor_scale, tau_K = _scales(kind)
     floor = numpyro.sample("floor", dist.HalfNormal(CALIBRATION_WIDEN * floor_scale))
     tau = numpyro.sample("tau", dist.HalfNormal(CALIBRATION_WIDEN * tau_K).to_event(1))
-    sd2 = res.s**2 + floor**2 + jnp.sum((tau * res.dist_PxK) ** 2, axis=-1)
-    numpyro.sample("log_y", dist.Normal(res.mu, jnp.sqrt(sd2)), obs=res.log_y)
+    own2 = res.s**2 + floor**2
+    if res.group is None:  # every run its own group: independent
+        sd2 = own2 + jnp.sum((tau * res.dist_PxK) ** 2, axis=-1)
+        numpyro.sample("log_y", dist.Normal(res.mu, jnp.sqrt(sd2)), obs=res.log_y)
+        return
+    g = tau * res.dist_PxK
+    same = res.group[:, None] == res.group[None, :]
+    cov = jnp.where(same, g @ g.T, 0.0) + jnp.diag(own2)
+    numpyro.sample("log_y", dist.MultivariateNormal(res.mu, covariance_matrix=cov), obs=res.log_y)
 
 
 def calibrate(res: Residuals, kind: str, *, source: str, config=None) -> Discrepancy:

@@ -71,7 +71,9 @@ class BayesFit:
 
 def describe_priors(model, *args) -> dict[str, str]:
     """Each latent site's prior, as its distribution and parameters (read from one traced run),
-    and any density factors the model adds (their meaning is in the model's module docstring)."""
+    and any density factors the model adds (their meaning is in the model's module docstring).
+    A model's ``prior_notes`` (site → text) replace or add entries where a sampled coordinate's
+    own distribution is not the prior in effect (Eq. 3's ln g, whose base a factor cancels)."""
     import jax
 
     with jax.enable_x64(True):
@@ -89,7 +91,7 @@ def describe_priors(model, *args) -> dict[str, str]:
             fn = fn.base_dist
         values = ", ".join(f"{k}={float(np.mean(getattr(fn, k))):.4g}" for k in fn.arg_constraints if hasattr(fn, k))
         out[name] = f"{type(fn).__name__}({values})"
-    return out
+    return out | getattr(model, "prior_notes", {})
 
 
 def fit_bayes(law: str, *, loss: LossData | ChinchillaData | None = None, error: ErrorData | None = None,

@@ -227,7 +227,7 @@ class PooledLossData:
     sets: tuple[LossData, ...]
 
 
-def hierarchical_loss_model(data: PooledLossData):
+def hierarchical_loss_model(data: PooledLossData, pooled: bool = True):
     """Eq. 4 for S training sets with η partially pooled and E, a, b free per set.
 
     Per set the anchored coordinates of :func:`loss_model` (L_hi, E = u·L_hi, w) with their
@@ -238,17 +238,27 @@ def hierarchical_loss_model(data: PooledLossData):
     logit scale lets η_s differ from η̄ by ~±20 % (η(1−η)·0.2 ≈ 0.02 at η ≈ 0.13). The
     fit noise σ_fit is shared: the same architecture, recipe and evaluation set make the
     law's scatter a property of the recipe, and pooling it gives it S times the residuals.
+
+    ``pooled=False`` is the same model without pooling (:func:`independent_loss_model`): each
+    η_s ~ Beta(2, 6) on its own, everything else (priors, shared σ_fit) unchanged, so that a
+    comparison of the two measures pooling alone. (:func:`loss_model`'s η follows from its
+    anchored coordinates, with an implied prior that is not Beta(2, 6).)
     """
     S = len(data.sets)
-    eta_bar = numpyro.sample("eta_bar", dist.Beta(2.0, 6.0))
-    s_eta = numpyro.sample("s_eta", dist.HalfNormal(0.2))
+    if pooled:
+        eta_bar = numpyro.sample("eta_bar", dist.Beta(2.0, 6.0))
+        s_eta = numpyro.sample("s_eta", dist.HalfNormal(0.2))
     sigma = _sigma_fit("sigma_loss")
     with numpyro.plate("set", S):
-        z = numpyro.sample("z_eta", dist.Normal(0.0, 1.0))
+        if pooled:
+            z = numpyro.sample("z_eta", dist.Normal(0.0, 1.0))
+        else:
+            eta = numpyro.sample("eta", dist.Beta(2.0, 6.0))
         ln_L_hi = numpyro.sample("ln_L_hi", dist.Normal(jnp.log(jnp.stack([d.L_bar for d in data.sets])), 1.0))
         u_E = numpyro.sample("u_E", dist.Beta(2.0, 2.0))
         w = numpyro.sample("w", dist.Beta(2.0, 2.0))
-    eta = numpyro.deterministic("eta", jax.nn.sigmoid(logit(eta_bar) + s_eta * z))
+    if pooled:
+        eta = numpyro.deterministic("eta", jax.nn.sigmoid(logit(eta_bar) + s_eta * z))
     per_set = []
     for s, d in enumerate(data.sets):
         L_hi = jnp.exp(ln_L_hi[s])
@@ -258,3 +268,8 @@ def hierarchical_loss_model(data: PooledLossData):
         per_set.append(p)
     for name in ("E", "a", "b"):
         numpyro.deterministic(name, jnp.stack([p[name] for p in per_set]))
+
+
+def independent_loss_model(data: PooledLossData):
+    """:func:`hierarchical_loss_model` without pooling: η_s ~ Beta(2, 6) independently per set."""
+    hierarchical_loss_model(data, pooled=False)

@@ -7,11 +7,19 @@ extrapolation distance Δ (see ``discrepancy``), so bands carry the parameter un
 the scatter of runs and the law's misfit, which grows away from the fit points. The chained
 error feeds each loss draw through a matching draw of Eq. 5 and adds Eq. 5's own noise and
 discrepancy, so the error band includes both laws' uncertainty.
+
+Eq. 5 falls below zero at losses low enough (ε − k·e^−γL ≤ 0). The fit gives a draw that does
+so at a fit point zero density (``models.error_model``); a draw that does so at a target makes
+no prediction there, so its error draw is NaN, left out of the bands' quantiles (the rest
+renormalised) and counted: ``Bands.undefined`` is the share left out per target. Clipping
+such draws to a tiny error (as before) put a floor of 1e-6 under the bands and counted them
+as reaching any error target.
 """
 
 from __future__ import annotations
 
 import functools
+import warnings
 from dataclasses import dataclass
 
 import jax
@@ -96,7 +104,7 @@ class ErrorLaw:
     def law_args(self, L_DxP) -> tuple:
         """(form, parameters as (draws, 1) columns, losses) for ``log_law_DxP``; call under x64."""
         p = {k: jnp.asarray(getattr(self, k))[:, None] for k in ("epsilon", "k", "gamma")}
-        return _clipped_error, p, jnp.asarray(L_DxP, jnp.float64)
+        return _defined_error, p, jnp.asarray(L_DxP, jnp.float64)
 
 
 def log_rows(*xs) -> tuple:
@@ -105,8 +113,10 @@ def log_rows(*xs) -> tuple:
     return tuple(jnp.asarray(np.log(np.asarray(x, np.float64)))[None] for x in xs)
 
 
-def _clipped_error(p, L):
-    return jnp.clip(forms.error(p, L), 1e-6, None)
+def _defined_error(p, L):
+    """Eq. 5 where it is positive, NaN where a draw gives Err ≤ 0 (no prediction: module docstring)."""
+    err = forms.error(p, L)
+    return jnp.where(err > 0, err, jnp.nan)
 
 
 @functools.partial(jax.jit, static_argnums=0)
@@ -183,20 +193,31 @@ def chained_error_draws(loss: LossLaw, error: ErrorLaw, C, M, *, seed: int = 0) 
 
 @dataclass(frozen=True)
 class Bands:
-    """Median and central intervals per target: ``lo[level]``, ``hi[level]`` of shape ``(P,)``."""
+    """Median and central intervals per target: ``lo[level]``, ``hi[level]`` of shape ``(P,)``;
+    ``undefined`` the share of draws per target that made no prediction (NaN: an Eq. 5 draw at
+    Err ≤ 0, see the module docstring), left out of the quantiles."""
 
     median: np.ndarray
     lo: dict[int, np.ndarray]
     hi: dict[int, np.ndarray]
+    undefined: np.ndarray | None = None
 
     @classmethod
     def from_draws(cls, draws_DxP: np.ndarray, levels=LEVELS) -> "Bands":
-        q = lambda p: np.percentile(draws_DxP, p, axis=0)  # noqa: E731
-        return cls(
-            median=q(50.0),
-            lo={lv: q(50.0 - lv / 2) for lv in levels},
-            hi={lv: q(50.0 + lv / 2) for lv in levels},
-        )
+        draws_DxP = np.asarray(draws_DxP)
+        nan = np.isnan(draws_DxP)
+        undefined = nan.mean(axis=0)
+        # nanpercentile only when needed: it is many times slower than percentile.
+        pct = np.nanpercentile if nan.any() else np.percentile
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # a target with no defined draw: NaN band
+            q = lambda p: pct(draws_DxP, p, axis=0)  # noqa: E731
+            return cls(
+                median=q(50.0),
+                lo={lv: q(50.0 - lv / 2) for lv in levels},
+                hi={lv: q(50.0 + lv / 2) for lv in levels},
+                undefined=undefined,
+            )
 
     def covers(self, y_P: np.ndarray, level: int) -> np.ndarray:
         return (self.lo[level] <= y_P) & (y_P <= self.hi[level])

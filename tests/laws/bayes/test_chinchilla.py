@@ -197,3 +197,21 @@ def test_discrepancy_defaults_to_prior_draws_paired_with_the_posterior():
     assert law.discrepancy.source == "prior" and len(law.discrepancy.floor) == 7
     law = ChinchillaLaw.from_samples(s, support, prior_discrepancy("loss", 50, seed=3))
     assert len(law.discrepancy.floor) == 7
+
+
+def test_fit_json_priors_state_the_effective_exponent_prior_not_the_slope_base():
+    """Issue 36, item 3 (fails on 7cbb090: fit.json listed ln_g_N ~ Normal(-2.77, 1), a base the
+    exponent factor cancels, and no prior on α, β): the priors say α, β ~ Beta(2, 6)."""
+    from scaling_jax.laws.bayes import ErrorData, chained_chinchilla_model, chinchilla_model
+    from scaling_jax.laws.bayes.fit import describe_priors
+
+    data = ChinchillaData(FIT_N, FIT_D, true_loss_NxD(FIT_N, FIT_D))
+    L = data.L[:6]
+    err = ErrorData(L=L, Err=np.asarray(forms.error(TRUE_ERR, L)))
+    for model, args in ((chinchilla_model, (data,)), (chained_chinchilla_model, (data, err))):
+        priors = describe_priors(model, *args)
+        for exponent, slope in (("alpha", "ln_g_N"), ("beta", "ln_g_D")):
+            assert priors[exponent].startswith("Beta(concentration1=2, concentration0=6)"), priors
+            assert not priors[slope].startswith("Normal(") and "not a prior" in priors[slope]
+        assert "alpha, beta ~ Beta(concentration1=2, concentration0=6)" in priors["exponent_prior"]
+        assert priors["u_E"].startswith("Beta(")  # the other sites keep their traced priors

@@ -63,3 +63,38 @@ def test_residuals_subtract_parameter_spread_and_reject_bad_values():
         Residuals.concat([])
     with pytest.raises(ValueError, match="distances along"):
         calibrate(Residuals(r.mu, r.s, r.log_y, np.zeros((2, 1))), "loss", source="x")
+
+
+def test_one_sweeps_residuals_share_its_law_s_error():
+    """Issue 36, item 3 (fails on 7cbb090, whose residual model made every held-out run
+    independent, so τ's posterior was too narrow): runs scored by one fitted law share its
+    misfit. The density is the Normal with one random slope per sweep and axis marginalised:
+    Σ_ii = s_i² + δ₀² + Σ_k τ_k²Δ_ik², Σ_ij = Σ_k τ_k²Δ_ikΔ_jk within a sweep, 0 across sweeps."""
+    import functools
+
+    import jax
+    from numpyro.infer.util import log_density
+    from scipy.stats import multivariate_normal
+
+    from scaling_jax.laws.bayes.discrepancy import residual_model
+
+    rng = np.random.default_rng(0)
+    parts = []
+    for n in (4, 3):
+        log_pred = rng.normal(1.0, 0.01, (50, n))
+        parts.append(Residuals.from_draws(log_pred, np.full(50, 0.004), np.exp(rng.normal(1.0, 0.03, n)),
+                                          np.abs(rng.normal(0, 2, (n, 3)))))
+    res = Residuals.concat(parts)
+    sweep = np.repeat([0, 1], [4, 3])
+    floor, tau = 0.005, np.array([0.01, 0.03, 0.02])
+    g = tau * res.dist_PxK
+    cov = np.where(sweep[:, None] == sweep[None, :], g @ g.T, 0.0) + np.diag(res.s**2 + floor**2)
+    want = multivariate_normal(res.mu, cov).logpdf(res.log_y)
+    with jax.enable_x64(True):
+        model = functools.partial(residual_model, kind="loss")
+        params = {"floor": floor, "tau": tau}
+        got = float(log_density(model, (res,), {}, params)[0])
+        priors = float(log_density(model, (Residuals(res.mu[:0], res.s[:0], res.log_y[:0], res.dist_PxK[:0]),),
+                                   {}, params)[0])  # the hyperpriors' density alone
+    assert got - priors == pytest.approx(want, rel=1e-9)
+    assert list(res.group) == list(sweep)
