@@ -8,9 +8,10 @@ replicated so every process reads them.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import time
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 import jax
 import jax.numpy as jnp
@@ -125,3 +126,22 @@ class Scorer:
 
     def __call__(self, batch: Batch) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         return self.fetch(self.dispatch(batch))
+
+
+IN_FLIGHT = 8  # batches dispatched ahead of the one being read back
+
+
+def score_batches(scorer: Scorer, batches: Iterable[Batch],
+                  on_result: Callable[[int, tuple[np.ndarray, np.ndarray, np.ndarray]], None]) -> None:
+    """Score ``batches`` in order, calling ``on_result(i, scorer's result)`` for batch ``i``. Up to
+    ``IN_FLIGHT`` batches are queued on the device before the oldest is read back: the device runs
+    them back to back while the host sends the next and reads results."""
+    pending: collections.deque = collections.deque()
+    for i, batch in enumerate(batches):
+        pending.append((i, scorer.dispatch(batch)))
+        if len(pending) > IN_FLIGHT:
+            j, out = pending.popleft()
+            on_result(j, scorer.fetch(out))
+    while pending:
+        j, out = pending.popleft()
+        on_result(j, scorer.fetch(out))

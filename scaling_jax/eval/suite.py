@@ -8,7 +8,6 @@ when the greedy argmax matches every continuation token.
 
 from __future__ import annotations
 
-import collections
 import dataclasses
 import functools
 import json
@@ -23,12 +22,11 @@ from scaling_jax import paths
 from scaling_jax.eval import batching
 from scaling_jax.eval.aggregate import average_errors
 from scaling_jax.eval.prompts import Encoded, Item, build_items, encode_items, needs_prefix_space
-from scaling_jax.eval.score import LanguageModel, Scorer, scorer_for
+from scaling_jax.eval.score import LanguageModel, Scorer, score_batches, scorer_for
 from scaling_jax.eval.tasks import TaskData, TaskSpec, load_task
 from scaling_jax.eval.tokenizers import IdTokenizer
 
 _ENCODED: dict[tuple, tuple[list[Item], list[Encoded]]] = {}
-IN_FLIGHT = 8  # batches dispatched ahead of the one being read back
 
 
 def _tokenizer_key(tokenizer) -> Any:
@@ -156,21 +154,14 @@ def run_suite(lm: LanguageModel, tokenizer, specs: list[TaskSpec], *, limit: int
     greedy: list[np.ndarray] = []
     bar = tqdm(total=len(lay.batches), unit="batch", desc="eval", disable=not progress, dynamic_ncols=True)
 
-    def collect(where: np.ndarray, out) -> None:
-        lp, ex, gr = scorer.fetch(out)
+    def collect(i: int, result) -> None:
+        lp, ex, gr = result
+        where = lay.where[i]
         logprob[where], exact[where] = lp[:len(where)], ex[:len(where)]
         greedy.append(gr)
         bar.update(1)
 
-    # Up to IN_FLIGHT batches queued on the device before the oldest is read back: the device
-    # runs them back to back while the host sends the next and reads results.
-    pending: collections.deque = collections.deque()
-    for batch, where in zip(lay.batches, lay.where):
-        pending.append((where, scorer.dispatch(batch)))
-        if len(pending) > IN_FLIGHT:
-            collect(*pending.popleft())
-    while pending:
-        collect(*pending.popleft())
+    score_batches(scorer, lay.batches, collect)
     bar.close()
 
     choice = _choices(logprob, lay)
