@@ -6,6 +6,8 @@ import argparse
 from pathlib import Path
 
 LAWS = ("chinchilla", "error", "overtrain")
+COLUMNS = ("N", "D", "loss", "error")  # a CSV's columns, renamed by --n-column, --d-column, ...
+COLUMN_EXAMPLES = {"N": "N", "D": "D", "loss": "losses.synthetic", "error": "err_17"}
 NOT_CONVERGED = 3  # exit status of a Bayesian fit that did not converge (without --allow-unconverged)
 
 
@@ -24,6 +26,10 @@ def add_parser(sub) -> None:
     p.add_argument("--allow-partial-suites", action="store_true",
                    help="fit runs whose --metric averages only part of its tasks (else refused, naming the runs "
                         "and tasks); fit.json lists them under partial_suites")
+    for key in COLUMNS:
+        p.add_argument(f"--{key.lower()}-column", metavar="NAME", dest=f"{key}_column",
+                       help=f"CSV input: the column holding {key} (default {key!r}; e.g. a W&B run-table export's "
+                            f"{COLUMN_EXAMPLES[key]!r})")
     p.add_argument("--bootstrap", type=int, default=200, help="resamples for lm/huber intervals (0: none)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--predict", action="append", default=[], metavar="N,D",
@@ -132,8 +138,13 @@ def _read_points(args) -> tuple[dict, dict]:
     from scaling_jax.testbed.schema import check_full_suites
 
     kw = {"val_set": args.val_set, "metric": args.metric, "dataset": args.dataset, "need_error": args.law == "error"}
+    columns = {k: getattr(args, f"{k}_column") for k in COLUMNS if getattr(args, f"{k}_column", None)}
     if not paths.is_gcs(args.runs) and not Path(args.runs).is_dir():
-        return read_points(args.runs, **kw), {}  # a CSV, or nothing there (read_points says which)
+        return read_points(args.runs, columns=columns, **kw), {}  # a CSV, or nothing there (read_points says which)
+    if columns:
+        from scaling_jax.errors import UserError
+
+        raise UserError(f"--{next(iter(columns)).lower()}-column: applies to a CSV, and --runs {args.runs} is a folder")
     tb = load_testbed(args.runs)
     pts = testbed_points(tb, **kw)
     if "error" not in pts:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import math
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -16,32 +17,46 @@ REQUIRED = ("N", "D", "loss")
 PAPER_VAL_SET = "c4_val"  # the released runs' loss for the paper's fits
 
 
-def _check_value(where: str, column: str, raw: str) -> float:
+def _check_value(where: str, column: str, raw: str, kind: str | None = None) -> float:
+    """``raw`` as a positive finite number (an error rate, ``kind`` ``error``, at most 1)."""
     try:
         v = float(raw)
     except ValueError:
         raise UserError(f"{where}: column {column!r} is not a number: {raw!r}") from None
     if not math.isfinite(v) or v <= 0:
         raise UserError(f"{where}: column {column!r} must be positive and finite, got {raw!r}")
-    if column == "error" and v > 1:
-        raise UserError(f"{where}: column 'error' is a top-1 error rate and must lie in (0, 1], got {raw!r}")
+    if (kind or column) == "error" and v > 1:
+        raise UserError(f"{where}: column {column!r} is a top-1 error rate and must lie in (0, 1], got {raw!r}")
     return v
 
 
-def read_points_csv(path: Path, need_error: bool = False) -> dict[str, np.ndarray]:
+WANDB_STATE, WANDB_DONE = "State", "finished"  # a W&B run-table export's run state column
+
+
+def read_points_csv(path: Path, need_error: bool = False, columns: dict[str, str] | None = None
+                    ) -> dict[str, np.ndarray]:
     """``{"N", "D", "loss"[, "error"]}`` arrays (``error`` whenever the file has the column);
-    errors name the file, line and column."""
+    ``columns`` maps any of them to the file's own column name (a W&B run-table export's
+    ``losses.synthetic``). In a W&B export (a ``State`` column) the runs not finished are left
+    out with a warning. Errors name the file, line and column."""
+    col = {**{c: c for c in (*REQUIRED, "error")}, **(columns or {})}
     with path.open(newline="") as f:
         reader = csv.DictReader(f)
         header = reader.fieldnames or []
-        need = REQUIRED + (("error",) if need_error or "error" in header else ())
-        missing = [c for c in need if c not in header]
+        need = REQUIRED + (("error",) if need_error or col["error"] in header else ())
+        missing = [col[c] for c in need if col[c] not in header]
         if missing:
             raise UserError(f"{path}: missing column(s) {missing}; found {header}")
         cols: dict[str, list[float]] = {c: [] for c in need}
+        skipped = []
         for line, row in enumerate(reader, start=2):
+            if WANDB_STATE in header and row[WANDB_STATE] != WANDB_DONE:
+                skipped.append(f"{row.get('Name') or f'line {line}'} ({row[WANDB_STATE]})")
+                continue
             for c in need:
-                cols[c].append(_check_value(f"{path}:{line}", c, (row.get(c) or "").strip()))
+                cols[c].append(_check_value(f"{path}:{line}", col[c], (row.get(col[c]) or "").strip(), c))
+    if skipped:
+        warnings.warn(f"{path}: left out {len(skipped)} W&B run(s) not finished: {', '.join(skipped)}", stacklevel=2)
     if not cols["N"]:
         raise UserError(f"{path}: no data rows")
     return {k: np.array(v) for k, v in cols.items()}
@@ -160,12 +175,13 @@ def read_targets_csv(path: str | Path, law: str) -> list[dict[str, float]]:
 
 
 def read_points(path: str | Path, *, val_set: str | None = None, metric: str = "err_17", dataset: str | None = None,
-                need_error: bool = False) -> dict[str, np.ndarray]:
-    """Points from a CSV file or a testbed folder (one training set of it; local or ``gs://``)."""
+                need_error: bool = False, columns: dict[str, str] | None = None) -> dict[str, np.ndarray]:
+    """Points from a CSV file (``columns``: see ``read_points_csv``) or a testbed folder (one
+    training set of it; local or ``gs://``)."""
     if not paths.is_gcs(path):
         path = Path(path)
         if path.is_file():
-            return read_points_csv(path, need_error)
+            return read_points_csv(path, need_error, columns)
         if not path.exists():
             raise InputNotFound(f"{path}: no such file or folder")
     return testbed_points(load_testbed(path), val_set=val_set, metric=metric, dataset=dataset,

@@ -1,0 +1,53 @@
+"""``fit --runs wandb-export.csv``: W&B's run-table CSV export, its columns mapped to N, D, loss and
+error by flags, the runs not finished left out with a warning; the fit equals the plain CSV's."""
+
+import csv
+import json
+
+import numpy as np
+import pytest
+
+from scaling_jax.cli import main
+from scaling_jax.testbed.points_io import read_points
+from tests.cli.test_fit_cli import _csv
+
+HEADER = ["Name", "State", "Notes", "User", "Tags", "Created", "Runtime", "Sweep", "N", "D", "losses.synthetic",
+          "eval/err_synthetic", "budget.multiplier"]
+
+
+def _export(tmp_path, plain) -> str:
+    """The plain CSV's runs as W&B exports them (config and summary columns, a crashed run too)."""
+    rows = list(csv.DictReader(plain.open()))
+    path = tmp_path / "wandb_export_2026-12-07.csv"
+    with path.open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(HEADER)
+        for i, r in enumerate(rows):
+            w.writerow([f"run-{i}", "finished", "-", "me", "ladder", "2026-12-07T10:00:00", "61", "trio",
+                        r["N"], r["D"], r["loss"], 0.5 + 0.01 * i, float(r["D"]) / float(r["N"])])
+        w.writerow(["run-x", "crashed", "-", "me", "", "2026-12-07T11:00:00", "3", "trio", "1e7", "", "", "", ""])
+    return str(path)
+
+
+def test_a_wandb_export_fits_as_the_plain_csv(tmp_path, capsys):
+    plain = _csv(tmp_path)
+    export = _export(tmp_path, plain)
+    with pytest.warns(UserWarning, match=r"left out 1 W&B run\(s\) not finished: run-x \(crashed\)"):
+        pts = read_points(export, need_error=True, columns={"loss": "losses.synthetic", "error": "eval/err_synthetic"})
+    ref = read_points(plain)
+    for k in ("N", "D", "loss"):
+        np.testing.assert_array_equal(pts[k], ref[k])
+    assert pts["error"][0] == 0.5
+
+    args = ["fit", "--law", "chinchilla", "--bootstrap", "0"]
+    assert main([*args, "--runs", str(plain), "--out", str(tmp_path / "a")]) == 0
+    with pytest.warns(UserWarning, match="not finished"):
+        assert main([*args, "--runs", export, "--loss-column", "losses.synthetic", "--out", str(tmp_path / "b")]) == 0
+    a, b = (json.loads((tmp_path / d / "fit.json").read_text()) for d in "ab")
+    assert a["params"] == b["params"]
+
+    capsys.readouterr()
+    assert main([*args, "--runs", export]) == 2  # W&B names the column losses.synthetic, not loss
+    assert "missing column(s) ['loss']" in capsys.readouterr().err
+    assert main([*args, "--runs", str(tmp_path), "--loss-column", "x"]) == 2
+    assert "--loss-column: applies to a CSV" in capsys.readouterr().err
