@@ -7,17 +7,9 @@ from __future__ import annotations
 
 from typing import Mapping
 
-from scaling_jax.testbed.tasks import TASKS_17, TASKS_46, mean_error
+from scaling_jax.testbed.tasks import SUITES, SYNTHETIC_PREFIX, averaged_tasks, mean_error
 
-SYNTHETIC_PREFIX = "synth_"
-SUITES = {"err_46": TASKS_46, "err_17": TASKS_17}  # each paper average and the tasks it is the mean of
-
-
-def averaged_tasks(accuracies: Mapping[str, float]) -> dict[str, list[str]]:
-    """Per average (``err_46``, ``err_17``, ``err_synthetic``) the tasks of ``accuracies`` it covers."""
-    out = {name: [t for t in tasks if t in accuracies] for name, tasks in SUITES.items()}
-    out["err_synthetic"] = sorted(t for t in accuracies if t.startswith(SYNTHETIC_PREFIX))
-    return out
+__all__ = ["SUITES", "SYNTHETIC_PREFIX", "average_errors", "averaged_tasks"]  # the lists live with the testbed
 
 
 def average_errors(accuracies: Mapping[str, float]) -> dict[str, float | int | list | None]:

@@ -88,7 +88,7 @@ class RunRecord(ComputeAxes):
         """The tasks whose mean error ``metric`` (``err_17`` / ``err_46``) is: those of the metric's
         list among the run's accuracies; for a run of the synthetic suite, which fills both with
         its suite's mean (``hyperparameters.eval.suite``), its synthetic tasks."""
-        from scaling_jax.eval.aggregate import averaged_tasks
+        from scaling_jax.testbed.tasks import averaged_tasks
 
         synthetic = dict(self.hyperparameters.get("eval") or {}).get("suite") == "synthetic"
         return tuple(averaged_tasks(self.accuracies)["err_synthetic" if synthetic else metric])
@@ -97,7 +97,7 @@ class RunRecord(ComputeAxes):
         """The tasks of ``metric``'s suite that its value does not average (none when it is None):
         the paper's list less the run's accuracies; for a synthetic-suite run, the suite's tasks
         it could not read (``hyperparameters.eval.missing``)."""
-        from scaling_jax.eval.aggregate import SUITES
+        from scaling_jax.testbed.tasks import SUITES
 
         if getattr(self, metric) is None:
             return ()

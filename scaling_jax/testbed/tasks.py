@@ -62,3 +62,14 @@ def mean_error(accuracies: Mapping[str, float], tasks) -> float:
     if missing:
         raise KeyError(f"missing task(s) {missing}")
     return sum(1.0 - accuracies[t] for t in tasks) / len(tasks)
+
+
+SYNTHETIC_PREFIX = "synth_"
+SUITES = {"err_46": TASKS_46, "err_17": TASKS_17}  # each paper average and the tasks it is the mean of
+
+
+def averaged_tasks(accuracies: Mapping[str, float]) -> dict[str, list[str]]:
+    """Per average (``err_46``, ``err_17``, ``err_synthetic``) the tasks of ``accuracies`` it covers."""
+    out = {name: [t for t in tasks if t in accuracies] for name, tasks in SUITES.items()}
+    out["err_synthetic"] = sorted(t for t in accuracies if t.startswith(SYNTHETIC_PREFIX))
+    return out
