@@ -3,7 +3,16 @@ of every task together → scores → per-example records, per-task accuracies a
 
 Scoring (LLM-Foundry's metrics): multiple choice and schema pick the row with the lowest mean
 per-token cross-entropy over its continuation (the first on ties); language modeling is correct
-when the greedy argmax matches every continuation token.
+when the greedy argmax matches every continuation token. Beside that accuracy, ``acc_norm`` is
+lm-eval-harness's: the row of highest log-likelihood per character of its choice (the choice
+without the leading space the prompt rules add, ``len(choice)`` as lm-eval's
+``process_results``; for ASCII text its byte length); for language modeling it is the accuracy.
+
+Task losses (the intermediate of the two-step downstream laws, ``laws.downstream``): per example
+the gold continuation's summed log-probability, its token count and its UTF-8 byte count (with
+the leading space it is scored with); per task ``loss_per_token`` (mean over examples of the gold
+continuation's nats per token) and ``bpb`` (mean over examples of its bits per byte, as the OLMo
+ladder's task loss: −log₂ p(gold) / bytes; Paloma's unit).
 """
 
 from __future__ import annotations
@@ -70,6 +79,15 @@ class SuiteResult:
     def accuracies(self) -> dict[str, float]:
         return {k: v["accuracy"] for k, v in self.summary["tasks"].items()}
 
+    @property
+    def task_losses(self) -> dict[str, float]:
+        """Per task the gold continuation's bits per byte (``bpb``)."""
+        return {k: v["bpb"] for k, v in self.summary["tasks"].items()}
+
+    @property
+    def acc_norm(self) -> dict[str, float]:
+        return {k: v["acc_norm"] for k, v in self.summary["tasks"].items()}
+
     def write(self, out: str | Path) -> None:
         """``eval.json`` and ``examples.jsonl`` into a local folder or ``gs://`` prefix."""
         paths.write_json(paths.join(out, "eval.json"), self.summary)
@@ -104,10 +122,12 @@ def _layout(encoded: list[Encoded], key: tuple, max_seq_len: int, **plan_kw) -> 
     return _LAYOUTS[key]
 
 
-def _choices(logprob: np.ndarray, lay: _Layout) -> np.ndarray:
-    """Per item, the row of lowest mean per-token cross-entropy (the first on ties, as np.argmin)."""
+def _choices(logprob: np.ndarray, lay: _Layout, length: np.ndarray | None = None) -> np.ndarray:
+    """Per item, the row of lowest mean cross-entropy per unit of ``length`` (default: per token,
+    LLM-Foundry's rule; per character of the choice: lm-eval's acc_norm), the first on ties as
+    np.argmin."""
     with np.errstate(divide="ignore", invalid="ignore"):
-        mean_ce = -logprob / lay.n_tokens
+        mean_ce = -logprob / (lay.n_tokens if length is None else length)
     lowest = np.fmin.reduceat(mean_ce, lay.first) if len(lay.first) else mean_ce  # a NaN row is never chosen
     at = np.flatnonzero(mean_ce == lowest[lay.item])
     items, firsts = np.unique(lay.item[at], return_index=True)
@@ -120,7 +140,8 @@ def _record(task: TaskSpec, item: Item, enc: Encoded, logprobs: np.ndarray, pred
     rec = {"task": task.label, "index": item.index,
            "prompt": item.prompts[0] if task.task_type != "schema" else item.prompts,
            "continuations": list(item.continuations), "logprobs": logprobs.tolist(),
-           "n_tokens": [len(t) - s for t, s in zip(enc.tokens, enc.start)], "pred": pred, "gold": item.gold,
+           "n_tokens": [len(t) - s for t, s in zip(enc.tokens, enc.start)],
+           "n_bytes": [len(c.encode("utf-8")) for c in item.continuations], "pred": pred, "gold": item.gold,
            "correct": bool(correct)}
     if item.category is not None:
         rec["category"] = item.category
@@ -164,17 +185,24 @@ def run_suite(lm: LanguageModel, tokenizer, specs: list[TaskSpec], *, limit: int
     score_batches(scorer, lay.batches, collect)
     bar.close()
 
+    conts = [c for items, _ in prepared for it in items for c in it.continuations]
+    n_bytes = np.array([len(c.encode("utf-8")) for c in conts], np.float64)
     choice = _choices(logprob, lay)
+    choice_norm = _choices(logprob, lay, np.array([max(len(_choice_text(c)), 1) for c in conts], np.float64))
     summary_tasks, judged, k = {}, [], 0
     for t, (items, _) in zip(tasks, prepared):
         ks = np.arange(k, k + len(items))
         k += len(items)
         if t.spec.task_type == "language_modeling":
-            correct = exact[lay.first[ks]]
+            correct = correct_norm = exact[lay.first[ks]]
+            gold = lay.first[ks]
         else:
-            correct = choice[ks] == np.array([it.gold for it in items])
+            golds = np.array([it.gold for it in items])
+            correct, correct_norm = choice[ks] == golds, choice_norm[ks] == golds
+            gold = lay.first[ks] + golds
         judged.append((t, items, ks, correct))
-        summary_tasks[t.spec.label] = _task_summary(t, items, correct)
+        summary_tasks[t.spec.label] = _task_summary(t, items, correct, correct_norm,
+                                                    _gold_losses(logprob[gold], lay.n_tokens[gold], n_bytes[gold]))
 
     def build_examples() -> list[dict[str, Any]]:
         row_at = {int(f): (b, i) for b, where in enumerate(lay.where) for i, f in enumerate(where)}
@@ -204,23 +232,47 @@ def run_suite(lm: LanguageModel, tokenizer, specs: list[TaskSpec], *, limit: int
     return SuiteResult(summary, build_examples)
 
 
-def _task_summary(task: TaskData, items: list[Item], correct: np.ndarray) -> dict[str, Any]:
+def _choice_text(continuation: str) -> str:
+    """The choice as lm-eval's ``doc_to_choice`` gives it: without the leading space that the
+    prompt rules (``prompts._spaced``) or lm-eval's target delimiter put before it."""
+    return continuation[1:] if continuation.startswith(" ") else continuation
+
+
+def _gold_losses(logprob: np.ndarray, n_tokens: np.ndarray, n_bytes: np.ndarray) -> dict[str, float | None]:
+    """``loss_per_token`` and ``bpb`` of the gold continuations: means over examples of −log p /
+    tokens (nats) and −log₂ p / bytes (None for a task with no examples)."""
+    if not len(logprob):
+        return {"loss_per_token": None, "bpb": None}
+    return {"loss_per_token": float(np.mean(-logprob / n_tokens)),
+            "bpb": float(np.mean(-logprob / (np.log(2.0) * np.maximum(n_bytes, 1.0))))}
+
+
+def _mean_by_category(items: list[Item], flags: np.ndarray) -> tuple[float, dict[str, float]]:
+    """Mean of ``flags`` over the categories' means (LLM-Foundry's accuracy of a task with categories)."""
+    cats: dict[str, list[float]] = {}
+    for it, c in zip(items, flags):
+        cats.setdefault(it.category, []).append(c)
+    by_cat = {k: float(np.mean(v)) for k, v in cats.items()}
+    return float(np.mean(list(by_cat.values()))), by_cat
+
+
+def _task_summary(task: TaskData, items: list[Item], correct: np.ndarray, correct_norm: np.ndarray,
+                  losses: dict[str, float | None]) -> dict[str, Any]:
     s = task.spec
-    correct = correct.astype(float)
+    correct, correct_norm = correct.astype(float), correct_norm.astype(float)
     chance = s.chance
     if chance is None:
         chance = 0.0 if s.task_type == "language_modeling" else float(np.mean([1 / len(it.contexts) for it in items]))
-    entry: dict[str, Any] = {"accuracy": float(correct.mean()) if len(correct) else 0.0, "n_examples": len(items),
+    entry: dict[str, Any] = {"accuracy": float(correct.mean()) if len(correct) else 0.0,
+                             "acc_norm": float(correct_norm.mean()) if len(correct) else 0.0, **losses,
+                             "n_examples": len(items),
                              "n_examples_in_file": len(task.rows), "chance": chance, "type": s.task_type,
                              "num_fewshot": s.num_fewshot, "file": s.dataset_uri or None, "sha256": task.sha256}
     if s.bayes_accuracy is not None:
         entry["bayes_accuracy"] = s.bayes_accuracy
     if s.has_categories:
-        cats: dict[str, list[float]] = {}
-        for it, c in zip(items, correct):
-            cats.setdefault(it.category, []).append(c)
-        entry["categories"] = {k: float(np.mean(v)) for k, v in cats.items()}
-        entry["accuracy"] = float(np.mean(list(entry["categories"].values())))  # mean over categories
+        entry["accuracy"], entry["categories"] = _mean_by_category(items, correct)  # mean over categories
+        entry["acc_norm"], _ = _mean_by_category(items, correct_norm)
     return entry
 
 

@@ -47,7 +47,9 @@ class RunRecord(ComputeAxes):
     mean next-token cross-entropy in nats; ``loss_intervals`` the 95 % interval over
     sequences for the same sets; ``accuracies`` maps a downstream task to top-1 accuracy in
     [0, 1]. ``err_46`` / ``err_17`` are mean top-1 errors over the 46-task set and the
-    paper's 17-task subset (None when the run has no downstream evals).
+    paper's 17-task subset (None when the run has no downstream evals). ``task_losses`` maps a
+    task to its gold continuations' bits per byte and ``acc_norm`` to lm-eval's length-normalised
+    accuracy (runs evaluated here; the paper's release has neither).
     """
 
     name: str
@@ -63,6 +65,8 @@ class RunRecord(ComputeAxes):
     err_17: float | None = None
     hyperparameters: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     source: str = ""
+    task_losses: Mapping[str, float] = dataclasses.field(default_factory=dict)
+    acc_norm: Mapping[str, float] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self):
         where = self.source or self.name
@@ -74,14 +78,20 @@ class RunRecord(ComputeAxes):
             if not (isinstance(loss, (int, float)) and math.isfinite(loss) and loss > 0):
                 raise UserError(
                     f"{where}: loss for validation set {set_name!r} must be positive and finite, got {loss!r}")
-        for task, acc in self.accuracies.items():
+        for task, acc in (*self.accuracies.items(), *self.acc_norm.items()):
             if not (isinstance(acc, (int, float)) and math.isfinite(acc) and 0.0 <= acc <= 1.0):
                 raise UserError(f"{where}: accuracy of task {task!r} must lie in [0, 1], got {acc!r}")
+        for task, bpb in self.task_losses.items():
+            if not (isinstance(bpb, (int, float)) and math.isfinite(bpb) and bpb > 0):
+                raise UserError(f"{where}: task loss (bits per byte) of task {task!r} must be positive and finite, "
+                                f"got {bpb!r}")
         object.__setattr__(self, "losses", _frozen(self.losses))
         object.__setattr__(
             self, "loss_intervals", _frozen({k: tuple(v) for k, v in self.loss_intervals.items()})
         )
         object.__setattr__(self, "accuracies", _frozen(self.accuracies))
+        object.__setattr__(self, "task_losses", _frozen(self.task_losses))
+        object.__setattr__(self, "acc_norm", _frozen(self.acc_norm))
         object.__setattr__(self, "hyperparameters", _frozen(self.hyperparameters))
 
     def averaged_tasks(self, metric: str) -> tuple[str, ...]:
@@ -114,7 +124,7 @@ class RunRecord(ComputeAxes):
 
     def to_dict(self) -> dict[str, Any]:
         d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
-        for k in ("losses", "accuracies", "hyperparameters"):
+        for k in ("losses", "accuracies", "hyperparameters", "task_losses", "acc_norm"):
             d[k] = dict(d[k])
         d["loss_intervals"] = {k: list(v) for k, v in self.loss_intervals.items()}
         d["schema_version"] = SCHEMA_VERSION

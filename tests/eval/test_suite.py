@@ -47,6 +47,12 @@ def test_accuracy_rises_with_training_above_chance_below_bayes(trained_run, tmp_
         assert t["chance"] + 0.1 < t["accuracy"] < t["bayes_accuracy"], name
     record = json.loads((trained_run / "record.json").read_text())
     assert set(record["accuracies"]) == {"synth_source_mc", "synth_complete", "synth_schema"}
+    # issue 30: the record's task losses (bits per byte) and acc_norm are the suite's, with chance and Bayes
+    summary = json.loads((trained_run / "eval.json").read_text())["tasks"]
+    assert record["task_losses"] == {k: v["bpb"] for k, v in summary.items()} and all(
+        v > 0 for v in record["task_losses"].values())
+    assert record["acc_norm"] == {k: v["acc_norm"] for k, v in summary.items()}
+    assert record["hyperparameters"]["eval"]["bayes_accuracy"] == {k: v["bayes_accuracy"] for k, v in summary.items()}
     assert record["err_17"] == record["err_46"] == pytest.approx(1 - sum(record["accuracies"].values()) / 3)
     assert record["hyperparameters"]["eval"]["suite"] == "synthetic"
     from scaling_jax.testbed.points_io import read_points
