@@ -7,7 +7,10 @@
   object's generation from it and refuses a read without one;
 - uploads honour ``ifGenerationMatch`` (412 when the object's generation differs; 0: "absent"),
   the create-if-absent precondition a sweep's run claim relies on. The server answers one
-  request at a time, so the check and the write are atomic.
+  request at a time, so the check and the write are atomic;
+- an empty media upload (a run's first ``metrics.jsonl`` sync before any row) is an empty
+  object: the emulator reads the missing body as None and answers 500, which TensorStore retries
+  without end.
 """
 
 import sys
@@ -56,6 +59,8 @@ _insert = objects.insert
 
 
 def insert(request, response, storage, *args, **kwargs):
+    if request.query.get("uploadType", [""])[0] == "media" and request.data is None:
+        request._data = b""
     want = request.query.get("ifGenerationMatch", [None])[0]
     if want is not None and "name" in request.query:
         try:

@@ -1,7 +1,8 @@
 """``scaling-jax sweep plan|run|status|collect SPEC``: a grid of training runs from one spec.
 
 ``plan`` prints the runs (N, D, M, C, FLOPs, estimated time) and checks the spec; ``run``
-trains the unfinished ones locally or as a SLURM job array; ``status`` tabulates them;
+trains the unfinished ones locally, as a SLURM job array or on a pool of Cloud TPU slices;
+``status`` tabulates them;
 ``collect`` gathers their records into a testbed folder for ``fit``/``reproduce --recipe``.
 ``run-one RUN_DIR`` trains one run folder (what the runners call).
 """
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 
 
 def add_parser(sub) -> None:
@@ -29,7 +31,7 @@ def add_parser(sub) -> None:
                         "throughput table only)")
     q.set_defaults(func=plan)
     q = spec_parser("run", "train every unfinished run (idempotent: done runs are skipped, stopped ones resume)")
-    q.add_argument("--runner", choices=("local", "slurm"), default="local")
+    q.add_argument("--runner", choices=("local", "slurm", "tpu"), default="local")
     q.add_argument("--jobs", type=int, default=0, help="local: runs at once (default: one per GPU, else cores / 2)")
     q.add_argument("--role", choices=("fit", "target", "other"), action="append",
                    help="only runs of this role (repeatable), e.g. --role fit to train the fit set first")
@@ -40,6 +42,12 @@ def add_parser(sub) -> None:
     q.add_argument("--gpus-per-task", type=int, default=1, help="slurm: GPUs per run (0: CPU only)")
     q.add_argument("--cpus-per-task", type=int, default=8, help="slurm: CPU cores per run")
     q.add_argument("--max-parallel", type=int, default=0, help="slurm: array tasks running at once (0: no cap)")
+    q.add_argument("--launch", default="", metavar="LAUNCH_SPEC",
+                   help="tpu: launch spec naming the slice, bucket and setup (configs/launch/*.yaml)")
+    q.add_argument("--slices", type=int, default=1, help="tpu: queued resources kept alive at once")
+    q.add_argument("--lease-timeout", type=float, default=300.0, metavar="SECONDS",
+                   help="tpu: a run whose lease is not renewed for this long is taken over and resumed")
+    q.add_argument("--keep-slices", action="store_true", help="tpu: keep the slices when no run is left")
     q.set_defaults(func=run)
     q = spec_parser("status", "done / running / failed / pending per run, with final loss and error")
     q.add_argument("--json", action="store_true")
@@ -51,7 +59,13 @@ def add_parser(sub) -> None:
     q.add_argument("run_dir")
     q.set_defaults(func=run_one)
     q = verbs.add_parser("worker", help="train the run folders named on stdin (RUN_DIR<TAB>LOG per line), "
-                                        "one after another (what the local runner starts per slot)")
+                                        "one after another (what the local runner starts per slot); with --root, "
+                                        "claim and train a sweep's runs (what each TPU slice runs)")
+    q.add_argument("--root", default="", help="claim the runs listed in ROOT/sweep.json, largest first")
+    q.add_argument("--slice", default="", help="--root: the slice this worker runs on (recorded in each lease)")
+    q.add_argument("--lease-timeout", type=float, default=300.0, metavar="SECONDS")
+    q.add_argument("--log", default="", help="--root: where this worker's output is kept (recorded in each lease)")
+    q.add_argument("--pid-file", default="", help="--root: stop the worker recorded here first, then record this one")
     q.set_defaults(func=worker)
 
 
@@ -109,6 +123,8 @@ def run(args) -> int:
     spec, runs = _load(args)
     if args.role:
         runs = [r for r in runs if r.role in args.role]
+    if args.runner == "tpu":
+        return run_tpu(args, spec, runs)
     root = write_run_configs(spec, runs)
     if args.runner == "slurm" or args.dry_run:  # the local runner reads the states itself
         todo = [r for r in runs if read_state(r.out).state != "done"]
@@ -141,20 +157,76 @@ def run(args) -> int:
     return 1 if bad or any(o.action in ("stopped", "not started") for o in outcomes) else 0
 
 
+def run_tpu(args, spec, runs) -> int:
+    """``sweep run --runner tpu``: every check first, then (unless --dry-run) the pool."""
+    from scaling_jax.errors import UserError
+    from scaling_jax.launch.runner import Runner
+    from scaling_jax.launch.tpu_spec import load_spec as load_launch
+    from scaling_jax.sweep import tpu_pool
+    from scaling_jax.sweep.folders import write_run_configs
+
+    if not args.launch:
+        raise UserError("--runner tpu needs --launch LAUNCH_SPEC (configs/launch/*.yaml)")
+    launch = load_launch(args.launch)
+    opts = tpu_pool.PoolOptions(slices=args.slices, lease_timeout=args.lease_timeout, keep_slices=args.keep_slices)
+    names = tpu_pool.slice_names(launch.tpu.name, spec.name, opts.slices)
+    tpu_pool.check_pool(runs, spec.out, launch, names)
+    if args.dry_run:
+        tpu_pool.print_dry_run(launch, spec.out, runs, names, opts)
+        return 0
+    Runner().require("gcloud")
+    write_run_configs(spec, runs)
+    return tpu_pool.run_pool(launch, spec.out, runs, opts, names)
+
+
+def _since(seconds: float | None) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(seconds)) if seconds else "?"
+
+
+def _last_step(run_dir: str) -> int | None:
+    """The step of the last row in the run's ``metrics.jsonl`` (a gs:// run uploads it every minute)."""
+    from scaling_jax import paths
+
+    try:
+        lines = paths.read_text(paths.join(run_dir, "metrics.jsonl")).splitlines()
+    except FileNotFoundError:
+        return None
+    for line in reversed(lines):
+        try:
+            return int(json.loads(line)["step"])
+        except (ValueError, KeyError, TypeError):
+            continue
+    return None
+
+
+def _running_note(owner: dict | None, step: int | None, resume_step: int | None) -> str:
+    """Where and since when a running run trains, and how far it got."""
+    if owner is None:
+        return ""
+    where = f"on {owner['slice']}" if owner.get("slice") else f"on {owner.get('host')} pid {owner.get('pid')}"
+    ckpt = f", checkpoint {resume_step}" if resume_step is not None else ""
+    return f"{where} since {_since(owner.get('started'))}, step {step if step is not None else '-'}{ckpt}"
+
+
 def status(args) -> int:
+    from scaling_jax.sweep.claim import live_owner
     from scaling_jax.sweep.state import STATES, read_state
 
     spec, runs = _load(args)
     val = spec.recipe.val_set if spec.recipe else ""
     rows = [(r, read_state(r.out, val)) for r in runs]
+    running = {r.name: (live_owner(r.out), _last_step(r.out)) for r, s in rows if s.state == "running"}
     if args.json:
         print(json.dumps([{**r.row(), "state": s.state, "loss": s.loss, "error": s.error, "log": s.log,
-                           "resume_step": s.resume_step, "message": s.message} for r, s in rows], indent=1))
+                           "resume_step": s.resume_step, "message": s.message,
+                           **({"owner": running[r.name][0], "step": running[r.name][1]} if r.name in running else {})}
+                          for r, s in rows], indent=1))
         return 0
     print(f"{'name':<36} {'role':<6} {'state':<8} {'loss':>8} {'err_46':>7}  note")
     for r, s in rows:
         note = s.message[:60] + f" (log {s.log})" if s.state == "failed" else \
-            f"resumes from step {s.resume_step}" if s.state == "pending" and s.resume_step else ""
+            f"resumes from step {s.resume_step}" if s.state == "pending" and s.resume_step else \
+            _running_note(*running[r.name], s.resume_step) if s.state == "running" else ""
         loss = f"{s.loss:.4f}" if s.loss is not None else "-"
         err = f"{s.error:.4f}" if s.error is not None else "-"
         print(f"{r.name:<36} {r.role:<6} {s.state:<8} {loss:>8} {err:>7}  {note}")
@@ -185,6 +257,11 @@ def run_one(args) -> int:
 
 
 def worker(args) -> int:
+    if args.root:
+        from scaling_jax.sweep.worker import main as claim_loop
+
+        return claim_loop(args.root, slice_name=args.slice, lease_timeout=args.lease_timeout, log=args.log,
+                          pid_file=args.pid_file)
     from scaling_jax.sweep.single import serve
 
     return serve()

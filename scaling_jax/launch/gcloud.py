@@ -78,15 +78,32 @@ def setup_command(spec: TpuSpec, stamp: str) -> str:
 
 
 def train_command(spec: TpuSpec, *, resume: bool, attempt: int) -> str:
-    """Bash for every worker: ``scaling-jax train`` into the bucket, its output in a log file
-    (followed by ``tail``, so no pipe breaks under train when a preemption's SIGTERM reaches
-    every process) copied to ``{logs}/attempt-N/HOST.log`` every minute and at the end; exits
-    with train's status."""
+    """Bash for every worker: ``scaling-jax train`` into the bucket (see :func:`logged_job`)."""
     q = shlex.quote
-    log_dir = f"{spec.logs}/attempt-{attempt}"
     overrides = " ".join(q(o) for o in spec.job.overrides)
     train = (f"~/.local/bin/scaling-jax train {JOB_DIR}/config.yaml {overrides} --out {q(spec.out)}"
              + (" --resume" if resume else ""))
+    return logged_job(spec, train, attempt)
+
+
+def sweep_worker_command(spec: TpuSpec, root: str, lease_timeout: float, attempt: int) -> str:
+    """Bash for every worker of a sweep's slice: ``scaling-jax sweep worker``, which claims and
+    trains the sweep's runs in ``root`` one after another (see :func:`logged_job`); the slice is
+    ``spec.tpu``. A worker left from an earlier ``sweep run`` on this slice is stopped first."""
+    q = shlex.quote
+    log = f"{q(spec.logs)}/attempt-{attempt}/$(hostname).log"
+    worker = (f"~/.local/bin/scaling-jax sweep worker --root {q(root)} --slice {q(spec.tpu.name)} "
+              f"--lease-timeout {lease_timeout:g} --log {log} --pid-file {JOB_DIR}/worker.pid")
+    return logged_job(spec, worker, attempt)
+
+
+def logged_job(spec: TpuSpec, command: str, attempt: int) -> str:
+    """Bash running ``command`` on a worker, its output in a log file (created first, then
+    followed by ``tail``, so no pipe breaks under it when a preemption's SIGTERM reaches every
+    process; ``tail`` would give up on a file the background job had not opened yet) copied to
+    ``{logs}/attempt-N/HOST.log`` every minute and at the end; exits with the command's status."""
+    q = shlex.quote
+    log_dir = f"{spec.logs}/attempt-{attempt}"
     if log_dir.startswith("gs://"):
         prepare, copy = "", "gcloud storage cp -q"
     else:
@@ -94,7 +111,7 @@ def train_command(spec: TpuSpec, *, resume: bool, attempt: int) -> str:
     sync = f"{copy} {JOB_DIR}/train.log {q(log_dir)}/$(hostname).log"
     return (f"cd {JOB_DIR} && {prepare}"
             f"{{ (while sleep 60; do {sync}; done) >/dev/null 2>&1 & SYNC=$!; "
-            f"{train} > {JOB_DIR}/train.log 2>&1 & PID=$!; "
+            f": > {JOB_DIR}/train.log; {command} > {JOB_DIR}/train.log 2>&1 & PID=$!; "
             f"tail -n +1 -f --pid=$PID {JOB_DIR}/train.log & wait $PID; RC=$?; "
             f"kill $SYNC 2>/dev/null; {sync}; exit $RC; }}")
 

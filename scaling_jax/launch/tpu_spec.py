@@ -2,9 +2,10 @@
 training run to start; validated in full before any ``gcloud`` call.
 
 The accelerator table holds what the checks need: the runtime versions Google documents for
-each TPU generation (a mismatched image boots a VM on which JAX sees no TPU) and how many
+each TPU generation (a mismatched image boots a VM on which JAX sees no TPU), how many
 hosts a slice has (a multi-host slice needs its outputs on ``gs://``, since each host has its
-own disk and a re-created slice starts with empty disks).
+own disk and a re-created slice starts with empty disks), and its chips (JAX devices) and
+their memory (a sweep refuses a run whose model state cannot fit).
 """
 
 from __future__ import annotations
@@ -21,12 +22,15 @@ from scaling_jax.train.config import load_train_config
 @dataclasses.dataclass(frozen=True)
 class Generation:
     """One TPU generation: the ``accelerator_type`` prefix, the allowed sizes (the number after
-    the dash), how many of those units one host holds, and its runtime versions."""
+    the dash), how many of those units one host holds, its runtime versions, how many of those
+    units make one chip (one JAX device) and a chip's high-bandwidth memory in GiB."""
 
     prefix: str
     sizes: tuple[int, ...]
     per_host: int
     runtimes: tuple[str, ...]
+    per_chip: int
+    hbm_gib: int
 
     def hosts(self, size: int) -> int:
         return max(1, size // self.per_host)
@@ -41,12 +45,14 @@ def _doubling(lo: int, hi: int) -> tuple[int, ...]:
 
 
 # v4 and v5p sizes count TensorCores (2 per chip, 4 chips per host); v5e and v6e count chips
-# (up to 8 on one host, 4 per host beyond that). Runtime versions: cloud.google.com/tpu/docs/runtimes.
+# (up to 8 on one host, 4 per host beyond that). Runtime versions: cloud.google.com/tpu/docs/runtimes;
+# HBM per chip (cloud.google.com/tpu/docs/system-architecture-tpu-vm): v4 32 GiB, v5p 95 GiB,
+# v5e 16 GiB, v6e 32 GiB.
 GENERATIONS: dict[str, Generation] = {g.prefix: g for g in (
-    Generation("v4", _doubling(8, 4096), 8, ("tpu-ubuntu2204-base", "tpu-vm-v4-base")),
-    Generation("v5p", _doubling(8, 8192), 8, ("v2-alpha-tpuv5",)),
-    Generation("v5litepod", (1, 4, 8, 16, 32, 64, 128, 256), 4, ("v2-alpha-tpuv5-lite",)),
-    Generation("v6e", (1, 4, 8, 16, 32, 64, 128, 256), 4, ("v2-alpha-tpuv6e",)),
+    Generation("v4", _doubling(8, 4096), 8, ("tpu-ubuntu2204-base", "tpu-vm-v4-base"), 2, 32),
+    Generation("v5p", _doubling(8, 8192), 8, ("v2-alpha-tpuv5",), 2, 95),
+    Generation("v5litepod", (1, 4, 8, 16, 32, 64, 128, 256), 4, ("v2-alpha-tpuv5-lite",), 1, 16),
+    Generation("v6e", (1, 4, 8, 16, 32, 64, 128, 256), 4, ("v2-alpha-tpuv6e",), 1, 32),
 )}
 _SINGLE_HOST_MAX = {"v5litepod": 8, "v6e": 8}
 
@@ -90,6 +96,17 @@ class Slice:
     @property
     def hosts(self) -> int:
         return host_count(self.accelerator_type)
+
+    @property
+    def chips(self) -> int:
+        """JAX devices on the slice (a v4/v5p chip's two TensorCores are one device)."""
+        gen, size = parse_accelerator(self.accelerator_type)
+        return max(1, size // gen.per_chip)
+
+    @property
+    def chip_bytes(self) -> int:
+        """High-bandwidth memory of one chip."""
+        return parse_accelerator(self.accelerator_type)[0].hbm_gib * 2**30
 
 
 @dataclasses.dataclass(frozen=True)

@@ -6,8 +6,13 @@ locally, ``ifGenerationMatch=0`` on gs://); the highest ``k`` owns the run. A cl
 is gone is taken over by creating ``claim-<k+1>``, so of several processes taking over at once
 exactly one wins, and a winner that then sees a higher claim (its listing was old) backs off.
 The owner is gone when its process is dead (same host) or its heartbeat, rewritten every
-``HEARTBEAT_SECONDS``, is older than ``STALE_SECONDS`` (another host: its clock is trusted).
+``HEARTBEAT_SECONDS``, is older than its lease (the record's ``stale``, default
+``STALE_SECONDS``; another host: its clock is trusted). A TPU sweep worker takes a shorter lease
+(``sweep run --lease-timeout``) and beats four times per lease. Before each beat the owner checks
+that its claim is still the highest: one that was taken over while its beats did not get through
+(a lost lease) stops beating and calls ``on_lost``, and never writes its claim back.
 The owner deletes its claim when the run ends; a killed owner's claim is left to be taken over.
+A claim names its host as ``$SCALING_JAX_HOST`` or, unset, the machine's name.
 """
 
 from __future__ import annotations
@@ -49,6 +54,10 @@ def read(run_dir: str, k: int) -> dict | None:
         return None
 
 
+def host() -> str:
+    return os.environ.get("SCALING_JAX_HOST") or socket.gethostname()
+
+
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -60,11 +69,11 @@ def _pid_alive(pid: int) -> bool:
 
 
 def alive(owner: dict, now: float | None = None) -> bool:
-    """Whether a claim's owner still holds it: a fresh heartbeat, and on this host a live pid."""
+    """Whether a claim's owner still holds it: a heartbeat within its lease, and on this host a live pid."""
     now = time.time() if now is None else now
-    if now - float(owner.get("beat", 0)) > STALE_SECONDS:
+    if now - float(owner.get("beat", 0)) > float(owner.get("stale", STALE_SECONDS)):
         return False
-    return owner.get("host") != socket.gethostname() or _pid_alive(int(owner.get("pid", -1)))
+    return owner.get("host") != host() or _pid_alive(int(owner.get("pid", -1)))
 
 
 def describe(owner: dict) -> str:
@@ -78,19 +87,32 @@ def live_owner(run_dir: str, names: list[str] | None = None) -> dict | None:
     return owner if owner is not None and alive(owner) else None
 
 
-class Claim:
-    """A held claim: its heartbeat runs in a daemon thread until :meth:`release`."""
+def beat_seconds(stale: float) -> float:
+    """How often an owner renews a lease of ``stale`` seconds: four beats per lease, at most HEARTBEAT_SECONDS apart."""
+    return min(HEARTBEAT_SECONDS, stale / 4)
 
-    def __init__(self, run_dir: str, record: dict):
-        self.run_dir, self.record = run_dir, record
+
+class Claim:
+    """A held claim: its heartbeat runs in a daemon thread until :meth:`release` or until the
+    lease is found lost (``lost`` is then set and ``on_lost`` called, from that thread)."""
+
+    def __init__(self, run_dir: str, record: dict, on_lost=None):
+        self.run_dir, self.record, self.on_lost = run_dir, record, on_lost
         self.path = claim_path(run_dir, record["k"])
+        self.lost = False
         self._stop = threading.Event()
         self._beat = threading.Thread(target=self._heartbeat, daemon=True, name=f"claim {self.path}")
         self._beat.start()
 
     def _heartbeat(self) -> None:
-        while not self._stop.wait(HEARTBEAT_SECONDS):
+        while not self._stop.wait(beat_seconds(float(self.record.get("stale", STALE_SECONDS)))):
             try:
+                if numbers(self.run_dir)[-1:] != [self.record["k"]]:  # taken over (or tidied) meanwhile
+                    self.lost = True
+                    print(f"{self.path}: lease lost (a later claim holds {self.run_dir}); no more beats", flush=True)
+                    if self.on_lost is not None:
+                        self.on_lost()
+                    return
                 paths.write_json(self.path, {**self.record, "beat": time.time()})
             except Exception as e:  # a lost beat makes the claim look stale later, never breaks the run
                 print(f"{self.path}: heartbeat not written: {e}", flush=True)
@@ -101,8 +123,10 @@ class Claim:
         paths.delete(self.path)
 
 
-def acquire(run_dir: str, tries: int = 5) -> Claim:
-    """Claim ``run_dir`` for this process, taking over a dead owner's claim; Busy if a live one holds it."""
+def acquire(run_dir: str, tries: int = 5, *, stale: float = STALE_SECONDS, fields: dict | None = None,
+            on_lost=None) -> Claim:
+    """Claim ``run_dir`` for this process, taking over a dead owner's claim; Busy if a live one holds it.
+    ``stale``: this claim's lease in seconds; ``fields``: more to record (a TPU worker's slice)."""
     for _ in range(tries):
         ks = numbers(run_dir)
         if ks:
@@ -112,8 +136,8 @@ def acquire(run_dir: str, tries: int = 5) -> Claim:
             if alive(owner):
                 raise Busy(describe(owner))
         k = ks[-1] + 1 if ks else 1
-        record = {"k": k, "host": socket.gethostname(), "pid": os.getpid(), "token": uuid.uuid4().hex,
-                  "started": time.time(), "beat": time.time()}
+        record = {**(fields or {}), "k": k, "host": host(), "pid": os.getpid(), "token": uuid.uuid4().hex,
+                  "started": time.time(), "beat": time.time(), "stale": stale}
         if not paths.create_exclusive(claim_path(run_dir, k), (json.dumps(record) + "\n").encode()):
             continue  # another process took k first: look again
         if numbers(run_dir)[-1] != k:  # our listing was old and a higher claim exists: it owns the run
@@ -121,6 +145,6 @@ def acquire(run_dir: str, tries: int = 5) -> Claim:
             continue
         for j in ks:  # the dead owners' claims: tidy, not needed for correctness
             paths.delete(claim_path(run_dir, j))
-        return Claim(run_dir, record)
+        return Claim(run_dir, record, on_lost)
     owner = live_owner(run_dir)
     raise Busy(describe(owner) if owner else f"claims in {run_dir} kept changing over {tries} tries")
