@@ -22,15 +22,16 @@ from scaling_jax.sweep import claim, state
 BUSY = 75  # run_one's exit code when another live process holds the run (EX_TEMPFAIL)
 
 
-def run_one(run_dir: str | Path) -> int:
+def run_one(run_dir: str | Path, **lease) -> int:
     """Train the run in ``run_dir`` (from its ``train.yaml``) under an exclusive claim (see
-    ``sweep.claim``); returns the exit code to report, BUSY if another live process holds it."""
+    ``sweep.claim``; ``lease``: ``claim.acquire``'s keywords, a TPU worker's lease and slice);
+    returns the exit code to report, BUSY if another live process holds it."""
     run_dir = str(run_dir)
     if not run_dir.strip() or not paths.exists(paths.join(run_dir, state.CONFIG_FILE)):
         raise UserError(f"sweep run-one: {run_dir!r} is not a run folder of a sweep (no {state.CONFIG_FILE}); "
                         "an empty name means the array task found no line in its run list")
     try:
-        held = claim.acquire(run_dir)
+        held = claim.acquire(run_dir, **lease)
     except claim.Busy as e:
         print(f"{run_dir}: {e}; left alone", flush=True)
         return BUSY
