@@ -1,4 +1,4 @@
-"""``scaling-jax train CONFIG [key=value ...] --out DIR [--resume]``."""
+"""``scaling-jax train CONFIG [key=value ...] --out DIR [--resume [--allow-config-change]]``."""
 
 from __future__ import annotations
 
@@ -12,6 +12,9 @@ def add_parser(subparsers) -> None:
     p.add_argument("--out", required=True, help="run folder, local or gs://bucket/prefix: record.json, metrics.jsonl, "
                    "tensorboard/, checkpoints/")
     p.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in --out")
+    p.add_argument("--allow-config-change", action="store_true",
+                   help="with --resume: continue even though training fields (model, data, seed, optimizer, "
+                        "budget) differ from the checkpoint's config")
     p.add_argument("--init-from", metavar="CHECKPOINT",
                    help="start from this checkpoint's parameters (a run folder, checkpoints/ or step folder, "
                         "e.g. an import-openlm output) with a fresh optimizer at step 0")
@@ -22,21 +25,29 @@ def add_parser(subparsers) -> None:
 
 
 def run(args) -> int:
+    from scaling_jax.train.stop import StopFlag
+
+    stop = StopFlag()  # first: a SIGTERM during the imports and setup below stops the run at its first step
+    from scaling_jax.errors import UserError
     from scaling_jax.train import distributed
     from scaling_jax.train.config import load_train_config
 
+    if args.allow_config_change and not args.resume:
+        raise UserError("--allow-config-change applies to --resume only")
     cfg = load_train_config(args.config, args.overrides)
     distributed.initialize(args.coordinator, args.num_processes, args.process_id)
     from scaling_jax.train.loop import NonFiniteLoss, train
 
     try:
-        outcome = train(cfg, args.out, resume=args.resume, init_from=args.init_from)
+        outcome = train(cfg, args.out, resume=args.resume, init_from=args.init_from,
+                        allow_config_change=args.allow_config_change, stop=stop)
     except NonFiniteLoss as e:
         print(f"scaling-jax train: {e}", file=sys.stderr)
         return 1
     if distributed.is_writer():
         if outcome.stopped_early:
-            print(f"stopped by SIGTERM at step {outcome.step}; checkpoint saved, continue with --resume")
+            print(f"stopped by SIGTERM at step {outcome.step}; " + ("checkpoint saved, continue with --resume"
+                  if outcome.step else "nothing trained or saved yet: start it again"))
         else:
             print(f"done: {outcome.step} steps; losses {dict(outcome.record.losses)}; "
                   f"record {args.out}/record.json")

@@ -24,8 +24,11 @@ set -euo pipefail
 {arguments}
 MAX_REQUEUES={max_requeues}
 list() {{ case "$1" in gs://*) gcloud storage ls "$1" 2>/dev/null ;; *) ls "$1" 2>/dev/null ;; esac; }}
+# Resume from committed checkpoints only (scaling_jax.train.checkpoint): a local step folder N
+# (orbax renames it into place when complete), on gs:// one holding N/commit_success.txt.
+case "$OUT" in gs://*) CKPTS="$OUT/checkpoints/*/commit_success.txt" ;; *) CKPTS="$OUT/checkpoints/" ;; esac
 RESUME=
-if list "$OUT/checkpoints/" | grep -Eq '(^|/)[0-9]+/?$'; then RESUME=--resume; fi
+if list "$CKPTS" | grep -Eq '(^|/)[0-9]+(/commit_success\\.txt)?$'; then RESUME=--resume; fi
 echo "scaling-jax: job ${{SLURM_JOB_ID:-}} restart ${{SLURM_RESTART_COUNT:-0}}" \
   "on ${{SLURM_JOB_NUM_NODES:-1}} node(s) ${{RESUME:+(resuming)}}"
 RC=0

@@ -22,6 +22,7 @@ from scaling_jax.config import to_dict
 from scaling_jax.launch import gcloud
 from scaling_jax.launch.runner import Answer, CommandFailed, Result, Runner
 from scaling_jax.launch.tpu_spec import TpuSpec
+from scaling_jax.train.checkpoint import committed_listing, steps_in_listing
 
 
 class Preempted(Exception):
@@ -136,8 +137,10 @@ class TpuLauncher:
         return r.out.split() if r.rc == 0 else []
 
     def saved_steps(self) -> list[int]:
-        names = self._exists(f"{self.spec.out}/checkpoints", listing=True)
-        return sorted(int(m.group(1)) for n in names if (m := re.search(r"(?:^|/)(\d+)/?$", n)))
+        """Committed steps only (train.checkpoint's rule): a step a death mid-save left is none."""
+        ckpts = f"{self.spec.out}/checkpoints"
+        remote = ckpts.startswith("gs://")
+        return steps_in_listing(self._exists(committed_listing(ckpts), listing=not remote), remote=remote)
 
     def finished(self) -> bool:
         return bool(self._exists(f"{self.spec.out}/record.json", listing=False))

@@ -9,7 +9,6 @@ slot and feeds runs one after another.
 from __future__ import annotations
 
 import os
-import signal
 import sys
 import time
 import traceback
@@ -19,6 +18,7 @@ from scaling_jax import paths
 from scaling_jax.errors import UserError
 from scaling_jax.sweep import claim, state
 
+_stop = None  # a ``sweep worker``'s SIGTERM flag (train.stop.StopFlag), handed to each run's train()
 BUSY = 75  # run_one's exit code when another live process holds the run (EX_TEMPFAIL)
 
 
@@ -53,7 +53,7 @@ def _train_claimed(run_dir: str) -> int:
     state.mark(run_dir, "running", started=t0, resume_from=steps[-1] if steps else None)
     try:
         cfg = load_train_config(paths.join(run_dir, state.CONFIG_FILE))
-        outcome = train(cfg, run_dir, resume=bool(steps))
+        outcome = train(cfg, run_dir, resume=bool(steps), stop=_stop)  # a SIGTERM before train() still stops it
     except BaseException as e:  # a failure of any kind is this run's verdict, not the sweep's
         traceback.print_exc()
         state.mark(run_dir, "failed", message=f"{type(e).__name__}: {e}"[:2000], seconds=time.time() - t0)
@@ -78,15 +78,17 @@ def serve() -> int:
 
     Only exit codes reach the original stdout (anything else written to fd 1 between runs goes to
     stderr). SIGTERM while no run trains answers the next line with 143 (stopped) untrained."""
+    global _stop
+    from scaling_jax.train.stop import StopFlag
+
+    _stop = StopFlag()  # one flag for the worker's life: a SIGTERM during a run's setup reaches its train()
     from scaling_jax.eval.score import release_scorers
 
     ctl = os.fdopen(os.dup(1), "w", buffering=1)
     os.dup2(2, 1)
-    stop = []
-    signal.signal(signal.SIGTERM, lambda signum, frame: stop.append(signum))  # train() installs its own
     for line in sys.stdin:
         run_dir, log = line.rstrip("\n").split("\t")
-        if stop:
+        if _stop.set:
             rc = 143
         else:
             rc = _logged(log, run_one, run_dir)

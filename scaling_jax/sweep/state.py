@@ -13,6 +13,7 @@ from pathlib import Path
 
 from scaling_jax import paths
 from scaling_jax.sweep import claim
+from scaling_jax.train.checkpoint import committed_steps
 
 STATE_FILE = "sweep_state.json"
 LOG_FILE = "sweep.log"
@@ -31,7 +32,8 @@ class RunState:
 
 
 def checkpoint_steps(run_dir: str | Path) -> list[int]:
-    return sorted(int(n) for n in paths.listdir(paths.join(run_dir, "checkpoints")) if n.isdigit())
+    """The run's committed checkpoint steps, ascending (a step a death mid-save left is none)."""
+    return committed_steps(paths.join(run_dir, "checkpoints"))
 
 
 def read_state(run_dir: str | Path, val_set: str = "") -> RunState:

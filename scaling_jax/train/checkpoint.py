@@ -6,8 +6,9 @@ besides the data order). Saves are async and atomic; the last ``keep`` are kept.
 from __future__ import annotations
 
 import importlib.util
+import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 import grain
 import jax
@@ -31,15 +32,50 @@ def check_store(directory: str | Path) -> None:
                         "(or scaling_jax[gcs])")
 
 
-class Checkpoints:
-    """One run's ``checkpoints/`` folder, a local folder or ``gs://`` prefix."""
+# Orbax finishes a step's folder last: on gs:// by writing this object into ``N/`` (the folder
+# fills up object by object before it), locally by renaming ``N.orbax-checkpoint-tmp`` to ``N``
+# (the file is written there too, just before the rename). Only such steps are checkpoints;
+# a folder left by a death mid-save is not. The one rule for every reader: this module's
+# Python callers, ``launch tpu`` (``committed_listing``) and the SLURM script (the same test in bash).
+COMMIT_FILE = "commit_success.txt"
 
-    def __init__(self, directory: str | Path, *, keep: int, async_save: bool = True):
+
+def committed_listing(ckpt_dir: str) -> str:
+    """What to list (``ls`` / ``gcloud storage ls``) to see the committed steps of ``ckpt_dir``:
+    the step folders locally, their commit objects on gs://. Read it with :func:`steps_in_listing`."""
+    return f"{ckpt_dir.rstrip('/')}/*/{COMMIT_FILE}" if paths.is_gcs(ckpt_dir) else ckpt_dir
+
+
+def steps_in_listing(names: Iterable[str], *, remote: bool) -> list[int]:
+    """The committed steps, ascending, among listed names: ``N`` (a local step folder) or, for a
+    gs:// folder, ``.../N/commit_success.txt``; a temp folder or bare ``N/`` does not count."""
+    pattern = rf"(?:^|/)(\d+)/{re.escape(COMMIT_FILE)}" if remote else r"(?:^|/)(\d+)/?"
+    return sorted({int(m.group(1)) for n in names if (m := re.fullmatch(rf".*?{pattern}", n.strip()))})
+
+
+def committed_steps(ckpt_dir: str | Path) -> list[int]:
+    """The steps in ``ckpt_dir`` (local or gs://) that orbax finished writing, ascending; [] if none."""
+    ckpt_dir = str(ckpt_dir)
+    if paths.is_gcs(ckpt_dir):
+        return steps_in_listing(paths.find(ckpt_dir, COMMIT_FILE), remote=True)
+    return steps_in_listing([n for n in paths.listdir(ckpt_dir) if paths.is_dir(paths.join(ckpt_dir, n))],
+                            remote=False)
+
+
+class Checkpoints:
+    """One run's ``checkpoints/`` folder, a local folder or ``gs://`` prefix. ``cleanup`` (the
+    run's trainer only, never a reader beside a live run) deletes step folders a death mid-save
+    left unfinished, so a step saved again starts from an empty folder."""
+
+    def __init__(self, directory: str | Path, *, keep: int, async_save: bool = True, cleanup: bool = False):
         self.directory = str(directory) if paths.is_gcs(directory) else Path(directory).resolve()
+        if paths.is_gcs(directory):
+            paths.use_emulator()  # STORAGE_EMULATOR_HOST, if set, reaches orbax's TensorStore too
         self.manager = ocp.CheckpointManager(
             self.directory,
             options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True,
-                                                 enable_async_checkpointing=async_save),
+                                                 enable_async_checkpointing=async_save,
+                                                 cleanup_tmp_directories=cleanup),
             item_names=("state", "data", "meta"),
         )
 

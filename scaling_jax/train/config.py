@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 from scaling_jax.config import (
     NON_NEGATIVE,
@@ -173,6 +173,30 @@ class TrainConfig:
 
 def load_train_config(path: str | Path, overrides: Sequence[str] = ()) -> TrainConfig:
     return load_yaml(TrainConfig, path, overrides)
+
+
+# The fields that decide what a run trains: its model, data, order, optimizer and schedule (the
+# budget sets the schedule's length). A run resumed under other values would go on training
+# another run's schedule. The rest may change between attempts of one run: the mesh, grad_accum
+# and vocab_chunk (memory), loader threads, checkpoint and logging cadence, evaluation, names.
+TRAINING_FIELDS = ("seed", "model", "data.corpus", "data.seed", "optimizer", "budget.tokens",
+                   "budget.multiplier", "budget.global_batch")
+
+
+def _flat(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    out = {}
+    for k, v in d.items():
+        out.update(_flat(v, f"{prefix}{k}.") if isinstance(v, Mapping) else {f"{prefix}{k}": v})
+    return out
+
+
+def config_changes(saved: Mapping[str, Any], now: Mapping[str, Any]) -> list[str]:
+    """``field: saved → now`` for each training field (``TRAINING_FIELDS``) whose value differs
+    between two configs as plain data (``to_dict``, or that read back from JSON); [] if none."""
+    a, b = _flat(saved), _flat(now)
+    keys = sorted(k for k in set(a) | set(b)
+                  if any(k == f or k.startswith(f + ".") for f in TRAINING_FIELDS) and a.get(k) != b.get(k))
+    return [f"{k}: {a.get(k)!r} → {b.get(k)!r}" for k in keys]
 
 
 def model_config(cfg: TrainConfig):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import signal
+import sys
 import time
 from pathlib import Path
 
@@ -27,12 +27,13 @@ from scaling_jax.model.counts import paper_params, params_no_embed
 from scaling_jax.model.sharding import check_even_split, make_mesh, split_sizes
 from scaling_jax.testbed.schema import RunRecord
 from scaling_jax.train import distributed, evaluate
-from scaling_jax.train.checkpoint import Checkpoints, check_store, param_shapes
-from scaling_jax.train.config import TrainConfig, budget, model_config
+from scaling_jax.train.checkpoint import Checkpoints, check_store, committed_steps, param_shapes
+from scaling_jax.train.config import TrainConfig, budget, config_changes, model_config
 from scaling_jax.train.lm import restore_params, run_tokenizer, transformer_lm
 from scaling_jax.train.metrics import MetricsLog
 from scaling_jax.train.optimizer import optimizer, schedule
 from scaling_jax.train.step import global_batch, setup
+from scaling_jax.train.stop import StopFlag
 
 
 class NonFiniteLoss(RuntimeError):
@@ -46,37 +47,19 @@ class Outcome:
     record: RunRecord | None
 
 
-class _StopFlag:
-    """SIGTERM (a preemption) sets a flag the loop reads at the next step boundary."""
-
-    def __init__(self):
-        self.set = False
-        self._old = signal.signal(signal.SIGTERM, self._handle)
-
-    def _handle(self, signum, frame):
-        self.set = True
-
-    def agreed(self) -> bool:
-        """Every process stops at the same step: any process's flag stops them all."""
-        if jax.process_count() == 1:
-            return self.set
-        from jax.experimental import multihost_utils
-
-        return bool(multihost_utils.process_allgather(np.int32(self.set)).any())
-
-    def restore(self) -> None:
-        signal.signal(signal.SIGTERM, self._old)
-
-
 def run_name(cfg: TrainConfig, model_name: str, M: float) -> str:
     """The testbed's naming: dataset-model-chinchilla multiplier (M / 20)."""
     return cfg.name or f"{cfg.data.name}-{model_name}-{M / 20:g}"
 
 
-def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False, init_from: str | Path | None = None) -> Outcome:
-    """Run ``cfg`` into ``out``: fresh, resumed from ``out``'s latest checkpoint, or starting from
-    the parameters of the checkpoint ``init_from`` (e.g. an imported OpenLM model) with a fresh
-    optimizer at step 0."""
+def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False, init_from: str | Path | None = None,
+          allow_config_change: bool = False, stop: StopFlag | None = None) -> Outcome:
+    """Run ``cfg`` into ``out``: fresh, resumed from ``out``'s latest committed checkpoint, or
+    starting from the parameters of the checkpoint ``init_from`` (e.g. an imported OpenLM model)
+    with a fresh optimizer at step 0. A resume refuses a checkpoint trained under other training
+    fields (``config.TRAINING_FIELDS``) unless ``allow_config_change``. ``stop``: a SIGTERM flag
+    the caller installed earlier (a signal before this call then still stops the run); without
+    it, one is installed for the loop."""
     out = str(out)
     if resume and init_from is not None:
         raise UserError("--init-from starts a new run from a checkpoint's parameters; --resume continues "
@@ -125,15 +108,20 @@ def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False, init_from:
         raise UserError(f"{out}: exists and is not a folder; choose a new --out")
     ckpt_dir = paths.join(out, "checkpoints")
     check_store(ckpt_dir)
-    saved = [int(n) for n in paths.listdir(ckpt_dir) if n.isdigit()]
+    saved = committed_steps(ckpt_dir)  # a step folder a death mid-save left unfinished does not count
     has_record = paths.exists(paths.join(out, "record.json"))
     if not resume and (saved or has_record):
         raise UserError(f"{out}: holds a previous run; pass --resume to continue it or choose a new --out")
     if resume and not saved:
-        raise UserError(f"{ckpt_dir}: no checkpoint to resume from")
+        if has_record or not paths.listdir(ckpt_dir):
+            raise UserError(f"{ckpt_dir}: no checkpoint to resume from")
+        if writer:
+            print(f"{ckpt_dir}: no finished checkpoint (the only save was cut short); starting from step 0",
+                  file=sys.stderr)
+        resume = False
     if resume and max(saved) >= bud.steps and has_record:
         raise UserError(f"{out}: finished ({max(saved)} of {bud.steps} steps, record.json written); "
-                         "raise the budget to train on")
+                         "raise the budget (with --allow-config-change) to train on")
 
     # Mesh, state and the data iterator, fresh or restored.
     mesh = make_mesh(cfg.mesh.data, cfg.mesh.fsdp, cfg.mesh.tensor)
@@ -153,19 +141,20 @@ def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False, init_from:
         with jax.set_mesh(mesh):
             init_params, _ = restore_params(init_from, s, shapes)
     # Every check has passed: from here on the run writes into ``out``.
-    ckpts = Checkpoints(ckpt_dir, keep=cfg.checkpoint.keep, async_save=cfg.checkpoint.async_save)
+    ckpts = Checkpoints(ckpt_dir, keep=cfg.checkpoint.keep, async_save=cfg.checkpoint.async_save, cleanup=True)
     meta = {"model": dataclasses.asdict(model_cfg), "param_shapes": shapes, "config": to_dict(cfg)}
     with jax.set_mesh(mesh):
         if resume:
-            start = ckpts.latest_step()
+            start = saved[-1]
             if "opt_state" not in ckpts.read_meta(start).get("state_keys", ["opt_state"]):
                 raise UserError(f"{paths.join(ckpt_dir, str(start))}: holds parameters only (an import); start a "
                                 "new run from it with --init-from")
-            state, _ = ckpts.restore(start, s.abstract_state, s.state_shardings, data_iter, shapes)
+            state, saved_meta = ckpts.restore(start, s.abstract_state, s.state_shardings, data_iter, shapes)
+            check_config(saved_meta, cfg, paths.join(ckpt_dir, str(start)), allow_config_change)
         else:
             start, state = 0, s.init() if init_params is None else s.start_from(init_params)
     log = MetricsLog(out, enabled=writer, tensorboard=cfg.logging.tensorboard,
-                     resume_step=start if resume else None)
+                     resume_step=start if resume else None, final=start == bud.steps)
     if writer:
         paths.write_json(paths.join(out, "config.json"), to_dict(cfg))
 
@@ -203,7 +192,8 @@ def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False, init_from:
                                     f"Last good checkpoint: {kept}")
         return rows[-1][1] if rows else None
 
-    stop = _StopFlag()
+    own_stop = stop is None
+    stop = StopFlag() if own_stop else stop
     bar = tqdm(total=bud.steps, initial=start, unit="step", dynamic_ncols=True,
                disable=not (writer and cfg.logging.progress))
     step, t0, stopped = start, time.perf_counter(), False
@@ -212,7 +202,8 @@ def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False, init_from:
             while step < bud.steps:
                 if (pc == 1 or step % cfg.logging.every == 0) and stop.agreed():
                     flush()
-                    if ckpts.latest_step() != step:
+                    if step > start and ckpts.latest_step() != step:  # nothing trained: nothing to save
+                        log.sync()
                         ckpts.save(step, state, data_iter, {**meta, "step": step})
                     ckpts.wait()
                     stopped = True
@@ -236,6 +227,7 @@ def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False, init_from:
                     downstream(step)
                 if step % cfg.checkpoint.every == 0 or step == bud.steps:
                     flush()
+                    log.sync()  # the log's rows up to this step are stored before the checkpoint is
                     ckpts.save(step, state, data_iter, {**meta, "step": step})
                     last_good = step
             if stopped:
@@ -244,7 +236,8 @@ def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False, init_from:
             suite = downstream(step) if eval_specs else None
     finally:
         bar.close()
-        stop.restore()
+        if own_stop:
+            stop.restore()
         ckpts.close()
         log.close()
 
@@ -270,6 +263,16 @@ def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False, init_from:
             suite.write(out)
         paths.write_text(paths.join(out, "record.json"), record.to_json() + "\n")
     return Outcome(step=step, stopped_early=False, record=record)
+
+
+def check_config(saved_meta: dict, cfg: TrainConfig, where: str, allow_change: bool) -> None:
+    """Refuse to resume the checkpoint at ``where`` under training fields other than those it was
+    trained with (a new lr, warm-up or budget would continue it on another schedule), naming them."""
+    changes = config_changes(saved_meta.get("config") or {}, to_dict(cfg)) if "config" in saved_meta else []
+    if changes and not allow_change:
+        raise UserError(f"{where}: trained with another config than this resume's: {'; '.join(changes)}. "
+                        "Resume with the config it was trained with, or pass --allow-config-change "
+                        "to continue it under the new values")
 
 
 def _downstream_fields(cfg: TrainConfig, suite: SuiteResult) -> tuple[dict, dict]:

@@ -65,6 +65,8 @@ if argv[:2] == ["storage", "ls"]:
     url = argv[2]
     if url.endswith("/checkpoints/") and s["checkpoints"]:
         done(out="".join(f"{url}{c}/\n" for c in s["checkpoints"]))
+    if url.endswith("/checkpoints/*/commit_success.txt") and s["checkpoints"]:  # committed steps (all, here)
+        done(out="".join(f"{url[:-len('*/commit_success.txt')]}{c}/commit_success.txt\n" for c in s["checkpoints"]))
     if url.endswith("/record.json") and s["record"]:
         done(out=url + "\n")
     if "/logs/" in url and s["train_runs"]:

@@ -29,7 +29,7 @@ def test_a_gs_root_holds_configs_states_and_records_that_collect_gathers(tmp_pat
     assert cfg["name"] == "tiny_d16-2" and cfg["budget"]["multiplier"] == 2.0
     assert json.loads(paths.read_text(f"{root}/sweep.json"))["runs"][5]["folder"] == f"{root}/tiny_d32-8"
     assert read_state(runs[0].out).state == "pending"
-    paths.write_text(f"{runs[1].out}/checkpoints/20/meta.json", "{}")
+    paths.write_text(f"{runs[1].out}/checkpoints/20/commit_success.txt", "ok")  # committed, as orbax marks it
     assert read_state(runs[1].out).resume_step == 20
     mark(runs[2].out, "failed", message="boom")
     assert (read_state(runs[2].out).state, read_state(runs[2].out).message) == ("failed", "boom")
