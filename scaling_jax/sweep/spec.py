@@ -187,7 +187,7 @@ def expand(spec: SweepSpec) -> list[Run]:
                     for seed in b.seeds or spec.seeds:
                         runs.append(_run(spec, base, b, ds, model, amount, seed, f"{where}: grid[{i}]"))
     _check_runs(spec, runs)
-    return _with_roles(spec, runs)
+    return _with_wandb(spec, _with_roles(spec, runs))
 
 
 def _run(spec, base, block: Block, ds, model, amount, seed, at) -> Run:
@@ -284,6 +284,20 @@ def _with_roles(spec: SweepSpec, runs: list[Run]) -> list[Run]:
         raise ConfigError(f"{where}: run(s) {sorted(both)} are both fitted and held out as targets")
     role = {**{n: "fit" for n in fit_names}, **{n: "target" for n in target_names}}
     return [dataclasses.replace(r, role=role.get(r.name, "other")) for r in runs]
+
+
+def _with_wandb(spec: SweepSpec, runs: list[Run]) -> list[Run]:
+    """Runs tracked by W&B (``logging.wandb.mode`` not disabled) grouped by the sweep's name and
+    typed by their role, unless the config names a group or job type itself."""
+    out = []
+    for r in runs:
+        wb = r.config.logging.wandb
+        if wb.mode != "disabled":
+            wb = dataclasses.replace(wb, group=wb.group or spec.name, job_type=wb.job_type or r.role)
+            r = dataclasses.replace(r, config=dataclasses.replace(
+                r.config, logging=dataclasses.replace(r.config.logging, wandb=wb)))
+        out.append(r)
+    return out
 
 
 def recipe_json(spec: SweepSpec, runs: list[Run]) -> dict[str, Any]:

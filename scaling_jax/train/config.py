@@ -124,14 +124,45 @@ class CheckpointSection:
         check_ranges(self, every=POSITIVE_INT, keep=POSITIVE_INT)
 
 
+WANDB_MODES = ("online", "offline", "disabled")
+WANDB_NAME_CHARS = "/\\#?%:"  # W&B refuses these in project, entity and group names
+
+
+@dataclasses.dataclass(frozen=True)
+class WandbSection:
+    """Weights & Biases tracking (``train/wandb_log.py``; ``pip install 'scaling_jax[wandb]'``):
+    ``mode`` online, offline (run folders to ``wandb sync`` later) or disabled (the default:
+    nothing imported, nothing written); empty strings leave W&B's defaults."""
+
+    mode: str = "disabled"
+    project: str = ""
+    entity: str = ""
+    group: str = ""
+    job_type: str = ""
+    tags: tuple[str, ...] = ()
+
+    def __post_init__(self):
+        if self.mode not in WANDB_MODES:
+            raise FieldError("mode", f"must be one of {', '.join(WANDB_MODES)}, got {self.mode!r}")
+        for name in ("project", "entity", "group"):
+            bad = sorted(set(getattr(self, name)) & set(WANDB_NAME_CHARS))
+            if bad:
+                raise FieldError(name, f"{getattr(self, name)!r} contains {''.join(bad)!r}, which W&B refuses")
+        for i, tag in enumerate(self.tags):
+            if not 0 < len(tag) <= 64:
+                raise FieldError(f"tags[{i}]", f"must be 1 to 64 characters (W&B's limit), got {tag!r}")
+
+
 @dataclasses.dataclass(frozen=True)
 class LoggingSection:
-    """Train metrics every ``every`` steps; validation every ``val_every`` (0: only at the end)."""
+    """Train metrics every ``every`` steps; validation every ``val_every`` (0: only at the end);
+    ``wandb``: Weights & Biases tracking."""
 
     every: int = 10
     val_every: int = 0
     progress: bool = True
     tensorboard: bool = True
+    wandb: WandbSection = WandbSection()
 
     def __post_init__(self):
         check_ranges(self, every=POSITIVE_INT, val_every=NON_NEGATIVE_INT)

@@ -26,7 +26,7 @@ from scaling_jax.eval.tasks import load_task
 from scaling_jax.model.counts import paper_params, params_no_embed
 from scaling_jax.model.sharding import check_even_split, make_mesh, split_sizes
 from scaling_jax.testbed.schema import RunRecord
-from scaling_jax.train import distributed, evaluate
+from scaling_jax.train import distributed, evaluate, wandb_log
 from scaling_jax.train.checkpoint import Checkpoints, check_store, committed_steps, param_shapes
 from scaling_jax.train.config import TrainConfig, budget, config_changes, model_config
 from scaling_jax.train.lm import restore_params, run_tokenizer, transformer_lm
@@ -103,6 +103,7 @@ def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False, init_from:
         for spec in eval_specs:  # a malformed task file fails now, not after training
             load_task(spec)
 
+    wandb_log.check(cfg.logging.wandb)  # wandb installed when tracking is on
     # Output folder: a fresh run never overwrites, a resumed one needs a checkpoint.
     if not paths.is_gcs(out) and Path(out).exists() and not Path(out).is_dir():
         raise UserError(f"{out}: exists and is not a folder; choose a new --out")
@@ -155,6 +156,8 @@ def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False, init_from:
             start, state = 0, s.init() if init_params is None else s.start_from(init_params)
     log = MetricsLog(out, enabled=writer, tensorboard=cfg.logging.tensorboard,
                      resume_step=start if resume else None, final=start == bud.steps)
+    log = wandb_log.start(cfg.logging.wandb, out, log, config=to_dict(cfg), name=run_name(cfg, model_cfg.name, bud.M),
+                          enabled=writer)
     if writer:
         paths.write_json(paths.join(out, "config.json"), to_dict(cfg))
 
@@ -231,6 +234,7 @@ def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False, init_from:
                     ckpts.save(step, state, data_iter, {**meta, "step": step})
                     last_good = step
             if stopped:
+                wandb_log.finish(log, stopped=True)
                 return Outcome(step=step, stopped_early=True, record=None)
             results = validate(step)
             suite = downstream(step) if eval_specs else None
@@ -262,6 +266,7 @@ def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False, init_from:
         if suite is not None:
             suite.write(out)
         paths.write_text(paths.join(out, "record.json"), record.to_json() + "\n")
+    wandb_log.finish(log, record)
     return Outcome(step=step, stopped_early=False, record=record)
 
 
@@ -284,8 +289,12 @@ def _downstream_fields(cfg: TrainConfig, suite: SuiteResult) -> tuple[dict, dict
     errs = {"err_46": s["err_synthetic"], "err_17": s["err_synthetic"]} if synthetic else \
         {"err_46": s["err_46"], "err_17": s["err_17"]}
     info = {"suite": "synthetic" if synthetic else "tasks", "tasks": cfg.eval.tasks, "limit": cfg.eval.limit,
-            **{k: s[k] for k in ("err_46_n_tasks", "err_17_n_tasks", "err_synthetic_n_tasks")}, "missing": s["missing"]}
-    return {"accuracies": suite.accuracies, **errs}, info
+            **{k: s[k] for k in ("err_46_n_tasks", "err_17_n_tasks", "err_synthetic_n_tasks")}, "missing": s["missing"],
+            # each task's chance and (synthetic suite) Bayes accuracy: the downstream laws' floor and ceiling
+            "chance": {k: v["chance"] for k, v in s["tasks"].items()},
+            "bayes_accuracy": {k: v["bayes_accuracy"] for k, v in s["tasks"].items() if "bayes_accuracy" in v}}
+    task_losses = {k: v for k, v in suite.task_losses.items() if v is not None}  # bits per byte (issue 30)
+    return {"accuracies": suite.accuracies, "task_losses": task_losses, "acc_norm": suite.acc_norm, **errs}, info
 
 
 def _hyperparameters(cfg: TrainConfig, model_cfg, bud, val_sets) -> dict:
