@@ -15,10 +15,11 @@ def add_arguments(p) -> None:
     from scaling_jax.laws.downstream import ANCHORS, ROUTES
 
     g = p.add_argument_group("--law downstream")
-    g.add_argument("--route", choices=ROUTES, default=None,
+    g.add_argument("--route", choices=(*ROUTES, "auto"), default=None,
                    help="paper: loss -> task-mean error (Eq. 5); two-step: per task N, D -> the task's loss (bits "
-                        "per byte) -> accuracy, then the mean; per-task: loss -> each task's accuracy -> mean "
-                        "(default: two-step where the runs carry task losses, else paper)")
+                        "per byte) -> accuracy, then the mean; per-task: loss -> each task's accuracy -> mean; "
+                        "auto: the route (and forms) a backtest on the runs' own cuts chooses (default: two-step "
+                        "where the runs carry task losses, else paper)")
     g.add_argument("--tasks", default=None, metavar="a,b|all",
                    help="tasks to fit (default: the testbed's 17, or the synthetic suite; all: every task measured "
                         "on every run)")
@@ -116,8 +117,17 @@ def run(args: argparse.Namespace) -> int:
 
         tasks = ",".join(SUITES["err_46"])
     points = read_task_points(args.runs, dataset=args.dataset, metric=metric, tasks=tasks, val_set=args.val_set)
-    route_name = args.route or ("two-step" if points.task_loss is not None else "paper")
-    route = Route.make(route_name, args.forms, args.anchor)
+    choice = None
+    if args.route == "auto":
+        from scaling_jax.backtest.downstream import backtest_downstream, recipe_route, summary_lines
+
+        choice = backtest_downstream(points, None, cuts_by=getattr(args, "cuts_by", "auto"), anchor=args.anchor,
+                                     seed=args.seed)
+        print("\n".join(summary_lines(choice)))
+        route = recipe_route(choice["chosen"]["recipe"], args.anchor)
+    else:
+        route = Route.make(args.route or ("two-step" if points.task_loss is not None else "paper"), args.forms,
+                           args.anchor)
     targets = [parse_target(s, "overtrain") for s in args.predict]
     given = []
     if args.predict_file:
@@ -131,6 +141,9 @@ def run(args: argparse.Namespace) -> int:
     fit, body = fit_report(points, route, args.estimator, targets=targets, given=given, n_bootstrap=args.bootstrap,
                            seed=args.seed, config=config, calibrate=getattr(args, "calibrate", None),
                            cuts_by=getattr(args, "cuts_by", "auto"))
+    if choice is not None:
+        body["route_choice"] = {k: choice[k] for k in ("cuts_by", "selection_cuts", "selection_rule", "chosen")} | {
+            "scores": {k: v.get("selection_score") for k, v in choice["recipes"].items()}}
     _print(body)
     if args.out is not None:
         written = [atomic.write_json(args.out / "fit.json", body), save_fit(fit, args.out / "downstream_draws.npz")]
@@ -143,4 +156,22 @@ def run(args: argparse.Namespace) -> int:
         print(f"  not converged: {p}; rerun with more warm-up (--num-warmup) or draws (--num-samples)")
     if problems and not args.allow_unconverged:
         return NOT_CONVERGED
+    return 0
+
+
+def plan_from_draws(args: argparse.Namespace, ask) -> int:
+    """``plan --posterior downstream_draws.npz``: plan with a downstream route's draws (``plan.downstream``)."""
+    from scaling_jax import atomic
+    from scaling_jax.errors import UserError
+    from scaling_jax.laws.downstream import load_fit
+    from scaling_jax.plan.downstream import downstream_plan, table
+
+    if ask.target_loss is not None or ask.next_run:
+        raise UserError(f"--posterior {args.posterior}: a downstream route forecasts the task-mean error; plan it with "
+                        "--target-error, --budget or --candidates (--target-loss and --next-run need posterior.nc)")
+    fit = load_fit(args.posterior)
+    plan = downstream_plan(fit, budget=ask.budget, target_error=ask.target_error, D_inf=ask.inference_tokens,
+                           p=ask.p, candidates=ask.candidates, seed=ask.seed, source=str(args.posterior))
+    print(table(plan))
+    print(f"wrote {atomic.write_json(args.out / 'plan.json', plan)}")
     return 0

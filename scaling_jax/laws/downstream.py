@@ -402,8 +402,8 @@ def fit_downstream(points: TaskPoints, route: Route, estimator: str = "lm", *, n
         from scaling_jax.laws.bayes.downstream import fit_bayes_downstream
 
         return fit_bayes_downstream(points, route, lay, m1, m2, config=config, discrepancies=discrepancies or {})
-    if n_bootstrap < 1:
-        raise UserError(f"--bootstrap: the {estimator} estimator's bands come from its bootstrap; must be >= 1")
+    if n_bootstrap < 0:
+        raise UserError(f"--bootstrap: must be >= 0, got {n_bootstrap}")
     return _fit_point(points, route, lay, m1, m2, estimator == "huber", n_bootstrap, seed)
 
 
@@ -413,7 +413,7 @@ def _fit_point(points: TaskPoints, route: Route, lay: Layout, m1, m2, robust: bo
     n, K, T = len(points), len(lay.names), len(lay.outputs)
     law, names1 = route.law1, forms.law(route.law1)[1]
     xs1 = _law_xs(law, points.N, points.D)
-    W = np.vstack([np.ones(n), resample_weights(n, B, seed)])  # row 0: the point fit
+    W = np.vstack([np.ones(n), resample_weights(n, B, seed)]) if B else np.ones((1, n))  # row 0: the point fit
     W1, W2 = W * m1, W * m2
     # rows a resample cannot pin: step 1's design rules; step 2 needs as many distinct losses as parameters
     ok1 = np.array([not design_problems(law, xs1, w) for w in W1])
@@ -428,10 +428,14 @@ def _fit_point(points: TaskPoints, route: Route, lay: Layout, m1, m2, robust: bo
                                robust=robust)
     if not good.all():
         raise UserError(f"{route.label}: the step-1 law could not be fitted to {lay.names[int(np.argmin(good))]}")
-    Y1 = np.repeat(lay.inter.T, B, axis=0)  # (K·B, n): intermediate k's B resamples
-    p1_boot, g1 = fit_step1(law, points.N, points.D, Y1, np.tile(W1[1:], (K, 1)), robust=robust, centres=p1_point)
-    p1 = np.concatenate([p1_point[:, None], p1_boot.reshape(K, B, -1)], axis=1)  # (K, 1+B, P)
-    good1 = np.concatenate([np.ones((K, 1), bool), g1.reshape(K, B)], axis=1) & ok1[None]
+    p1, good1 = p1_point[:, None], np.ones((K, 1), bool)  # (K, 1+B, P): the point fit, then the resamples
+    if B:
+        Y1 = np.repeat(lay.inter.T, B, axis=0)  # (K·B, n): intermediate k's B resamples
+        p1_boot, g1 = fit_step1(law, points.N, points.D, Y1, np.tile(W1[1:], (K, 1)), robust=robust,
+                                centres=p1_point)
+        p1 = np.concatenate([p1, p1_boot.reshape(K, B, -1)], axis=1)
+        good1 = np.concatenate([good1, g1.reshape(K, B)], axis=1)
+    good1 = good1 & ok1[None]
     # step 2, every (output, row) at once, each on its own intermediate's measured values
     x2 = np.repeat(lay.inter[:, lay.source].T, B + 1, axis=0)
     y2 = np.repeat(lay.acc.T, B + 1, axis=0)
@@ -445,9 +449,11 @@ def _fit_point(points: TaskPoints, route: Route, lay: Layout, m1, m2, robust: bo
     theta[:, 0] = th0
     good2 = np.all(np.isfinite(theta), axis=2) & ok2[:, lay.source].T
     keep = np.all(good1, axis=0) & np.all(good2, axis=0)
-    keep[0] = False  # the point fit is not a resample
+    if not keep[0]:
+        raise UserError(f"{route.label}: the step-2 law could not be fitted to every task")
+    keep[0] = B == 0  # the point fit is the one draw without a bootstrap, else not a resample
     kept = np.flatnonzero(keep)
-    if kept.size < 2:
+    if B and kept.size < 2:
         raise UserError(f"{route.label}: only {kept.size} of {B} bootstrap resamples could refit every step "
                         "(too few runs or losses for the laws' parameters)")
     fit_runs1 = np.flatnonzero(m1)
@@ -455,8 +461,8 @@ def _fit_point(points: TaskPoints, route: Route, lay: Layout, m1, m2, robust: bo
     step1 = []
     for k in range(K):
         point = dict(zip(names1, p1[k, 0]))
-        resid = np.log(lay.inter[m1, k]) - np.log(step1_predict(law, {q: np.array([v]) for q, v in point.items()},
-                                                                points.N[m1], points.D[m1])[0])
+        fitted = step1_predict(law, {q: np.array([v]) for q, v in point.items()}, points.N[m1], points.D[m1])[0]
+        resid = np.log(lay.inter[m1, k]) - np.log(np.maximum(fitted, 1e-12))  # a law below 0 there: a large miss
         sigma = _log_scale(resid, np.ones(resid.size), len(names1))
         step1.append(Step1Draws(lay.names[k], law, {q: p1[k, kept, i] for i, q in enumerate(names1)},
                                 np.full(kept.size, sigma), support1, None, {q: float(v) for q, v in point.items()}))

@@ -155,6 +155,8 @@ def fit_report(points: TaskPoints, route: Route, estimator: str, *, targets: Seq
             raise UserError("--calibrate self: the downstream laws' self-calibration is for --estimator bayes")
         disc, info = self_discrepancies(points, route, cuts_by, seed)
         cal = {"mode": "self", **info}
+    if (targets or given) and estimator != "bayes" and n_bootstrap == 0:
+        raise UserError(f"predictions from the {estimator} estimator come from its bootstrap: use --bootstrap > 0")
     fit = fit_downstream(points, route, estimator, n_bootstrap=n_bootstrap, seed=seed, config=config,
                          discrepancies=disc)
     return fit, downstream_body(points, fit, targets, given, seed=seed, calibration=cal)
@@ -203,3 +205,23 @@ def task_figures(points: TaskPoints, fit: DownstreamFit, body: dict, out: Path, 
         fig.suptitle(f"{s.task}: {fit.route.label}, {fit.estimator}", fontsize=9)
         written.append(save_figure(plt, fig, Path(out) / "tasks" / f"{s.task}.png"))
     return written
+
+
+def backtest_routes(bt, runs, recipes: str, *, cuts_by: str = "auto", seed: int = 0,
+                    val_set: str | None = None) -> dict[str, dict]:
+    """``backtest --downstream``: each training set's downstream routes on its cuts, up to the loss
+    backtest's final cut, added to ``bt.body`` (``downstream`` per set, and at the top level for one
+    set); returns them by set."""
+    from scaling_jax.backtest.downstream import backtest_downstream
+    from scaling_jax.testbed.task_points import read_task_points
+
+    out = {}
+    is_csv = Path(str(runs)).is_file()
+    for ds, d in bt.body["datasets"].items():
+        points = read_task_points(runs, dataset=None if is_csv else ds, val_set=val_set,
+                                  tasks="all" if is_csv else None)
+        out[ds] = d["downstream"] = backtest_downstream(points, recipes, cuts_by=cuts_by, final_cut=d["final_cut"],
+                                                        seed=seed)
+    if len(out) == 1:
+        bt.body["downstream"] = next(iter(out.values()))
+    return out
