@@ -38,6 +38,8 @@ def run(args) -> int:
     distributed.initialize(args.coordinator, args.num_processes, args.process_id)
     from scaling_jax.train.loop import NonFiniteLoss, train
 
+    if cfg.budget.branches:
+        return _trunk(cfg, args, stop)
     try:
         outcome = train(cfg, args.out, resume=args.resume, init_from=args.init_from,
                         allow_config_change=args.allow_config_change, stop=stop)
@@ -51,4 +53,31 @@ def run(args) -> int:
         else:
             print(f"done: {outcome.step} steps; losses {dict(outcome.record.losses)}; "
                   f"record {args.out}/record.json")
+    return 0
+
+
+def _trunk(cfg, args, stop) -> int:
+    """A WSD trunk (``budget.branches``): the trunk, then each branch in ``--out/branches/``."""
+    from scaling_jax.errors import UserError
+    from scaling_jax.train import distributed
+    from scaling_jax.train.branches import train_tree
+    from scaling_jax.train.loop import NonFiniteLoss
+
+    if args.init_from:
+        raise UserError("--init-from starts one run from a checkpoint; a trunk with budget.branches starts fresh")
+    try:
+        done = train_tree(cfg, args.out, resume=args.resume, allow_config_change=args.allow_config_change, stop=stop)
+    except NonFiniteLoss as e:
+        print(f"scaling-jax train: {e}", file=sys.stderr)
+        return 1
+    if distributed.is_writer():
+        for name, o in done:
+            if o is None:
+                print(f"{name}: done before (record.json); not retrained")
+            elif o.stopped_early:
+                print(f"{name}: stopped by SIGTERM at step {o.step}; continue with --resume")
+            elif o.record is None:
+                print(f"{name}: trained to step {o.step} (every branch's decay start); {args.out}/trunk.json")
+            else:
+                print(f"{name}: done, {o.step} steps; losses {dict(o.record.losses)}")
     return 0

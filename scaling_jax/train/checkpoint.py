@@ -65,15 +65,21 @@ def committed_steps(ckpt_dir: str | Path) -> list[int]:
 class Checkpoints:
     """One run's ``checkpoints/`` folder, a local folder or ``gs://`` prefix. ``cleanup`` (the
     run's trainer only, never a reader beside a live run) deletes step folders a death mid-save
-    left unfinished, so a step saved again starts from an empty folder."""
+    left unfinished, so a step saved again starts from an empty folder. ``keep_steps`` are kept
+    besides the last ``keep`` (a WSD trunk's branch points, which its branches start from)."""
 
-    def __init__(self, directory: str | Path, *, keep: int, async_save: bool = True, cleanup: bool = False):
+    def __init__(self, directory: str | Path, *, keep: int, async_save: bool = True, cleanup: bool = False,
+                 keep_steps: Iterable[int] = ()):
         self.directory = str(directory) if paths.is_gcs(directory) else Path(directory).resolve()
         if paths.is_gcs(directory):
             paths.use_emulator()  # STORAGE_EMULATOR_HOST, if set, reaches orbax's TensorStore too
+        keep_steps = sorted(keep_steps)
+        policy = ocp.checkpoint_managers.AnyPreservationPolicy([
+            ocp.checkpoint_managers.LatestN(keep), ocp.checkpoint_managers.CustomSteps(keep_steps)])
         self.manager = ocp.CheckpointManager(
             self.directory,
-            options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True,
+            options=ocp.CheckpointManagerOptions(max_to_keep=None if keep_steps else keep,
+                                                 preservation_policy=policy if keep_steps else None, create=True,
                                                  enable_async_checkpointing=async_save,
                                                  cleanup_tmp_directories=cleanup),
             item_names=("state", "data", "meta"),

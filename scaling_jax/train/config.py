@@ -7,6 +7,7 @@ The budget is tokens D or a multiplier M (D = M·N, N counted as the paper count
 from __future__ import annotations
 
 import dataclasses
+import math
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -61,9 +62,29 @@ BETA = Range(lo=0, hi=1, hi_open=True)  # an Adam moment's decay rate
 MESH_SIZE = Range(lo=1, integer=True, extra=(-1,))
 
 
+SCHEDULES = ("cosine", "wsd")
+DECAY_SHAPES = ("linear", "sqrt", "cosine")
+
+
+@dataclasses.dataclass(frozen=True)
+class WsdSection:
+    """Warmup-stable-decay: the last ``decay_fraction`` of a run's steps (rounded to 4 decimals,
+    at least one step) decay from ``lr`` to ``cooldown_lr`` as ``1 - t`` (linear), ``1 - sqrt(t)``
+    (sqrt, Hägele et al. 2024) or ``(1 + cos(pi t)) / 2`` (cosine), t from 0 to 1 over the decay."""
+
+    decay_fraction: float = 0.2
+    decay_shape: str = "sqrt"
+
+    def __post_init__(self):
+        check_ranges(self, decay_fraction=Range(lo=0, hi=1, lo_open=True))
+        if self.decay_shape not in DECAY_SHAPES:
+            raise FieldError("decay_shape", f"must be one of {', '.join(DECAY_SHAPES)}, got {self.decay_shape!r}")
+
+
 @dataclasses.dataclass(frozen=True)
 class OptimizerSection:
-    """AdamW with linear warm-up and cosine decay to ``cooldown_lr`` (the paper's recipe)."""
+    """AdamW with linear warm-up, then cosine decay to ``cooldown_lr`` over the run (the paper's
+    recipe) or, with ``schedule: wsd``, the stable ``lr`` until the run's last ``wsd.decay_fraction``."""
 
     lr: float = 3e-3
     cooldown_lr: float = 3e-5
@@ -74,10 +95,14 @@ class OptimizerSection:
     weight_decay: float = 0.033
     clip: float = 1.0
     z_loss: float = 1e-4
+    schedule: str = "cosine"
+    wsd: WsdSection = WsdSection()
 
     def __post_init__(self):
         check_ranges(self, lr=POSITIVE, cooldown_lr=NON_NEGATIVE, warmup=NON_NEGATIVE_INT, b1=BETA, b2=BETA,
                      eps=POSITIVE, weight_decay=NON_NEGATIVE, clip=POSITIVE, z_loss=NON_NEGATIVE)
+        if self.schedule not in SCHEDULES:
+            raise FieldError("schedule", f"must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -96,12 +121,20 @@ class MeshSection:
 
 @dataclasses.dataclass(frozen=True)
 class BudgetSection:
-    """Tokens D, or multiplier M (D = M·N); global batch in sequences; micro-batches per step."""
+    """Tokens D, or multiplier M (D = M·N); global batch in sequences; micro-batches per step.
+
+    ``branches`` (a WSD trunk, ``train/branches.py``): more budgets, in the unit of the one set
+    (multipliers with ``multiplier``, token counts with ``tokens``); with the run's own budget
+    they are the runs that branch off one stable trunk, each decaying from the trunk's
+    checkpoint at its decay start. ``branch_of``: this run is such a branch of the trunk in that
+    folder (relative: to this run's folder) and starts from its checkpoint."""
 
     tokens: float | None = None
     multiplier: float | None = None
     global_batch: int = 256
     grad_accum: int = 1
+    branches: tuple[float, ...] = ()
+    branch_of: str = ""
 
     def __post_init__(self):
         if (self.tokens is None) == (self.multiplier is None):
@@ -110,6 +143,11 @@ class BudgetSection:
                      global_batch=POSITIVE_INT, grad_accum=POSITIVE_INT)
         if self.global_batch % self.grad_accum:
             raise FieldError("global_batch", f"{self.global_batch} is not a multiple of grad_accum {self.grad_accum}")
+        for i, b in enumerate(self.branches):
+            if not (isinstance(b, (int, float)) and math.isfinite(b) and b > 0):
+                raise FieldError(f"branches[{i}]", f"must be a positive budget, got {b!r}")
+        if self.branches and self.branch_of:
+            raise FieldError("branch_of", "a branch cannot have branches of its own (budget.branches is set)")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -200,6 +238,11 @@ class TrainConfig:
 
     def __post_init__(self):
         check_ranges(self, optional=("vocab_chunk",), seed=NON_NEGATIVE_INT, vocab_chunk=POSITIVE_INT)
+        b = self.budget
+        if (b.branches or b.branch_of) and self.optimizer.schedule != "wsd":
+            field = "budget.branches" if b.branches else "budget.branch_of"
+            raise FieldError(field, "branches share a stable trunk: set optimizer.schedule: wsd "
+                                    f"(it is {self.optimizer.schedule!r})")
 
 
 def load_train_config(path: str | Path, overrides: Sequence[str] = ()) -> TrainConfig:

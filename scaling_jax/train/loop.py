@@ -26,12 +26,12 @@ from scaling_jax.eval.tasks import load_task
 from scaling_jax.model.counts import paper_params, params_no_embed
 from scaling_jax.model.sharding import check_even_split, make_mesh, split_sizes
 from scaling_jax.testbed.schema import RunRecord
-from scaling_jax.train import distributed, evaluate, wandb_log
+from scaling_jax.train import branches, distributed, evaluate, wandb_log
 from scaling_jax.train.checkpoint import Checkpoints, check_store, committed_steps, param_shapes
 from scaling_jax.train.config import TrainConfig, budget, config_changes, model_config
 from scaling_jax.train.lm import restore_params, run_tokenizer, transformer_lm
 from scaling_jax.train.metrics import MetricsLog
-from scaling_jax.train.optimizer import optimizer, schedule
+from scaling_jax.train.optimizer import decay_start, optimizer, schedule
 from scaling_jax.train.step import global_batch, setup
 from scaling_jax.train.stop import StopFlag
 
@@ -71,7 +71,11 @@ def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False, init_from:
     model_cfg = model_config(cfg)
     N = paper_params(model_cfg)
     bud = budget(cfg, N, model_cfg.seq_len)
-    schedule(cfg.optimizer, bud.steps)  # checks warm-up < steps now, before anything is read
+    trunk = branches.trunk_plan(cfg, N, model_cfg.seq_len)  # a WSD trunk: the stable steps of its branches
+    run_steps = trunk.schedule_steps if trunk else bud.steps  # the schedule's length (a trunk's: its largest branch)
+    bud = trunk.budget() if trunk else bud  # a trunk trains to its largest branch's decay start
+    points = trunk.points if trunk else ()  # and checkpoints at each branch's
+    schedule(cfg.optimizer, run_steps)  # checks warm-up < steps now, before anything is read
     # The optimizer is built inside the jitted step from the run length as an argument, so runs
     # of one shape at different budgets share one compiled step (the persistent cache).
     tx, lr = functools.partial(optimizer, cfg.optimizer), functools.partial(schedule, cfg.optimizer)
@@ -123,11 +127,15 @@ def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False, init_from:
     if resume and max(saved) >= bud.steps and has_record:
         raise UserError(f"{out}: finished ({max(saved)} of {bud.steps} steps, record.json written); "
                          "raise the budget (with --allow-config-change) to train on")
+    if trunk is not None:  # a branch added behind a resumed trunk is refused, by name
+        branches.check_reachable(trunk, out, saved[-1] if resume else 0, saved)
+    fork = (branches.branch_start(cfg, out, bud, allow_change=allow_config_change)
+            if cfg.budget.branch_of and not resume else None)  # a branch's first start: from its trunk
 
     # Mesh, state and the data iterator, fresh or restored.
     mesh = make_mesh(cfg.mesh.data, cfg.mesh.fsdp, cfg.mesh.tensor)
     s = setup(model_cfg, tx, mesh, seed=cfg.seed, grad_accum=cfg.budget.grad_accum,
-              z_loss=cfg.optimizer.z_loss, vocab_chunk=cfg.vocab_chunk, lr_schedule=lr, total_steps=bud.steps)
+              z_loss=cfg.optimizer.z_loss, vocab_chunk=cfg.vocab_chunk, lr_schedule=lr, total_steps=run_steps)
     shapes = param_shapes(s.abstract_state["params"])
     check_even_split(s.abstract_state, s.state_shardings)
     shards = split_sizes(s.batch_sharding)[0]
@@ -142,7 +150,8 @@ def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False, init_from:
         with jax.set_mesh(mesh):
             init_params, _ = restore_params(init_from, s, shapes)
     # Every check has passed: from here on the run writes into ``out``.
-    ckpts = Checkpoints(ckpt_dir, keep=cfg.checkpoint.keep, async_save=cfg.checkpoint.async_save, cleanup=True)
+    ckpts = Checkpoints(ckpt_dir, keep=cfg.checkpoint.keep, async_save=cfg.checkpoint.async_save, cleanup=True,
+                        keep_steps=points)
     meta = {"model": dataclasses.asdict(model_cfg), "param_shapes": shapes, "config": to_dict(cfg)}
     with jax.set_mesh(mesh):
         if resume:
@@ -152,14 +161,18 @@ def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False, init_from:
                                 "new run from it with --init-from")
             state, saved_meta = ckpts.restore(start, s.abstract_state, s.state_shardings, data_iter, shapes)
             check_config(saved_meta, cfg, paths.join(ckpt_dir, str(start)), allow_config_change)
+        elif fork is not None:
+            start, state = fork.step, branches.restore(fork, s, data_iter, shapes, out, writer=writer)
         else:
             start, state = 0, s.init() if init_params is None else s.start_from(init_params)
     log = MetricsLog(out, enabled=writer, tensorboard=cfg.logging.tensorboard,
-                     resume_step=start if resume else None, final=start == bud.steps)
+                     resume_step=start if resume or fork else None, final=start == bud.steps)
     log = wandb_log.start(cfg.logging.wandb, out, log, config=to_dict(cfg), name=run_name(cfg, model_cfg.name, bud.M),
                           enabled=writer)
     if writer:
         paths.write_json(paths.join(out, "config.json"), to_dict(cfg))
+        if trunk is not None:
+            paths.write_json(paths.join(out, branches.TRUNK_FILE), trunk.listing(cfg))
 
     def validate(step: int) -> dict[str, evaluate.ValResult]:
         results = {}
@@ -228,7 +241,7 @@ def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False, init_from:
                     validate(step)
                 if eval_specs and cfg.eval.every and step % cfg.eval.every == 0 and step < bud.steps:
                     downstream(step)
-                if step % cfg.checkpoint.every == 0 or step == bud.steps:
+                if step % cfg.checkpoint.every == 0 or step == bud.steps or step in points:
                     flush()
                     log.sync()  # the log's rows up to this step are stored before the checkpoint is
                     ckpts.save(step, state, data_iter, {**meta, "step": step})
@@ -236,6 +249,9 @@ def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False, init_from:
             if stopped:
                 wandb_log.finish(log, stopped=True)
                 return Outcome(step=step, stopped_early=True, record=None)
+            if trunk is not None:  # its branches validate and write the records
+                wandb_log.finish(log)
+                return Outcome(step=step, stopped_early=False, record=None)
             results = validate(step)
             suite = downstream(step) if eval_specs else None
     finally:
@@ -248,6 +264,8 @@ def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False, init_from:
     hp, down = _hyperparameters(cfg, model_cfg, bud, val_sets), {}
     if init_from is not None:
         hp["init_from"] = str(init_from)
+    if cfg.budget.branch_of:
+        hp["branch_of"] = branches.resolve(out, cfg.budget.branch_of)
     if suite is not None:
         down, hp["eval"] = _downstream_fields(cfg, suite)
     record = RunRecord(
@@ -274,6 +292,8 @@ def check_config(saved_meta: dict, cfg: TrainConfig, where: str, allow_change: b
     """Refuse to resume the checkpoint at ``where`` under training fields other than those it was
     trained with (a new lr, warm-up or budget would continue it on another schedule), naming them."""
     changes = config_changes(saved_meta.get("config") or {}, to_dict(cfg)) if "config" in saved_meta else []
+    if cfg.budget.branches:  # a trunk's budgets are its branch list: branches.check_reachable rules on them
+        changes = branches.beside_budget(changes)
     if changes and not allow_change:
         raise UserError(f"{where}: trained with another config than this resume's: {'; '.join(changes)}. "
                         "Resume with the config it was trained with, or pass --allow-config-change "
@@ -308,6 +328,9 @@ def _hyperparameters(cfg: TrainConfig, model_cfg, bud, val_sets) -> dict:
         "dtype": model_cfg.dtype, "seed": cfg.seed,
         "val_data": {name: [f"{src.name}"] for name, src in val_sets.items()},
     }
+    if o.schedule == "wsd":  # where the decay starts (a branch: where it left its trunk) and its shape
+        hp["schedule"] = {"kind": "wsd", "decay_fraction": o.wsd.decay_fraction, "decay_shape": o.wsd.decay_shape,
+                          "decay_start": decay_start(o, bud.steps)}
     bayes = {name: src.mean_bayes_loss(_n_eval(cfg, len(src)))
              for name, src in val_sets.items() if hasattr(src, "mean_bayes_loss")}
     if bayes:
