@@ -105,15 +105,36 @@ def plan(args) -> int:
     for r in runs:
         sec = estimate.seconds(r, tps)
         flops = estimate.exact_flops(r)
-        total_c, total_f = total_c + r.C, total_f + flops
+        total_c, total_f = total_c + (r.C if r.kind != "trunk" else 0.0), total_f + flops  # C: the runs' own
         total_s = None if (sec is None or total_s is None) else total_s + sec
         print(f"{r.name:<36} {r.role:<6} {_human(r.N):>8} {_human(r.D):>8} {r.M:>6.4g} {_human(r.C):>8} "
-              f"{_human(flops):>8} {r.steps:>7} {_duration(sec):>6}")
+              f"{_human(flops):>8} {r.steps - r.start_step:>7} {_duration(sec):>6}")
     print(f"{'total':<36} {'':<6} {'':>8} {'':>8} {'':>6} {_human(total_c):>8} {_human(total_f):>8} "
-          f"{sum(r.steps for r in runs):>7} {_duration(total_s):>6}")
+          f"{sum(r.steps - r.start_step for r in runs):>7} {_duration(total_s):>6}")
     if total_s is None:
         print("(est: give `throughput:` tokens/s per model in the spec, or --probe STEPS to measure here)")
+    _print_trees(runs)
     return 0
+
+
+def _print_trees(runs) -> None:
+    """Each WSD trunk's cost against its budgets as separate runs (a branch's FLOPs and steps
+    above are its decay alone; C = 6ND is the run's own, as the laws see it)."""
+    from scaling_jax.sweep.trees import cost_table
+
+    rows = cost_table(runs)
+    if not rows:
+        return
+    print("\nbranches against separate runs (C = 6N x the tokens each trains):")
+    print(f"{'trunk':<36} {'M':<18} {'trunk C':>8} {'decays C':>8} {'total C':>8} {'separate':>8} "
+          f"{'/largest':>8} {'saving':>7}")
+    for t in rows:
+        Ms = ",".join(f"{m:.3g}" for m in t["multipliers"])
+        print(f"{t['trunk']:<36} {Ms:<18} {_human(t['trunk_C']):>8} {_human(t['decays_C']):>8} "
+              f"{_human(t['total_C']):>8} {_human(t['separate_C']):>8} {t['vs_largest']:>7.2f}x {t['saving']:>7.1%}")
+    total, separate = sum(t["total_C"] for t in rows), sum(t["separate_C"] for t in rows)
+    print(f"{'all trunks':<36} {'':<18} {'':>8} {'':>8} {_human(total):>8} {_human(separate):>8} {'':>8} "
+          f"{1 - total / separate:>7.1%}")
 
 
 def run(args) -> int:
@@ -121,25 +142,29 @@ def run(args) -> int:
     from scaling_jax.sweep.state import read_state
 
     spec, runs = _load(args)
-    if args.role:
-        runs = [r for r in runs if r.role in args.role]
+    if args.role:  # and the trunks their branches start from
+        from scaling_jax.sweep.trees import with_trunks
+
+        runs = with_trunks([r for r in runs if r.role in args.role], runs)
     if args.runner == "tpu":
         return run_tpu(args, spec, runs)
     root = write_run_configs(spec, runs)
     if args.runner == "slurm" or args.dry_run:  # the local runner reads the states itself
         todo = [r for r in runs if read_state(r.out).state != "done"]
     if args.runner == "slurm":
-        from scaling_jax.sweep.slurm import SlurmOptions, script_root, submit
+        from scaling_jax.sweep.slurm import SlurmOptions, script_root, submit_trees
 
         opts = SlurmOptions(partition=args.partition, time=args.time, gpus_per_task=args.gpus_per_task,
                             cpus_per_task=args.cpus_per_task, max_parallel=args.max_parallel, account=args.account)
-        script, job = submit(script_root(root), todo, opts, dry_run=args.dry_run)
-        if args.dry_run:
-            print(script.read_text())
-            print(f"# dry run: would submit `sbatch --parsable {script}` ({len(todo)} array tasks)")
-        else:
-            print(f"submitted job array {job}: {len(todo)} runs ({len(runs) - len(todo)} done already); "
-                  f"script {script}; watch with `scaling-jax sweep status {args.spec}`")
+        for i, (script, job, n) in enumerate(submit_trees(script_root(root), todo, opts, dry_run=args.dry_run)):
+            if args.dry_run:
+                print(script.read_text())
+                print(f"# dry run: would submit `sbatch --parsable {script}` ({n} array tasks)")
+            elif i == 0:
+                print(f"submitted job array {job}: {n} runs ({len(runs) - len(todo)} done already); "
+                      f"script {script}; watch with `scaling-jax sweep status {args.spec}`")
+            else:
+                print(f"submitted job array {job}: {n} branches, after their trunk's task; script {script}")
         return 0
     from scaling_jax.sweep.local import default_jobs, failures, log_tail, run_local
 

@@ -20,7 +20,7 @@ def collect(spec: SweepSpec, runs: list[Run], dest: str | Path) -> tuple[list[st
     either side local or ``gs://``); returns the files written and the runs without a record."""
     dest = str(dest if paths.is_gcs(dest) else atomic.check_out_dir(dest))
     written, missing = [], []
-    for r in runs:
+    for r in (r for r in runs if r.kind != "trunk"):  # a trunk has no record: its branches are the runs
         src = paths.join(r.out, "record.json")
         if not paths.exists(src):
             missing.append(r.name)

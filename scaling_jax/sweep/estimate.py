@@ -70,9 +70,10 @@ def throughputs(runs: list[Run], table: dict[str, float], steps: int = 0) -> dic
 
 
 def seconds(run: Run, tps: dict[tuple, float]) -> float | None:
-    """Estimated training wall time of ``run`` (None without a throughput for its shape)."""
+    """Estimated training wall time of ``run``'s own steps (a branch: its decay) (None without a
+    throughput for its shape)."""
     t = tps.get(shape_key(run))
-    return None if t is None else run.steps * run.config.budget.global_batch * _seq_len(run) / t
+    return None if t is None else (run.steps - run.start_step) * run.config.budget.global_batch * _seq_len(run) / t
 
 
 def _seq_len(run: Run) -> int:
@@ -82,8 +83,10 @@ def _seq_len(run: Run) -> int:
 
 
 def exact_flops(run: Run) -> float:
-    """Training FLOPs with attention (6·N_no_embed + 12·L·d·T per token) times the tokens trained."""
+    """Training FLOPs with attention (6·N_no_embed + 12·L·d·T per token) times the tokens the run
+    trains itself (a branch: its decay; a trunk: up to its last branch point)."""
     from scaling_jax.model.counts import flops_per_token
     from scaling_jax.train.config import model_config
 
-    return float(flops_per_token(model_config(run.config), exact=True)) * run.D
+    tokens = run.D if run.kind == "run" else (run.steps - run.start_step) * run.step_tokens
+    return float(flops_per_token(model_config(run.config), exact=True)) * tokens

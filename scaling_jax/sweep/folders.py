@@ -10,7 +10,8 @@ from scaling_jax.config import from_dict, to_dict, yaml_load
 from scaling_jax.errors import UserError
 from scaling_jax.sweep.spec import Run, SweepSpec, config_dict
 from scaling_jax.sweep.state import CONFIG_FILE, checkpoint_steps
-from scaling_jax.train.config import TrainConfig, config_changes
+from scaling_jax.train import branches
+from scaling_jax.train.config import TrainConfig, config_changes, model_config
 
 
 def write_run_configs(spec: SweepSpec, runs: list[Run]) -> str:
@@ -26,8 +27,11 @@ def write_run_configs(spec: SweepSpec, runs: list[Run]) -> str:
         raise UserError(f"{spec.source}: changes the training fields of runs already started (their "
                         f"{CONFIG_FILE} kept, nothing run): " + " | ".join(changed) + ". Restore those values "
                         "in the spec, or delete a run's folder to train it again from the start")
+    trunks = {r.out: trunk_of(r) for r in runs if r.kind == "trunk"}
     for r in runs:
         paths.write_text(paths.join(r.out, CONFIG_FILE), yaml.safe_dump(config_dict(r), sort_keys=False))
+        if r.kind == "trunk":  # its branches as the spec now lists them (a trunk is done at the last one's start)
+            paths.write_json(paths.join(r.out, branches.TRUNK_FILE), trunks[r.out].listing(r.config))
     paths.write_json(paths.join(spec.out, "sweep.json"),
                      {"name": spec.name, "spec": spec.source,
                       "runs": [{**r.row(), "steps": r.steps, "folder": r.out} for r in runs]})
@@ -41,4 +45,13 @@ def started_run_changes(r: Run) -> list[str]:
     if not paths.exists(path) or not (paths.exists(paths.join(r.out, "record.json")) or checkpoint_steps(r.out)):
         return []
     old = from_dict(TrainConfig, yaml_load(paths.read_text(path)), where=path)
-    return config_changes(to_dict(old), config_dict(r))
+    changes = config_changes(to_dict(old), config_dict(r))
+    return branches.beside_budget(changes) if r.kind == "trunk" else changes
+
+
+def trunk_of(r: Run) -> branches.Trunk:
+    """The trunk run ``r``'s branches; a branch the spec adds behind the trunk's progress is refused, by name."""
+    plan = branches.trunk_plan(r.config, r.N, model_config(r.config).seq_len)
+    steps = checkpoint_steps(r.out)
+    branches.check_reachable(plan, r.out, steps[-1] if steps else 0, steps)
+    return plan

@@ -5,7 +5,9 @@ per two CPU cores (a JAX CPU process already uses several threads).
 A worker pays process start and imports once, not once per run: on the CPU ladder's tiny runs
 that was most of the sweep's overhead. A failed run is reported at the end and the others go on
 (a worker that dies takes only its current run with it); SIGINT/SIGTERM is passed to the
-workers, whose runs checkpoint and stop, so the next ``sweep run`` resumes them.
+workers, whose runs checkpoint and stop, so the next ``sweep run`` resumes them. A WSD branch
+waits for its trunk's checkpoint at its decay start (``sweep.trees``): a trunk's branches start
+one by one as the trunk passes their decay starts, in parallel with it and with each other.
 """
 
 from __future__ import annotations
@@ -27,6 +29,9 @@ from scaling_jax import paths
 from scaling_jax.sweep.single import BUSY
 from scaling_jax.sweep.spec import Run
 from scaling_jax.sweep.state import LOG_FILE, checkpoint_steps, mark, read_state
+from scaling_jax.sweep.trees import ready
+
+POLL_SECONDS = 0.5  # how often an idle slot looks whether a trunk has reached a waiting branch's start
 
 
 @dataclasses.dataclass(frozen=True)
@@ -124,7 +129,29 @@ def run_local(runs: list[Run], jobs: int, *, say: Callable[[str], None] = print)
             outcomes[r.name] = Outcome(r.name, "running", 0, 0.0, st.log)
         else:
             todo.append(r)
-    lock, stopping, workers = threading.Lock(), threading.Event(), {}
+    lock, stopping, workers, busy = threading.Lock(), threading.Event(), {}, set()
+    trunks = {r.out: r for r in runs if r.kind == "trunk"}
+
+    def trunk_live(r: Run) -> bool:
+        """Whether a waiting branch's trunk may still reach its start: queued, training here, or elsewhere."""
+        t = trunks.get(r.trunk)
+        if t is not None and (t.name in busy or any(x.name == t.name for x in todo)):
+            return True
+        return read_state(r.trunk).state == "running"
+
+    def take() -> Run | None:
+        """Under the lock: the first run that may start now (None: wait); branches whose trunk
+        stopped short of their start are given up."""
+        for r in list(todo):
+            if ready(r):
+                todo.remove(r)
+                return r
+            if not trunk_live(r):
+                todo.remove(r)
+                outcomes[r.name] = Outcome(r.name, "not started", 1, 0.0, "")
+                say(f"{r.name}: its trunk {r.trunk} has no checkpoint at step {r.start_step} and is not training; "
+                    "not started")
+        return None
 
     def slot(n: int) -> None:
         env = worker_env(dict(os.environ), n, jobs, gpus)
@@ -133,14 +160,22 @@ def run_local(runs: list[Run], jobs: int, *, say: Callable[[str], None] = print)
                 with lock:  # ``stop`` holds the lock too: no run is handed out after it
                     if stopping.is_set() or not todo:
                         break
-                    r = todo.pop(0)
-                    if n not in workers:
-                        workers[n] = Worker(env)
+                    r = take()
+                    if r is not None:
+                        busy.add(r.name)
+                        if n not in workers:
+                            workers[n] = Worker(env)
+                if r is None:
+                    time.sleep(POLL_SECONDS)
+                    continue
                 try:
                     train_one(n, r)
                 except Exception as e:  # the runner's own bookkeeping failed: this run's verdict, the rest go on
                     outcomes[r.name] = Outcome(r.name, "failed", 1, 0.0, str(log_file(r)))
                     say(f"{r.name}: failed in the runner: {type(e).__name__}: {e}")
+                finally:
+                    with lock:
+                        busy.discard(r.name)
         finally:
             with lock:
                 w = workers.pop(n, None)

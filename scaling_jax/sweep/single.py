@@ -42,11 +42,12 @@ def run_one(run_dir: str | Path, **lease) -> int:
 
 
 def _train_claimed(run_dir: str) -> int:
+    from scaling_jax.train import branches
     from scaling_jax.train.config import load_train_config
     from scaling_jax.train.loop import train
 
-    if paths.exists(paths.join(run_dir, "record.json")):
-        print(f"{run_dir}: done already (record.json); nothing to train")
+    if paths.exists(paths.join(run_dir, "record.json")) or branches.complete(run_dir):
+        print(f"{run_dir}: done already (record.json, or a trunk's trunk.json at its end); nothing to train")
         return 0
     steps = state.checkpoint_steps(run_dir)
     t0 = time.time()

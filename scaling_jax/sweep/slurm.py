@@ -9,6 +9,11 @@ preempted node) or a resubmitted array picks up where it stopped. A task with no
 list fails rather than run an empty folder. ``--signal=B:TERM@120`` sends SIGTERM to the batch
 shell, which execs ``run-one``, 120 s before the time limit, and the run checkpoints
 (without ``B:`` SLURM signals only job steps, and run-one is not one).
+
+A WSD trunk's branches are one more array per trunk, submitted with the trunk's, that depends on
+the trunk's task (``--dependency=afterok:JOB_TASK``, ``--kill-on-invalid-dep=yes``): its branches
+start together, in parallel, once the trunk has committed every decay start. The largest branch
+needs the trunk's end anyway, so this is the sweep's critical path; no task holds a GPU waiting.
 """
 
 from __future__ import annotations
@@ -38,8 +43,9 @@ class SlurmOptions:
     python: str = sys.executable
 
 
-def array_script(root: Path, run_list: Path, n: int, opts: SlurmOptions) -> str:
-    """The job-array batch script for the ``n`` runs listed in ``run_list``."""
+def array_script(root: Path, run_list: Path, n: int, opts: SlurmOptions, dependency: str = "") -> str:
+    """The job-array batch script for the ``n`` runs listed in ``run_list`` (after ``dependency``, a
+    job or array task id, has succeeded)."""
     cap = f"%{opts.max_parallel}" if opts.max_parallel else ""
     lines = ["#!/bin/bash",
              f"#SBATCH --job-name=sweep-{root.name}",
@@ -56,6 +62,8 @@ def array_script(root: Path, run_list: Path, n: int, opts: SlurmOptions) -> str:
         lines.append(f"#SBATCH --partition={opts.partition}")
     if opts.account:
         lines.append(f"#SBATCH --account={opts.account}")
+    if dependency:
+        lines += [f"#SBATCH --dependency=afterok:{dependency}", "#SBATCH --kill-on-invalid-dep=yes"]
     lines += ["set -euo pipefail",
               f"LIST={shlex.quote(str(run_list))}",
               'RUN=$(sed -n "$((SLURM_ARRAY_TASK_ID + 1))p" "$LIST")',
@@ -76,7 +84,8 @@ def _named_by_content(folder: Path, stem: str, suffix: str, text: str) -> Path:
     return atomic.write_text(folder / f"{stem}-{hashlib.sha256(text.encode()).hexdigest()[:12]}{suffix}", text)
 
 
-def submit(root: Path, runs: list[Run], opts: SlurmOptions, dry_run: bool = False) -> tuple[Path, str]:
+def submit(root: Path, runs: list[Run], opts: SlurmOptions, dry_run: bool = False,
+           dependency: str = "") -> tuple[Path, str]:
     """Write this submission's run list and array script for ``runs``; unless ``dry_run``,
     ``sbatch`` it. Returns the script path and the job id (empty on a dry run)."""
     if not runs:
@@ -84,7 +93,8 @@ def submit(root: Path, runs: list[Run], opts: SlurmOptions, dry_run: bool = Fals
     (root / "logs").mkdir(parents=True, exist_ok=True)
     run_list = _named_by_content(root.resolve(), "runs", ".txt", "".join(
         f"{r.out if paths.is_gcs(r.out) else Path(r.out).resolve()}\n" for r in runs))
-    script = _named_by_content(root, "sweep", ".sbatch", array_script(root.resolve(), run_list, len(runs), opts))
+    script = _named_by_content(root, "sweep", ".sbatch",
+                               array_script(root.resolve(), run_list, len(runs), opts, dependency))
     if dry_run:
         return script, ""
     try:
@@ -98,3 +108,18 @@ def submit(root: Path, runs: list[Run], opts: SlurmOptions, dry_run: bool = Fals
     atomic.write_json(root / "slurm_job.json", {"job_id": job, "script": str(script), "run_list": str(run_list),
                                                 "runs": len(runs)})
     return script, job
+
+
+def submit_trees(root: Path, todo: list[Run], opts: SlurmOptions, dry_run: bool = False) -> list[tuple[Path, str, int]]:
+    """Submit ``todo``: one array of its runs and trunks, then one array per trunk of its branches,
+    after the trunk's task (no dependency when the trunk is done already). Returns (script, job
+    id, tasks) per submission; a dry run's job ids are empty and its dependencies name ``JOB``."""
+    first = [r for r in todo if r.kind != "branch"]
+    out = [(*submit(root, first, opts, dry_run), len(first))] if first or not todo else []
+    job = (out[0][1] or "JOB") if out else ""
+    task = {r.out: i for i, r in enumerate(first)}
+    for trunk in dict.fromkeys(r.trunk for r in todo if r.kind == "branch"):
+        bs = [r for r in todo if r.kind == "branch" and r.trunk == trunk]
+        dep = f"{job}_{task[trunk]}" if trunk in task else ""
+        out.append((*submit(root, bs, opts, dry_run, dependency=dep), len(bs)))
+    return out

@@ -4,7 +4,9 @@ and the fit recipe that says which runs form the fit set and which are held-out 
 A spec is YAML, typed like the train configs (unknown keys are errors that name the file and
 the dotted key). Expansion turns it into :class:`Run` rows, each with its full
 :class:`~scaling_jax.train.config.TrainConfig`, N as the paper counts it, D = M·N (or the
-given tokens), C = 6·N·D and a role (``fit``, ``target`` or ``other``). Every check (unknown
+given tokens), C = 6·N·D and a role (``fit``, ``target``, ``other``; ``trunk`` for a WSD trunk). A
+block with ``branches: true`` becomes, per model, dataset and seed, one WSD trunk and one branch
+per multiplier (``train/branches.py``), each branch a run in ``<trunk>/branches/``. Every check (unknown
 preset, M ≤ 0, a fit set that cannot determine Eq. 4, two runs in one folder, runs that
 disagree on vocabulary or sequence length) runs here, before anything trains.
 """
@@ -36,6 +38,7 @@ class Block:
     datasets: tuple[str, ...] = ()  # empty: every dataset of the spec
     set: dict[str, Any] = dataclasses.field(default_factory=dict)
     seeds: tuple[int, ...] = ()  # empty: the spec's seeds (cheap fit runs may take more than targets)
+    branches: bool = False  # one WSD trunk per model (and dataset, seed), its multipliers decay branches of it
 
 
 @dataclasses.dataclass(frozen=True)
@@ -88,11 +91,22 @@ class Run(ComputeAxes):
     role: str
     config: TrainConfig
     out: str  # the run folder: local or gs://
+    kind: str = "run"  # run, trunk (a WSD trunk: no record) or branch (of the trunk in ``trunk``)
+    trunk: str = ""  # a branch's trunk folder
+    start_step: int = 0  # a branch's decay start: the trunk's step it starts from
+    step_tokens: int = 0  # tokens per optimizer step
+
+    @property
+    def trained_C(self) -> float:
+        """The compute this run's own training costs, 6·N per token of its steps: a branch's decay only."""
+        return 6.0 * self.N * (self.steps - self.start_step) * self.step_tokens
 
     def row(self) -> dict[str, Any]:
         """The ``sweep plan --json`` row."""
+        tree = {"kind": self.kind, "trunk": self.trunk, "start_step": self.start_step,
+                "trained_C": self.trained_C} if self.kind != "run" else {}
         return {"name": self.name, "model": self.model, "dataset": self.dataset, "N": self.N,
-                "D": self.D, "M": self.M, "C": self.C, "role": self.role}
+                "D": self.D, "M": self.M, "C": self.C, "role": self.role, **tree}
 
 
 def nested(dotted: Mapping[str, Any], where: str) -> dict[str, Any]:
@@ -183,6 +197,10 @@ def expand(spec: SweepSpec) -> list[Run]:
 
                     raise ConfigError(f"{where}: grid[{i}].models: {model!r} is not a model preset "
                                       f"(presets: {', '.join(available_models())})")
+                if b.branches:
+                    for seed in b.seeds or spec.seeds:
+                        runs += _tree(spec, base, b, ds, model, seed, f"{where}: grid[{i}]")
+                    continue
                 for amount in b.multipliers or b.tokens:
                     for seed in b.seeds or spec.seeds:
                         runs.append(_run(spec, base, b, ds, model, amount, seed, f"{where}: grid[{i}]"))
@@ -190,14 +208,24 @@ def expand(spec: SweepSpec) -> list[Run]:
     return _with_wandb(spec, _with_roles(spec, runs))
 
 
-def _run(spec, base, block: Block, ds, model, amount, seed, at) -> Run:
+def _config(spec, base, block: Block, ds, model, amount, seed, at, **budget_fields) -> TrainConfig:
     budget = {"multiplier": float(amount), "tokens": None} if block.multipliers else \
         {"tokens": float(amount), "multiplier": None}
     data = merge(base, nested(spec.set, f"{at} set"))
     data = merge(data, nested(spec.datasets[ds] or {}, f"{spec.source}: datasets.{ds}"))
     data = merge(data, nested(block.set, f"{at}.set"))
-    data = merge(data, {"seed": seed, "model": {"name": model}, "data": {"name": ds}, "budget": budget})
-    cfg = from_dict(TrainConfig, data, where=f"{at} ({ds}, {model}, {amount:g})")
+    if block.branches:
+        schedule = (data.get("optimizer") or {}).get("schedule", "wsd")
+        if schedule != "wsd":
+            raise ConfigError(f"{at}: branches: true trains WSD trunks, but optimizer.schedule is {schedule!r}")
+        data = merge(data, {"optimizer": {"schedule": "wsd"}})
+    data = merge(data, {"seed": seed, "model": {"name": model}, "data": {"name": ds},
+                        "budget": {**budget, **budget_fields}})
+    return from_dict(TrainConfig, data, where=f"{at} ({ds}, {model}, {amount:g})")
+
+
+def _run(spec, base, block: Block, ds, model, amount, seed, at) -> Run:
+    cfg = _config(spec, base, block, ds, model, amount, seed, at)
     from scaling_jax.model.counts import paper_params
     from scaling_jax.train.config import budget as steps_of
 
@@ -208,7 +236,41 @@ def _run(spec, base, block: Block, ds, model, amount, seed, at) -> Run:
     name = spec.run_name.format(dataset=ds, model=model, M=D / N, seed=seed)
     cfg = dataclasses.replace(cfg, name=name)
     return Run(name=name, model=model, dataset=ds, seed=seed, N=N, D=D, steps=bud.steps, role="other",
-               config=cfg, out=paths.join(spec.out, name))
+               config=cfg, out=paths.join(spec.out, name), step_tokens=bud.tokens_per_step)
+
+
+class _Word(str):
+    """A word in a run name pattern's place of a number (``{M:g}`` -> ``trunk``)."""
+
+    def __format__(self, spec: str) -> str:
+        return str(self)
+
+
+def _tree(spec, base, block: Block, ds, model, seed, at) -> list[Run]:
+    """A ``branches: true`` block's runs of one model, dataset and seed: the trunk (the run name with
+    ``trunk`` for M, so its folder stays when multipliers are added), then a branch per
+    multiplier (or token budget) in its folder."""
+    from scaling_jax.model.counts import paper_params
+    from scaling_jax.train import branches
+
+    amounts = sorted(block.multipliers or block.tokens)
+    cfg = _config(spec, base, block, ds, model, amounts[-1], seed, at, branches=list(amounts))
+    mc = model_config(cfg)
+    N = paper_params(mc)
+    try:
+        plan = branches.trunk_plan(cfg, N, mc.seq_len)
+    except ConfigError as e:
+        raise ConfigError(f"{at} ({ds}, {model}): {e}") from e
+    names = [spec.run_name.format(dataset=ds, model=model, M=round(b.D) / N, seed=seed) for b in plan.branches]
+    name = spec.run_name.format(dataset=ds, model=model, M=_Word("trunk"), seed=seed)  # whatever its multipliers
+    trunk = Run(name=name, model=model, dataset=ds, seed=seed, N=N, D=plan.budget().D, steps=plan.end, role="trunk",
+                config=dataclasses.replace(cfg, name=name), out=paths.join(spec.out, name), kind="trunk",
+                step_tokens=plan.tokens_per_step)
+    return [trunk] + [Run(name=name, model=model, dataset=ds, seed=seed, N=N, D=float(round(b.D)), steps=b.steps,
+                          role="other", config=branches.branch_config(cfg, b.budget, name),
+                          out=branches.folder(trunk.out, b), kind="branch", trunk=trunk.out,
+                          start_step=b.decay_start, step_tokens=plan.tokens_per_step)
+                      for name, b in zip(names, plan.branches)]
 
 
 def _check_runs(spec: SweepSpec, runs: list[Run]) -> None:
@@ -240,7 +302,8 @@ def _check_runs(spec: SweepSpec, runs: list[Run]) -> None:
 
 def select(runs: list[Run], sel: Select, where: str) -> list[Run]:
     """The runs a recipe selector names (one per dataset and seed); an error if it names none."""
-    pool = [r for r in runs if r.model == sel.model and (not sel.dataset or r.dataset == sel.dataset)]
+    pool = [r for r in runs if r.model == sel.model and (not sel.dataset or r.dataset == sel.dataset)
+            and r.kind != "trunk"]
     if sel.M == "max":
         picked = []
         for key in sorted({(r.dataset, r.seed) for r in pool}):
@@ -283,7 +346,7 @@ def _with_roles(spec: SweepSpec, runs: list[Run]) -> list[Run]:
     if both:
         raise ConfigError(f"{where}: run(s) {sorted(both)} are both fitted and held out as targets")
     role = {**{n: "fit" for n in fit_names}, **{n: "target" for n in target_names}}
-    return [dataclasses.replace(r, role=role.get(r.name, "other")) for r in runs]
+    return [dataclasses.replace(r, role=role.get(r.name, "trunk" if r.kind == "trunk" else "other")) for r in runs]
 
 
 def _with_wandb(spec: SweepSpec, runs: list[Run]) -> list[Run]:

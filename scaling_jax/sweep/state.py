@@ -1,5 +1,6 @@
 """Where each run of a sweep stands, read from its folder alone (so any runner, any host, and
-``sweep status`` agree): ``done`` (record.json), ``running`` (a live process holds its claim,
+``sweep status`` agree): ``done`` (record.json; a WSD trunk: its last branch point committed),
+``running`` (a live process holds its claim,
 ``sweep.claim``), ``failed`` (the last attempt exited non-zero), or ``pending`` (not started,
 or stopped with checkpoints to resume from). Run folders may be local or ``gs://`` (``scaling_jax.paths``)."""
 
@@ -13,6 +14,7 @@ from pathlib import Path
 
 from scaling_jax import paths
 from scaling_jax.sweep import claim
+from scaling_jax.train import branches
 from scaling_jax.train.checkpoint import committed_steps
 
 STATE_FILE = "sweep_state.json"
@@ -46,6 +48,8 @@ def read_state(run_dir: str | Path, val_set: str = "") -> RunState:
         losses = rec.get("losses") or {}
         loss = losses.get(val_set) if val_set else next(iter(losses.values()), None)
         return RunState("done", loss=loss, error=rec.get("err_46"), log=log)
+    if branches.TRUNK_FILE in names and branches.complete(run_dir):
+        return RunState("done", log=log)
     info = {}
     if STATE_FILE in names:
         try:

@@ -6,7 +6,9 @@ object in the run's folder, ``ifGenerationMatch=0`` on gs://, renewed while the 
 lease not renewed for ``--lease-timeout`` is taken over), trains or resumes it from its
 checkpoints (``single.run_one``), releases it and looks again from the top. While no run is
 pending but some run elsewhere it waits, since a preempted slice's lease expires and its run
-becomes pending; it exits 0 when no run is pending or running. A run that fails is marked failed
+becomes pending; it exits 0 when no run is pending or running. A WSD branch is claimed once its
+trunk has committed the checkpoint at its decay start; until then it waits while its trunk is
+pending or running. A run that fails is marked failed
 and left (the next ``sweep run`` retries it). SIGTERM (a spot slice's preemption notice, a stop)
 checkpoints the run, releases it and exits 143. A lease found lost (taken over while this
 worker's renewals did not get through) ends the process at once with LEASE_LOST, so it writes
@@ -22,7 +24,7 @@ import time
 from pathlib import Path
 
 from scaling_jax import atomic, paths
-from scaling_jax.sweep import claim, single
+from scaling_jax.sweep import claim, single, trees
 from scaling_jax.sweep.state import LOG_FILE, read_state
 
 LEASE_LOST = 76
@@ -39,9 +41,11 @@ def wait_seconds(lease_timeout: float) -> float:
     return min(30.0, lease_timeout / 2)
 
 
-def work(folders: list[str], *, lease: dict, stop, poll: float, say=print) -> int:
+def work(folders: list[str], *, lease: dict, stop, poll: float, say=print,
+         waits: dict[str, tuple[str, int]] | None = None) -> int:
     """Claim and train ``folders``' pending runs in order until none is pending or running (0),
-    or until ``stop.set`` (143). ``lease``: ``claim.acquire``'s keywords."""
+    or until ``stop.set`` (143). ``lease``: ``claim.acquire``'s keywords; ``waits``: each branch
+    folder's trunk folder and decay start (``trees.waits``)."""
     from scaling_jax.eval.score import release_scorers
 
     while not stop.set:
@@ -50,6 +54,9 @@ def work(folders: list[str], *, lease: dict, stop, poll: float, say=print) -> in
             st = read_state(run_dir).state
             waiting = waiting or st == "running"
             if st != "pending":
+                continue
+            if run_dir in (waits or {}) and not trees.point_committed(*waits[run_dir]):  # its trunk is not there yet
+                waiting = waiting or read_state(waits[run_dir][0]).state in ("pending", "running")
                 continue
             rc = single.run_one(run_dir, **lease)
             if rc == single.BUSY:  # claimed by another worker since we looked
@@ -122,4 +129,4 @@ def main(root: str, *, slice_name: str, lease_timeout: float, log: str = "", pid
         replace_older(pid_file)
     lease = {"stale": lease_timeout, "fields": {"slice": slice_name, "log": log}, "on_lost": _lost}
     print(f"sweep worker on {slice_name}: claiming the runs of {root} (lease {lease_timeout:g} s)", flush=True)
-    return work(claim_order(root), lease=lease, stop=stop, poll=wait_seconds(lease_timeout))
+    return work(claim_order(root), lease=lease, stop=stop, poll=wait_seconds(lease_timeout), waits=trees.waits(root))
