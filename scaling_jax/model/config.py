@@ -19,7 +19,7 @@ from scaling_jax.config import POSITIVE, POSITIVE_INT, ConfigError, check_ranges
 PRESETS = importlib.resources.files("scaling_jax.model") / "presets"
 
 DTYPES = ("float32", "bfloat16")
-REMAT = ("none", "block", "dots")
+REMAT = ("none", "block", "dots", "auto")
 ATTENTION = ("auto", "xla", "cudnn")
 POSITIONAL = ("rotary", "head_rotary")
 
@@ -30,7 +30,8 @@ class ModelConfig:
 
     dtype is the compute dtype; param_dtype the master-weight dtype. remat: 'none' keeps
     every activation, 'block' saves only each block's input, 'dots' also saves matmul
-    outputs. scan_layers stacks the blocks' parameters on a leading 'layers' axis and runs
+    outputs, 'auto' takes the measured per-size table's choice for the micro-batch per
+    device (``model/remat.py``). scan_layers stacks the blocks' parameters on a leading 'layers' axis and runs
     them with ``jax.lax.scan`` (compile time flat in depth). positional: 'rotary' rotates q and k
     by their position (OpenLM's ``rotary``); 'head_rotary' follows OpenLM's older ``head_rotary``
     layout, which rotates by the head index instead, only to run checkpoints trained with it.

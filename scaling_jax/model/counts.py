@@ -2,11 +2,8 @@
 
 N as the paper counts it: every parameter except the qk-norm gains, i.e.
 N = 2·V·d + L·(4d² + 3·d·f + 2d) + d (embedding, untied head, blocks, final norm).
-FLOPs per token for training (forward + backward):
-  - ``exact=False``: 6·N, the paper's C = 6·N·D convention;
-  - ``exact=True``: 6·(N − V·d) + 12·L·d·seq: the input embedding is a lookup, not a
-    matmul, and attention's QKᵀ and AV add 2·2·L·d·seq per token forward, ×3 for training
-    (the PaLM convention, no discount for the causal mask). This is the count for MFU.
+FLOPs per token for training: ``model/flops.py`` (6·N, or the exact matmul count with causal
+attention counted half, which MFU uses).
 """
 
 from __future__ import annotations
@@ -47,10 +44,10 @@ def params_no_embed(cfg: ModelConfig) -> int:
 
 
 def flops_per_token(cfg: ModelConfig, exact: bool = False) -> int:
-    """Training FLOPs per token: 6·N, or with ``exact`` the matmul count with attention."""
-    if not exact:
-        return 6 * paper_params(cfg)
-    return 6 * params_no_embed(cfg) + 12 * cfg.n_layers * cfg.d_model * cfg.seq_len
+    """Training FLOPs per token: 6·N, or with ``exact`` the matmul count (``model/flops.py``)."""
+    from scaling_jax.model import flops
+
+    return flops.flops_per_token(cfg, exact)
 
 
 def memory_bytes(cfg: ModelConfig) -> dict[str, int]:

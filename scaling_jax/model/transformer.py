@@ -18,6 +18,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from scaling_jax.model import remat
 from scaling_jax.model.config import ModelConfig
 from scaling_jax.model.sharding import constrain
 
@@ -148,12 +149,6 @@ class Block(nnx.Module):
         return x_BxLxD + self.swiglu(_norm(x_BxLxD, self.ffn_norm[...], eps))
 
 
-_REMAT_POLICY = {
-    "block": jax.checkpoint_policies.nothing_saveable,
-    "dots": jax.checkpoint_policies.dots_with_no_batch_dims_saveable,
-}
-
-
 class Transformer(nnx.Module):
     """Decoder-only LM: ``model(tokens_BxL) -> float32 logits_BxLxV``."""
 
@@ -183,14 +178,15 @@ class Transformer(nnx.Module):
         table_VxD = constrain(self.embed_VxD[...].astype(cfg.dtype), ("embed_vocab", None))
         x_BxLxD = constrain(table_VxD[tokens_BxL], ACT)
         rope = _rotary_angles(cfg, tokens_BxL.shape[1])
+        policy = remat.choose(cfg, remat.per_device_batch(tokens_BxL.shape[0]))
 
         def block_fn(graphdef):
-            """(block state, x) -> x, rematerialised per cfg.remat."""
+            """(block state, x) -> x, rematerialised per cfg.remat (model/remat.py)."""
             def apply(state, x_BxLxD):
                 return constrain(nnx.merge(graphdef, state)(x_BxLxD, rope), ACT)
-            if cfg.remat == "none":
+            if policy == "none":
                 return apply
-            return jax.checkpoint(apply, policy=_REMAT_POLICY[cfg.remat])
+            return jax.checkpoint(apply, policy=remat.POLICIES[policy])
 
         if cfg.scan_layers:
             graphdef, state = nnx.split(self.blocks)

@@ -43,7 +43,9 @@ class ValSet:
 
 @dataclasses.dataclass(frozen=True)
 class DataSection:
-    """Training corpus (its ``val`` split is the validation set named ``name``) and loader."""
+    """Training corpus (its ``val`` split is the validation set named ``name``) and loader.
+    ``device_prefetch``: batches placed on the devices ahead of the step (``train/prefetch.py``;
+    null: 2 on a GPU or TPU, none on the CPU)."""
 
     name: str = "synthetic"
     corpus: CorpusConfig = CorpusConfig()
@@ -52,10 +54,11 @@ class DataSection:
     seed: int = 0
     threads: int = 2
     prefetch: int = 4
+    device_prefetch: int | None = None
 
     def __post_init__(self):
-        check_ranges(self, val_sequences=POSITIVE_INT, seed=NON_NEGATIVE_INT, threads=POSITIVE_INT,
-                     prefetch=NON_NEGATIVE_INT)
+        check_ranges(self, optional=("device_prefetch",), val_sequences=POSITIVE_INT, seed=NON_NEGATIVE_INT,
+                     threads=POSITIVE_INT, prefetch=NON_NEGATIVE_INT, device_prefetch=NON_NEGATIVE_INT)
 
 
 BETA = Range(lo=0, hi=1, hi_open=True)  # an Adam moment's decay rate
@@ -194,16 +197,19 @@ class WandbSection:
 @dataclasses.dataclass(frozen=True)
 class LoggingSection:
     """Train metrics every ``every`` steps; validation every ``val_every`` (0: only at the end);
-    ``wandb``: Weights & Biases tracking."""
+    ``wandb``: Weights & Biases tracking. ``peak_flops``: a device's dense bf16 FLOP/s, for the
+    MFU of devices not in ``train/peak.py``'s table (or to override it)."""
 
     every: int = 10
     val_every: int = 0
     progress: bool = True
     tensorboard: bool = True
     wandb: WandbSection = WandbSection()
+    peak_flops: float | None = None
 
     def __post_init__(self):
-        check_ranges(self, every=POSITIVE_INT, val_every=NON_NEGATIVE_INT)
+        check_ranges(self, optional=("peak_flops",), every=POSITIVE_INT, val_every=NON_NEGATIVE_INT,
+                     peak_flops=POSITIVE)
 
 
 @dataclasses.dataclass(frozen=True)

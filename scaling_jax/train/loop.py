@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import sys
-import time
 from pathlib import Path
 
 import jax
@@ -26,7 +25,7 @@ from scaling_jax.eval.tasks import load_task
 from scaling_jax.model.counts import paper_params, params_no_embed
 from scaling_jax.model.sharding import check_even_split, make_mesh, split_sizes
 from scaling_jax.testbed.schema import RunRecord
-from scaling_jax.train import branches, distributed, evaluate, wandb_log
+from scaling_jax.train import branches, distributed, evaluate, peak, prefetch, throughput, wandb_log
 from scaling_jax.train.checkpoint import Checkpoints, check_store, committed_steps, param_shapes
 from scaling_jax.train.config import TrainConfig, budget, config_changes, model_config
 from scaling_jax.train.lm import restore_params, run_tokenizer, transformer_lm
@@ -142,9 +141,10 @@ def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False, init_from:
     if eval_gb % shards:
         raise ConfigError(f"budget.global_batch: micro-batches of {eval_gb} sequences (global_batch / grad_accum) "
                           f"do not split evenly over the mesh's {shards} batch shards (data × fsdp)")
-    data_iter = iter(batches(train_src, global_batch=gb, seed=cfg.data.seed,
-                             shuffle=cfg.data.corpus.kind == "tokens", process_index=pi,
-                             process_count=pc, threads=cfg.data.threads, prefetch=cfg.data.prefetch))
+    data_iter = prefetch.DevicePrefetch(
+        iter(batches(train_src, global_batch=gb, seed=cfg.data.seed, shuffle=cfg.data.corpus.kind == "tokens",
+                     process_index=pi, process_count=pc, threads=cfg.data.threads, prefetch=cfg.data.prefetch)),
+        lambda rows: global_batch(rows, s.batch_sharding, gb), prefetch.depth(cfg.data.device_prefetch))
     init_params = None
     if init_from is not None:  # read (and its shapes checked) before anything is written
         with jax.set_mesh(mesh):
@@ -212,7 +212,11 @@ def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False, init_from:
     stop = StopFlag() if own_stop else stop
     bar = tqdm(total=bud.steps, initial=start, unit="step", dynamic_ncols=True,
                disable=not (writer and cfg.logging.progress))
-    step, t0, stopped = start, time.perf_counter(), False
+    speed = throughput.Speed.of(model_cfg, bud.tokens_per_step, jax.devices(), cfg.logging.peak_flops)
+    if writer and speed.peak_flops is None:
+        print(peak.unknown_note(speed.device_kind), file=sys.stderr)
+    meter = throughput.Meter(speed, start)  # the loop's time split, per train row (throughput.py)
+    step, stopped = start, False
     try:
         with jax.set_mesh(mesh):
             while step < bud.steps:
@@ -224,25 +228,29 @@ def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False, init_from:
                     ckpts.wait()
                     stopped = True
                     break
-                tokens_BxT = global_batch(next(data_iter), s.batch_sharding, gb)
-                state, metrics = s.train_step(state, tokens_BxT)
+                with meter.timing("data"):
+                    tokens_BxT = next(data_iter)
+                with meter.timing("device"):
+                    state, metrics = s.train_step(state, tokens_BxT)
                 step += 1
                 pending.append((step, metrics))
                 if step % cfg.logging.every == 0 or step == bud.steps:
-                    n = len(pending)
-                    m = flush()
-                    dt, t0 = time.perf_counter() - t0, time.perf_counter()
-                    m["tokens_per_s"] = n * bud.tokens_per_step / dt
+                    with meter.timing("device"):
+                        m = flush()
+                    m.update(meter.interval(step))
                     m["tokens"] = step * bud.tokens_per_step
                     log.write(step, "train", m)
                     bar.set_postfix(loss=f"{m['loss']:.4f}", tok_s=f"{m['tokens_per_s']:.3g}")
                     bar.update(step - bar.n)
                 if cfg.logging.val_every and step % cfg.logging.val_every == 0 and step < bud.steps:
-                    validate(step)
+                    with meter.timing("excluded"):
+                        validate(step)
                 if eval_specs and cfg.eval.every and step % cfg.eval.every == 0 and step < bud.steps:
-                    downstream(step)
+                    with meter.timing("excluded"):
+                        downstream(step)
                 if step % cfg.checkpoint.every == 0 or step == bud.steps or step in points:
-                    flush()
+                    with meter.timing("device"):
+                        flush()
                     log.sync()  # the log's rows up to this step are stored before the checkpoint is
                     ckpts.save(step, state, data_iter, {**meta, "step": step})
                     last_good = step
@@ -262,6 +270,7 @@ def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False, init_from:
         log.close()
 
     hp, down = _hyperparameters(cfg, model_cfg, bud, val_sets), {}
+    hp["speed"] = meter.summary()  # median MFU and tokens/s of this start's intervals
     if init_from is not None:
         hp["init_from"] = str(init_from)
     if cfg.budget.branch_of:
