@@ -83,8 +83,9 @@ def _seq_len(run: Run) -> int:
 
 
 def exact_flops(run: Run) -> float:
-    """Training FLOPs with attention (6·N_no_embed + 12·L·d·T per token) times the tokens the run
-    trains itself (a branch: its decay; a trunk: up to its last branch point)."""
+    """Training FLOPs with attention (``model/flops.py``'s exact count: the step's matmuls, causal
+    attention counted half) times the tokens the run trains itself (a branch: its decay; a trunk:
+    up to its last branch point)."""
     from scaling_jax.model.counts import flops_per_token
     from scaling_jax.train.config import model_config
 
