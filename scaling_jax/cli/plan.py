@@ -24,6 +24,9 @@ def add_parser(sub) -> None:
     p.add_argument("--candidates", default=None, metavar="N:M,N:M,...|SPEC.yaml",
                    help="runs to score (N:D=tokens for a D), or a sweep spec: its runs that are not fitted")
     p.add_argument("--next-run", action="store_true", help="rank cheap runs by how much they sharpen the target")
+    p.add_argument("--trunks", default=None, metavar="DIR",
+                   help="--next-run: also rank branches of the WSD trunks (trunk.json) under DIR, each costing its "
+                        "decay alone (default: the --testbed folder)")
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--num-warmup", type=int, default=None, help="on-the-fly fit: NUTS warm-up steps per chain")
     p.add_argument("--num-samples", type=int, default=None, help="on-the-fly fit: NUTS draws per chain")
@@ -43,7 +46,8 @@ def run(args: argparse.Namespace) -> int:
     ask = Ask(budget=args.budget, target_loss=args.target_loss, target_error=args.target_error,
               inference_tokens=args.inference_tokens, p=args.p,
               candidates=_candidates(args.candidates) if args.candidates is not None else None,
-              next_run=args.next_run, seed=args.seed)
+              next_run=args.next_run, seed=args.seed,
+              trunks=args.trunks or (args.testbed if args.next_run else None))
     ask.check()
     if args.posterior is not None:
         from scaling_jax.laws.bayes.posterior_file import read_posterior
@@ -78,7 +82,7 @@ def _candidates(value: str):
     from scaling_jax.errors import UserError
     from scaling_jax.sweep.spec import expand, load_spec
 
-    runs = [r for r in expand(load_spec(value)) if r.role != "fit"]
+    runs = [r for r in expand(load_spec(value)) if r.role not in ("fit", "trunk")]
     if not runs:
         raise UserError(f"--candidates {value}: every run of the sweep is in its fit set; nothing to score")
     return np.array([float(r.N) for r in runs]), np.array([r.M for r in runs])

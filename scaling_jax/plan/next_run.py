@@ -82,9 +82,12 @@ def _target_CM(target: dict):
     return jnp.float64(forms.compute(N, M * N)), jnp.float64(M)
 
 
-def rank_next_runs(dr: Draws, N_J, M_J, target: dict, *, n_outcomes: int = OUTCOMES, seed: int = 0) -> dict:
+def rank_next_runs(dr: Draws, N_J, M_J, target: dict, *, n_outcomes: int = OUTCOMES, seed: int = 0,
+                   info: list[dict] | None = None) -> dict:
     """The ``next_run`` block of plan.json: candidates (N_J, M_J) ranked by the expected 95 % band
-    width of the loss at ``target`` ({N, M}) once their outcome is known (smallest first)."""
+    width of the loss at ``target`` ({N, M}) once their outcome is known (smallest first). Each
+    row's ``cost`` is its C unless ``info[j]`` (merged into row j) says otherwise: a branch of a
+    WSD trunk costs its decay (``branch_candidates``)."""
     N_J, M_J = np.asarray(N_J, np.float64), np.asarray(M_J, np.float64)
     if N_J.size == 0:
         raise UserError("next run: no candidate runs to rank")
@@ -96,8 +99,9 @@ def rank_next_runs(dr: Draws, N_J, M_J, target: dict, *, n_outcomes: int = OUTCO
         now = float(_current_width(dr, C_t, M_t))
     expected = np.asarray(widths).mean(axis=1)
     order = np.argsort(expected, kind="stable")
-    ranked = [{"N": float(N_J[j]), "M": float(M_J[j]), "C": float(C_J[j]), "expected_width_95": float(expected[j]),
-               "min_ess": float(np.asarray(ess)[j].min())} for j in order]  # fmt: skip
+    ranked = [{"N": float(N_J[j]), "M": float(M_J[j]), "C": float(C_J[j]), "cost": float(C_J[j]),
+               "expected_width_95": float(expected[j]), "min_ess": float(np.asarray(ess)[j].min()),
+               **(info[j] if info else {})} for j in order]  # fmt: skip
     return {"target": {"N": float(target["N"]), "M": float(target["M"])}, "current_width_95": now,
             "n_outcomes": n_outcomes, "ranked": ranked}  # fmt: skip
 

@@ -33,6 +33,7 @@ class Ask:
     candidates: tuple[np.ndarray, np.ndarray] | None = None  # (N, M)
     next_run: bool = False
     seed: int = 0
+    trunks: str | None = None  # a folder of WSD trunks whose branches are next-run candidates (their decay's cost)
 
     def check(self, chained: bool | None = None) -> None:
         """Every value checked before any work (``chained``: whether the posterior has Eq. 5)."""
@@ -79,7 +80,16 @@ def make_plan(loss: LossLaw, error: ErrorLaw | None, ask: Ask, *, diagnostics: d
         else:
             C_t = 6.0 * target["N"] ** 2 * target["M"]
             N, M = next_run.affordable_grid(NEXT_RUN_SHARE * C_t)
-        plan["next_run"] = next_run.rank_next_runs(dr, N, M, target, seed=ask.seed)
+        info = [{}] * len(N)
+        if ask.trunks is not None:
+            from scaling_jax.plan.branch_candidates import trunk_candidates
+
+            cap = np.inf if ask.candidates is not None else NEXT_RUN_SHARE * C_t
+            extra = [c for c in trunk_candidates(ask.trunks) if c["cost"] <= cap]
+            N = np.concatenate([np.asarray(N, np.float64), [c["N"] for c in extra]])
+            M = np.concatenate([np.asarray(M, np.float64), [c["M"] for c in extra]])
+            info += [{k: c[k] for k in ("cost", "branch_of", "decay_start")} for c in extra]
+        plan["next_run"] = next_run.rank_next_runs(dr, N, M, target, seed=ask.seed, info=info)
     return plan
 
 
@@ -158,7 +168,9 @@ def table(plan: dict) -> str:
         lines.append(f"next run: to sharpen the loss at N = {t['N']:.4g}, M = {t['M']:.4g} (95 % band now "
                      f"{nr['current_width_95']:.4g} wide), best first:")
         for r in nr["ranked"][:5]:
-            lines.append(f"  N = {r['N']:.4g}, M = {r['M']:.4g}, C = {r['C']:.3g}: expected width "
+            branch = f" (a branch of {r['branch_of']} from step {r['decay_start']}: costs {r['cost']:.3g})" \
+                if "branch_of" in r else ""
+            lines.append(f"  N = {r['N']:.4g}, M = {r['M']:.4g}, C = {r['C']:.3g}{branch}: expected width "
                          f"{r['expected_width_95']:.4g}")
     return "\n".join(lines)
 
