@@ -2,7 +2,9 @@
 
 Bands come from a bootstrap refitted by the recipe's own estimator (``lsq_log`` resamples keep
 their 1/y² weights) times the fit's log residual scale, as ``scaling-jax fit`` makes them; a
-Bayesian recipe's from its posterior predictive (fit noise and discrepancy included).
+Bayesian recipe's from its posterior predictive (fit noise and discrepancy included). Given a
+discrepancy (``backtest --calibrate self``: learned from the sweep's own cuts), either is widened
+by it at the targets' distance from the fit runs.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from scaling_jax.backtest.recipes import Recipe
 from scaling_jax.backtest.score import Sweep
 from scaling_jax.errors import UserError
 from scaling_jax.laws import huber, predictive
+from scaling_jax.laws.bayes.design import Support, log_cm, loss_distance
 from scaling_jax.laws.bayes.predict import Bands
 from scaling_jax.laws.bootstrap import bootstrap
 from scaling_jax.laws.fit_report import interval_summary
@@ -34,7 +37,7 @@ class ChosenFit:
 
 def refit_and_predict(sweep: Sweep, recipe: Recipe, cut: float, targets: Sequence[dict], *, n_bootstrap: int = 200,
                       seed: int = 0, params: dict[str, float] | None = None, reason: str = "",
-                      bayes_fit=None) -> ChosenFit:
+                      bayes_fit=None, discrepancy=None) -> ChosenFit:
     """Fit ``recipe`` on its runs of ``sweep`` at or below ``cut`` (or take ``params`` and, for a
     Bayesian recipe, ``bayes_fit``: that fit already made by the backtest's final row); bands at
     ``targets`` (dicts with N, D)."""
@@ -49,8 +52,13 @@ def refit_and_predict(sweep: Sweep, recipe: Recipe, cut: float, targets: Sequenc
     sub = {k: np.asarray(v)[idx] for k, v in sweep.pts.items()}
     xs, y = law_inputs(recipe.law, sub), sub["loss"]
     rows, bs_summary = [], {}
+    T = {k: np.array([float(t[k]) for t in targets]) for k in ("N", "D")}
+    dist = loss_distance(Support(log_cm(6.0 * sub["N"] * sub["D"], sub["D"] / sub["N"])), 6.0 * T["N"] * T["D"],
+                         T["D"] / T["N"]) if targets else None
     if targets and recipe.estimator == "bayes":
-        T = {k: np.array([float(t[k]) for t in targets]) for k in ("N", "D")}
+        if discrepancy is not None:
+            law = dataclasses.replace(bayes_fit.loss_law, discrepancy=discrepancy.take(len(bayes_fit.loss_law.E)))
+            bayes_fit = dataclasses.replace(bayes_fit, loss_law=law)
         bands = bayes_fit.bands(C=6.0 * T["N"] * T["D"], M=T["D"] / T["N"])["loss"]
         for i, t in enumerate(targets):
             N, D = float(t["N"]), float(t["D"])
@@ -69,11 +77,14 @@ def refit_and_predict(sweep: Sweep, recipe: Recipe, cut: float, targets: Sequenc
         if not bs.n_kept:
             raise UserError(f"{sweep.name}: no usable bootstrap resample of {n_bootstrap} to predict from")
         sigma = predictive.log_residual_scale(recipe.law, params, xs, y)
-        T = {k: np.array([float(t[k]) for t in targets]) for k in ("N", "D")}
         draws = predictive.predictive_draws(bs, sigma, seed=seed, **law_inputs(recipe.law, T))
+        if discrepancy is not None:
+            draws = predictive.with_discrepancy(draws, discrepancy, dist, seed=seed + 2)
         bands = Bands.from_draws(draws)
         for i, t in enumerate(targets):
             N, D = float(t["N"]), float(t["D"])
             rows.append({"N": N, "D": D, "C": 6.0 * N * D, "M": D / N, "loss": interval_summary(bands, i)})
         bs_summary["log_residual_scale"] = sigma
+    if discrepancy is not None:
+        bs_summary["discrepancy"] = discrepancy.summary()
     return ChosenFit(recipe, cut, tuple(int(i) for i in idx), params, rows, bs_summary)

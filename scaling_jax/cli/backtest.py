@@ -27,9 +27,16 @@ def add_parser(sub) -> None:
     p.add_argument("--predict", action="append", default=[], metavar="N,D",
                    help="predict at N,D (or N=..,D=.. / C=..,M=.. / N=..,M=..) with the chosen recipe; repeatable")
     p.add_argument("--bootstrap", type=int, default=200, help="resamples for the chosen recipe's bands")
+    p.add_argument("--calibrate", default=None, metavar="self|self+FILE",
+                   help="widen the chosen recipe's --predict bands by the discrepancy its law showed on the sweep's "
+                        "own cuts (updating the prior, or a calibration FILE)")
     p.add_argument("--allow-partial-suites", action="store_true",
                    help="fit error recipes to runs whose err_17 averages only part of the 17 tasks (else refused, "
                         "naming the runs and tasks); backtest.json lists them under error_law.partial_suites")
+    p.add_argument("--downstream", default=None, metavar="all|ROUTE:STEP1/STEP2,...",
+                   help="also backtest the downstream routes on the same cuts (the task-mean error forecast from "
+                        "N, D through both steps: paper:eq4/eq5, per-task:eq4/sigmoid, two-step:eq3/sigmoid, ...; "
+                        "all: every route the runs allow) and choose one; needs per-task accuracies")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, default=None, help="folder for backtest.json and the figures")
     p.add_argument("--no-plots", action="store_true", help="skip the PNG figures")
@@ -54,10 +61,18 @@ def run(args: argparse.Namespace) -> int:
     targets = [parse_target(s, "overtrain") for s in args.predict]
     bt = run_backtest(args.runs, dataset=args.dataset, val_set=args.val_set, recipes=recipes, n_cuts=args.cuts,
                       final_cut=args.final_cut, targets=targets, n_bootstrap=args.bootstrap, seed=args.seed,
-                      error_law_recipes=err_recipes, cuts_by=args.cuts_by,
+                      error_law_recipes=err_recipes, cuts_by=args.cuts_by, calibrate=args.calibrate,
                       allow_partial_suites=args.allow_partial_suites)
     for line in summary_lines(bt):
         print(line)
+    if args.downstream:
+        from scaling_jax.backtest.downstream import summary_lines as downstream_lines
+        from scaling_jax.paper.downstream import backtest_routes
+
+        for ds, block in backtest_routes(bt, args.runs, args.downstream, cuts_by=args.cuts_by, seed=args.seed,
+                                         val_set=args.val_set).items():
+            for line in downstream_lines(block):
+                print(f"{ds}: {line}" if len(bt.body["datasets"]) > 1 else line)
     if args.out is not None:
         written = write_backtest(bt, args.out, plots=not args.no_plots)
         print(f"wrote {len(written)} file(s) to {args.out} (backtest.json{', figures' if not args.no_plots else ''})")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-LAWS = ("chinchilla", "error", "overtrain")
+LAWS = ("chinchilla", "error", "overtrain", "downstream")  # downstream: cli/fit_downstream.py
 COLUMNS = ("N", "D", "loss", "error")  # a CSV's columns, renamed by --n-column, --d-column, ...
 COLUMN_EXAMPLES = {"N": "N", "D": "D", "loss": "losses.synthetic", "error": "err_17"}
 NOT_CONVERGED = 3  # exit status of a Bayesian fit that did not converge (without --allow-unconverged)
@@ -21,7 +21,8 @@ def add_parser(sub) -> None:
     p.add_argument("--val-set", default=None,
                    help="validation set whose loss is fitted (testbed input; default: each run's own set, "
                         "else the paper's c4_val)")
-    p.add_argument("--metric", default="err_17", choices=("err_17", "err_46"), help="downstream error (testbed input)")
+    p.add_argument("--metric", default="err_17", choices=("err_17", "err_46", "acc", "acc_norm"),
+                   help="downstream error (testbed input); --law downstream: acc or acc_norm per task")
     p.add_argument("--dataset", default=None, help="the training set of a testbed to fit")
     p.add_argument("--allow-partial-suites", action="store_true",
                    help="fit runs whose --metric averages only part of its tasks (else refused, naming the runs "
@@ -36,13 +37,23 @@ def add_parser(sub) -> None:
                    help="predict at N,D (or N=..,D=.. / C=..,M=.. / N=..,M=..; L=.. for --law error); repeatable")
     p.add_argument("--predict-file", default=None, help="CSV of targets: columns N, D (or C, M; L for --law error)")
     p.add_argument("--calibration", default=None,
-                   help="bayes: discrepancy learned from past sweeps (calibration.json written by `posterior`)")
+                   help="bayes: discrepancy learned from past sweeps (calibration.json written by `posterior`); "
+                        "with --calibrate self, the prior the ladder's own residuals update")
+    p.add_argument("--calibrate", default=None, metavar="self|self+FILE",
+                   help="learn the discrepancy from the runs' own rolling-origin residuals (fit below a compute or "
+                        "size cut, score above: see `backtest --cuts-by`) and widen the predictions by it; "
+                        "self+FILE updates a calibration file instead of the prior (any estimator)")
+    p.add_argument("--cuts-by", choices=("compute", "size", "auto"), default="auto",
+                   help="--calibrate self: the ladder's cuts (default auto: compute, or size on a small ladder)")
     p.add_argument("--num-warmup", type=int, default=None, help="bayes: NUTS warm-up steps per chain")
     p.add_argument("--num-samples", type=int, default=None, help="bayes: NUTS draws per chain")
     p.add_argument("--chains", type=int, default=None, help="bayes: NUTS chains")
     p.add_argument("--allow-unconverged", action="store_true",
                    help=f"bayes: exit 0 even when NUTS did not converge (else exit {NOT_CONVERGED})")
     p.add_argument("--no-plots", action="store_true", help="bayes: skip the trace, pair and band figures")
+    from scaling_jax.cli import fit_downstream
+
+    fit_downstream.add_arguments(p)
     p.set_defaults(func=run)
 
 
@@ -90,27 +101,40 @@ def _print_report(args, report, n_points: int) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from scaling_jax import atomic
-    from scaling_jax.errors import UserError
+    from scaling_jax.cli import fit_downstream
     from scaling_jax.laws.fit_report import fit_points
     from scaling_jax.testbed.points_io import parse_target, read_targets_csv
 
+    if fit_downstream.handles(args):
+        return fit_downstream.run(args)
     if args.out is not None:
         atomic.check_out_dir(args.out)
     targets = [parse_target(s, args.law) for s in args.predict]
     if args.predict_file:
         targets += read_targets_csv(args.predict_file, args.law)
-    if args.calibration and args.estimator != "bayes":
-        raise UserError("--calibration applies to --estimator bayes only")
+    calibrate, cal_file = _calibrate_args(args)
     config = _nuts_config(args) if args.estimator == "bayes" else None
     pts, partial = _read_points(args)
     loss_disc = error_disc = None
-    if args.calibration:
+    calibration = {"method": "file", "file": cal_file} if cal_file else None
+    if cal_file:
         from scaling_jax.laws.bayes.calibration_file import load_calibration
 
-        loss_disc = load_calibration(args.calibration, "loss") if args.law != "error" else None
-        error_disc = load_calibration(args.calibration, "error") if "error" in pts else None
+        loss_disc = load_calibration(cal_file, "loss") if args.law != "error" else None
+        error_disc = load_calibration(cal_file, "error") if "error" in pts else None
+    if calibrate == "self":
+        from scaling_jax.backtest.self_calibration import self_calibrate
+
+        sc = self_calibrate(args.law, pts, cuts_by=args.cuts_by, prior_loss=loss_disc, prior_error=error_disc,
+                            seed=args.seed)
+        loss_disc, error_disc = sc.loss, sc.error
+        calibration = {"method": "self", "prior": cal_file or "the weakly informative prior", **sc.info}
+        for kind, info in sc.info.items():
+            print(f"  calibrated on the runs' own {info['cuts_by']} cuts: {info['n_residuals']} {kind} residuals "
+                  f"from {len(info['cuts'])} cut(s)")
     report = fit_points(pts, args.law, args.estimator, n_bootstrap=args.bootstrap, seed=args.seed, targets=targets,
-                        config=config, loss_discrepancy=loss_disc, error_discrepancy=error_disc)
+                        config=config, loss_discrepancy=loss_disc, error_discrepancy=error_disc,
+                        calibration=calibration)
     if partial:
         report.body["partial_suites"] = {"metric": args.metric, "runs": {k: list(v) for k, v in partial.items()}}
         print(f"  {args.metric} of {len(partial)} run(s) averages part of its tasks (--allow-partial-suites): "
@@ -127,6 +151,20 @@ def run(args: argparse.Namespace) -> int:
     if not report.converged and not args.allow_unconverged:
         return NOT_CONVERGED
     return 0
+
+
+def _calibrate_args(args) -> tuple[str | None, str | None]:
+    """(``self`` or None, the calibration file or None) from --calibrate and --calibration."""
+    from scaling_jax.errors import UserError
+    from scaling_jax.laws.bayes.calibration_file import parse_calibrate
+
+    mode, cal_file = (None, None) if args.calibrate is None else parse_calibrate(args.calibrate, ("self",))
+    if cal_file and args.calibration and cal_file != args.calibration:
+        raise UserError(f"--calibrate {args.calibrate} and --calibration {args.calibration} name two files")
+    cal_file = cal_file or args.calibration
+    if cal_file and mode is None and args.estimator != "bayes":
+        raise UserError("--calibration applies to --estimator bayes only (or as the prior of --calibrate self)")
+    return mode, cal_file
 
 
 def _read_points(args) -> tuple[dict, dict]:

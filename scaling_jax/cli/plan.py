@@ -10,10 +10,15 @@ def add_parser(sub) -> None:
     p = sub.add_parser("plan", help="plan runs from a posterior: compute-optimal split, inference-aware size, "
                                     "candidates' odds of reaching a target, the next run to add")
     src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--posterior", type=Path, help="posterior.nc written by `fit --estimator bayes` (or `plan`)")
+    src.add_argument("--posterior", type=Path, help="posterior.nc written by `fit --estimator bayes` (or `plan`), or "
+                                                    "downstream_draws.npz of `fit --law downstream` (--target-error: "
+                                                    "the task-mean error)")
     src.add_argument("--testbed", help="testbed or sweep folder to fit on the fly (with --dataset)")
     p.add_argument("--dataset", default=None, help="training set (required with --testbed; checked with --posterior)")
     p.add_argument("--recipe", default="table1", help="fit points: table1 (the paper's) or all (every run of the set)")
+    p.add_argument("--calibrate", default="prior", metavar="prior|self|self+FILE",
+                   help="--testbed: the discrepancy's prior, or learned from the set's own runs up to the fit's "
+                        "compute (rolling-origin cuts), updating the prior or a calibration FILE")
     p.add_argument("--budget", type=float, default=None, metavar="FLOPS", help="compute budget C to allocate")
     tgt = p.add_mutually_exclusive_group()
     tgt.add_argument("--target-loss", type=float, default=None, metavar="L")
@@ -49,6 +54,10 @@ def run(args: argparse.Namespace) -> int:
               next_run=args.next_run, seed=args.seed,
               trunks=args.trunks or (args.testbed if args.next_run else None))
     ask.check()
+    if args.posterior is not None and args.posterior.suffix == ".npz":  # a downstream route's draws (issue 30)
+        from scaling_jax.cli.fit_downstream import plan_from_draws
+
+        return plan_from_draws(args, ask)
     if args.posterior is not None:
         from scaling_jax.laws.bayes.posterior_file import read_posterior
 
@@ -62,9 +71,14 @@ def run(args: argparse.Namespace) -> int:
         tb = load_testbed(args.testbed)
         check_fit_inputs(tb, args.dataset, args.recipe)
         ask.check(chained=True)
-        post = fit_for_plan(tb, args.dataset, args.recipe, _nuts_config(args), save=args.out / "posterior.nc")
+        post = fit_for_plan(tb, args.dataset, args.recipe, _nuts_config(args), save=args.out / "posterior.nc",
+                            calibrate=args.calibrate)
+    if args.posterior is not None and args.calibrate != "prior":
+        raise UserError("--calibrate applies to --testbed (an on-the-fly fit); a posterior file carries its own "
+                        "discrepancy")
     plan = make_plan(post.loss_law, post.error_law, ask, diagnostics=post.diagnostics,
-                     source={"from": post.source, "law": post.law, "dataset": post.dataset})
+                     source={"from": post.source, "law": post.law, "dataset": post.dataset,
+                             "calibration": post.calibration or {"method": "stored with the posterior"}})
     print(table(plan))
     written = write_plan(plan, post.loss_law, args.out, plots=not args.no_plots)
     print(f"wrote {', '.join(map(str, written))}")

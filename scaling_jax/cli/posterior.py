@@ -18,9 +18,11 @@ def add_parser(sub) -> None:
     p.add_argument("--chains", type=int, default=4)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--bootstrap", type=int, default=1000, help="LM bootstrap resamples for the comparison")
-    p.add_argument("--calibrate", choices=("others", "none"), default="others",
+    p.add_argument("--calibrate", default="others", metavar="others|none|self|self+FILE",
                    help="discrepancy of each set's bands: learned from the other sets' held-out runs (default; "
-                        "also writes calibration.json, learned from all sets, for reuse) or the prior's only")
+                        "also writes calibration.json, learned from all sets, for reuse), the prior's only, or "
+                        "learned from the set's own ladder (runs up to the fit's compute: rolling-origin cuts), "
+                        "updating the prior or a calibration FILE")
     p.add_argument("--no-pooling", action="store_true", help="skip the hierarchical vs independent comparison")
     p.add_argument("--no-plots", action="store_true", help="skip the PNG figures")
     p.set_defaults(func=run)
@@ -35,9 +37,14 @@ ROWS = (("loss", "bayes loss"), ("loss_prior_discrepancy", "  prior-only Δ"), (
 def _row(name: str, s: dict) -> str:
     c, m = s["coverage"], s["m_ge_10"]
     ratio, ratio_m = s["median_width_95"] / s["median_abs_err"], m["median_width_95"] / m["median_abs_err"]
-    return (f"  {name:<15} {s['n_heldout']:>3} {c['50']:>6.2f} {c['90']:>6.2f} {c['95']:>6.2f} "
+    line = (f"  {name:<15} {s['n_heldout']:>3} {c['50']:>6.2f} {c['90']:>6.2f} {c['95']:>6.2f} "
             f"{s['median_width_95']:>8.4f} {s['median_abs_err']:>8.4f} {ratio:>6.1f}"
             f"   | M>=10: {m['n_heldout']:>3} {m['coverage']['95']:>5.2f} {ratio_m:>5.1f}")
+    b = s.get("beyond_ladder")  # --calibrate self: runs no calibration cut saw
+    if b:
+        line += (f"   | beyond ladder: {b['n_heldout']:>3} {b['coverage']['95']:>5.2f} "
+                 f"{b['median_width_95'] / b['median_abs_err']:>5.1f}")
+    return line
 
 
 def _print_set(ds: str, check, first: bool) -> None:

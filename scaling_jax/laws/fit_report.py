@@ -2,8 +2,9 @@
 and predictive intervals at the targets a user asks about, as the ``fit.json`` body.
 
 ``lm`` and ``huber`` intervals come from a bootstrap refitted by the same estimator (plus the
-residual scale, for predictions); ``bayes`` from the NumPyro posterior (plus fit noise and
-the discrepancy). When the points carry downstream errors and the law is a loss law, the error
+residual scale, for predictions, and, when one is given, a calibrated discrepancy at the targets'
+distance: ``--calibrate self``); ``bayes`` from the NumPyro posterior (plus fit noise and the
+discrepancy). When the points carry downstream errors and the law is a loss law, the error
 law (Eq. 5) is fitted too and predictions chain loss → error.
 """
 
@@ -63,9 +64,11 @@ def _target_inputs(law: str, targets: Sequence[dict], keys: Sequence[str] | None
 
 def fit_points(pts: Mapping[str, np.ndarray], law: str, estimator: str = "lm", *, n_bootstrap: int = 200,
                seed: int = 0, targets: Sequence[dict] = (), config=None, loss_discrepancy=None,
-               error_discrepancy=None) -> FitReport:
+               error_discrepancy=None, calibration: dict | None = None) -> FitReport:
     """Fit ``law`` to ``pts`` (arrays N, D, loss[, error]) and predict at ``targets``
-    (dicts with N, D, C, M, or L for the error law)."""
+    (dicts with N, D, C, M, or L for the error law). Discrepancies (None: the prior's for
+    ``bayes``, none for ``lm``/``huber``) widen the predictions; ``calibration`` says where they
+    came from (fit.json's ``calibration``)."""
     if law not in LAW_INPUTS:
         raise UserError(f"--law {law!r}: one of {sorted(LAW_INPUTS)}")
     if estimator not in ESTIMATORS:
@@ -75,11 +78,25 @@ def fit_points(pts: Mapping[str, np.ndarray], law: str, estimator: str = "lm", *
     if law == "error" and "error" not in pts:
         raise UserError("--law error needs an error column (CSV) or downstream errors (testbed)")
     if estimator == "bayes":
-        return _fit_bayes(pts, law, seed, targets, config, loss_discrepancy, error_discrepancy)
-    return _fit_point(pts, law, estimator, n_bootstrap, seed, targets)
+        report = _fit_bayes(pts, law, seed, targets, config, loss_discrepancy, error_discrepancy)
+    else:
+        report = _fit_point(pts, law, estimator, n_bootstrap, seed, targets, loss_discrepancy, error_discrepancy)
+    report.body["calibration"] = calibration or {"method": "prior" if estimator == "bayes" else "none"}
+    return report
 
 
-def _fit_point(pts, law, estimator, n_bootstrap, seed, targets) -> FitReport:
+def _distances(kind: str, pts, law_inputs: Mapping[str, np.ndarray]) -> np.ndarray:
+    """Targets' distances from the fit points along a discrepancy's axes: (C, M) for the loss
+    laws, L (any leading draws axis) for Eq. 5."""
+    from scaling_jax.laws.bayes.design import Support, error_distance, log_cm, loss_distance
+
+    if kind == "error":
+        return error_distance(Support(np.log(pts["loss"])[:, None]), law_inputs["L"])
+    support = Support(log_cm(6.0 * pts["N"] * pts["D"], pts["D"] / pts["N"]))
+    return loss_distance(support, law_inputs["C"], law_inputs["M"])
+
+
+def _fit_point(pts, law, estimator, n_bootstrap, seed, targets, loss_disc=None, error_disc=None) -> FitReport:
     from scaling_jax.laws import huber, predictive
     from scaling_jax.laws.bootstrap import bootstrap
     from scaling_jax.laws.fit import fit_law
@@ -109,6 +126,11 @@ def _fit_point(pts, law, estimator, n_bootstrap, seed, targets) -> FitReport:
     method = {target: {"estimator": estimator, "parameters": f"{estimator} bootstrap ({bs.n_kept} resamples)",
                        "noise": "log residual scale" if sigma is not None else "none: no residual degrees of freedom",
                        "log_residual_scale": sigma}}  # fmt: skip
+    own_disc = error_disc if law == "error" else loss_disc
+    if own_disc is not None:
+        at = _target_inputs(law, targets, ("L",) if law == "error" else ("C", "M"))
+        draws[target] = predictive.with_discrepancy(draws[target], own_disc, _distances(target, pts, at), seed=seed + 2)
+        method[target]["discrepancy"] = own_disc.source
     if law != "error" and "error" in pts:
         # Eq. 5 has no Huber form: its fit and bootstrap are Levenberg–Marquardt's.
         e_inputs = {"L": pts["loss"]}
@@ -120,6 +142,10 @@ def _fit_point(pts, law, estimator, n_bootstrap, seed, targets) -> FitReport:
             draws["error"] = predictive.chained_error_draws(draws["loss"], e_bs, e_sigma, seed=seed + 1)
             method["error"] = {"estimator": "lm", "parameters": f"lm bootstrap ({e_bs.n_kept} resamples), "
                                "fed the loss draws", "log_residual_scale": e_sigma}  # fmt: skip
+            if error_disc is not None:
+                dist = _distances("error", pts, {"L": draws["loss"]})
+                draws["error"] = predictive.with_discrepancy(draws["error"], error_disc, dist, seed=seed + 3)
+                method["error"]["discrepancy"] = error_disc.source
     body["prediction_method"] = method
     body["predictions"] = _prediction_rows(targets, draws)
     return report

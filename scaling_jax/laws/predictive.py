@@ -39,6 +39,14 @@ def predictive_draws(bs: BootstrapResult, sigma: float | None, *, seed: int = 0,
     return law_draws * _noise(law_draws.shape, sigma, np.random.default_rng(seed))
 
 
+def with_discrepancy(draws_RxP: np.ndarray, disc, dist, *, seed: int = 2) -> np.ndarray:
+    """Draws times exp(sd(Δ)·z): the misfit a (self-)calibrated discrepancy ``disc`` expects at the
+    targets' distances ``dist`` from the fit points, ``(P, K)`` or per draw ``(R, P, K)``, one
+    discrepancy draw per predictive draw (``--calibrate self`` for the point estimators)."""
+    sd = disc.take(len(draws_RxP), seed=seed).sd(dist)
+    return draws_RxP * np.exp(sd * np.random.default_rng(seed).standard_normal(sd.shape))
+
+
 def chained_error_draws(loss_draws_RxP: np.ndarray, error_bs: BootstrapResult, sigma: float | None, *,
                         seed: int = 1) -> np.ndarray:
     """Each loss draw through one bootstrap draw of Eq. 5 (paired at random), plus Eq. 5's scatter."""

@@ -91,7 +91,7 @@ def run_backtest(runs: str | Path, *, dataset: str | None = None, val_set: str |
                  recipes: Sequence[recipes_mod.Recipe] | None = None, n_cuts: int = 5, final_cut: str = "auto",
                  targets: Sequence[dict] = (), n_bootstrap: int = 200, seed: int = 0,
                  error_law_recipes: Sequence[error_recipes.ErrorRecipe] | None = None,
-                 allow_partial_suites: bool = False, cuts_by: str = "auto") -> Backtest:
+                 allow_partial_suites: bool = False, cuts_by: str = "auto", calibrate: str | None = None) -> Backtest:
     recipes = tuple(recipes or recipes_mod.candidates())
     err_recipes = tuple(error_law_recipes or error_recipes.error_candidates())
     sweeps, tb = load_sweeps(runs, dataset, val_set, allow_partial_suites)
@@ -110,9 +110,13 @@ def run_backtest(runs: str | Path, *, dataset: str | None = None, val_set: str |
     for s in sweeps:
         choice = select.choose(results, s.name, recipes)
         final = next(c for c in results if c.sweep == s.name and c.role == "final" and c.recipe == choice.recipe)
+        disc, cal = _self_calibration(s, choice.recipe, finals[s.name], axes[s.name], calibrate, seed) \
+            if targets else (None, None)
         chosen = refit_and_predict(s, choice.recipe, finals[s.name], targets, n_bootstrap=n_bootstrap, seed=seed,
-                                   params=final.params, reason=final.reason or "not fitted", bayes_fit=final.fit)
+                                   params=final.params, reason=final.reason or "not fitted", bayes_fit=final.fit,
+                                   discrepancy=disc)
         b = report.sweep_body(s, results, recipes, choice, chosen, finals[s.name], cuts[s.name], axes[s.name])
+        b["chosen"]["calibration"] = cal or {"method": "none" if choice.recipe.estimator != "bayes" else "prior"}
         if tb is not None and not paper_recipe.missing_runs(tb, s.name):
             b["held_out_rule"] = report.HELD_OUT_RULE
             b["held_out"] = _paper_comparison(s, tb, results, choice.recipe, finals[s.name])
@@ -125,6 +129,23 @@ def run_backtest(runs: str | Path, *, dataset: str | None = None, val_set: str |
         # One training set: its recipes and choice at the top level too (``chosen.recipe`` etc.).
         body.update({k: v for k, v in body["datasets"][sweeps[0].name].items()})
     return Backtest(body, results, sweeps)
+
+
+def _self_calibration(sweep: score.Sweep, recipe: recipes_mod.Recipe, final_cut: float, axis: str,
+                      calibrate: str | None, seed: int) -> tuple:
+    """``--calibrate self``: the chosen recipe's law calibrated on the sweep's own runs up to the final
+    cut, cut along the backtest's axis; (None, None) without it."""
+    if calibrate is None:
+        return None, None
+    from scaling_jax.backtest.self_calibration import self_calibrate
+    from scaling_jax.laws.bayes.calibration_file import load_calibration, parse_calibrate
+
+    _, cal_file = parse_calibrate(calibrate, ("self",))
+    keep = sweep.C <= final_cut * (1 + 1e-9)
+    pts = {k: np.asarray(sweep.pts[k])[keep] for k in ("N", "D", "loss")}
+    prior = load_calibration(cal_file, "loss") if cal_file else None
+    sc = self_calibrate(recipe.law, pts, cuts_by={"C": "compute", "N": "size"}[axis], prior_loss=prior, seed=seed)
+    return sc.loss, {"method": "self", "prior": cal_file or "the weakly informative prior", **sc.info}
 
 
 def _final_summary(c) -> dict:

@@ -6,17 +6,20 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from scaling_jax.backtest.self_calibration import self_calibrate
 from scaling_jax.errors import UserError
 from scaling_jax.laws.bayes import ErrorData, LossData, NutsConfig
+from scaling_jax.laws.bayes.calibration_file import load_calibration, parse_calibrate
 from scaling_jax.laws.bayes.fit import fit_bayes
 from scaling_jax.laws.bayes.posterior_file import StoredPosterior, attach
 from scaling_jax.laws.figures import write_netcdf
 from scaling_jax.paper import recipe
-from scaling_jax.paper.posterior_check import fit_set
+from scaling_jax.paper.posterior_check import fit_set, self_calibrate_set
 from scaling_jax.testbed import Testbed
 from scaling_jax.testbed.points_io import testbed_points
 
 RECIPES = ("table1", "all")
+CALIBRATE = ("prior", "self")  # and self+FILE
 
 
 def check_fit_inputs(tb: Testbed, dataset: str, recipe_name: str) -> None:
@@ -34,20 +37,34 @@ def check_fit_inputs(tb: Testbed, dataset: str, recipe_name: str) -> None:
 
 
 def fit_for_plan(tb: Testbed, dataset: str, recipe_name: str = "table1", config: NutsConfig = NutsConfig(),
-                 save: Path | None = None) -> StoredPosterior:
+                 save: Path | None = None, calibrate: str = "prior") -> StoredPosterior:
     """Fit Eq. 4 (chained to Eq. 5 where the runs carry downstream errors) on ``dataset`` by
-    ``recipe_name``; with ``save``, also write the posterior there as a ``posterior.nc``."""
+    ``recipe_name``; with ``save``, also write the posterior there as a ``posterior.nc``.
+    ``calibrate``: the discrepancy's prior (``prior``) or ``self`` / ``self+FILE``, learned from the
+    set's own runs up to the fit's compute (rolling-origin cuts: ``backtest.self_calibration``)."""
     check_fit_inputs(tb, dataset, recipe_name)
+    mode, cal_file = parse_calibrate(calibrate, CALIBRATE)
+    prior = (load_calibration(cal_file, "loss"), load_calibration(cal_file, "error")) if cal_file else (None, None)
+    info = None
     if recipe_name == "table1":
         fit = fit_set(tb, dataset, config)
-        post, (loss, error) = fit.posterior, fit.laws()
+        post, disc = fit.posterior, (None, None)
+        if mode == "self":
+            sc = self_calibrate_set(tb, fit, prior, seed=config.seed)
+            disc, info = (sc.loss, sc.error), sc.info
+        loss, error = fit.laws(*disc)
     else:
         pts = testbed_points(tb, dataset=dataset)
         err = ErrorData(L=pts["loss"], Err=pts["error"]) if "error" in pts else None
+        disc = (None, None)
+        if mode == "self":
+            sc = self_calibrate("overtrain", pts, prior_loss=prior[0], prior_error=prior[1], seed=config.seed)
+            disc, info = (sc.loss, sc.error), sc.info
         bf = fit_bayes("overtrain", loss=LossData(C=6.0 * pts["N"] * pts["D"], M=pts["D"] / pts["N"], L=pts["loss"]),
-                       error=err, config=config)
+                       error=err, config=config, loss_discrepancy=disc[0], error_discrepancy=disc[1])
         post, loss, error = bf.posterior, bf.loss_law, bf.error_law
     if save is not None:
         write_netcdf(attach(post.to_inference_data(), "overtrain", loss, error, dataset), save)
-    return StoredPosterior(loss, error, post.diagnostics.to_dict(), "overtrain", dataset,
-                           f"{tb.root or 'testbed'}: {dataset}, recipe {recipe_name}")
+    source = f"{tb.root or 'testbed'}: {dataset}, recipe {recipe_name}"  # plan.json names the discrepancy apart
+    calibration = {"method": mode, "prior": cal_file or "the weakly informative prior", **(info or {})}
+    return StoredPosterior(loss, error, post.diagnostics.to_dict(), "overtrain", dataset, source, calibration)

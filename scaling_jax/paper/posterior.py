@@ -17,11 +17,19 @@ from typing import Callable
 from scaling_jax import atomic
 from scaling_jax.errors import UserError
 from scaling_jax.laws.bayes import NutsConfig, save_calibration
+from scaling_jax.laws.bayes.calibration_file import load_calibration, parse_calibrate
 from scaling_jax.paper import posterior_plots, recipe
-from scaling_jax.paper.posterior_check import SetCheck, calibrate_from, check_set, fit_set, pooling_comparison
+from scaling_jax.paper.posterior_check import (
+    SetCheck,
+    calibrate_from,
+    check_set,
+    fit_set,
+    pooling_comparison,
+    self_calibrate_set,
+)
 from scaling_jax.testbed import Testbed
 
-CALIBRATE = ("others", "none")
+CALIBRATE = ("others", "none", "self")  # and self+FILE
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,17 +55,25 @@ def run_posterior(tb: Testbed, out: Path, *, datasets=None, config: NutsConfig =
     unknown = sorted(set(datasets) - set(tb.datasets))
     if unknown:
         raise UserError(f"--datasets: {unknown} not in the testbed (it has {list(tb.datasets)})")
-    if calibrate not in CALIBRATE:
-        raise UserError(f"--calibrate: {calibrate!r} is not one of {list(CALIBRATE)}")
-    # Calibration needs every set's fit; the checked sets are among them.
-    fitted = list(tb.datasets) if calibrate == "others" else datasets
+    mode, cal_file = parse_calibrate(calibrate, CALIBRATE)
+    prior = (load_calibration(cal_file, "loss"), load_calibration(cal_file, "error")) if cal_file else (None, None)
+    # Calibration on the others needs every set's fit; the checked sets are among them.
+    fitted = list(tb.datasets) if mode == "others" else datasets
     for ds in fitted:
         recipe.check_recipe_runs(tb, ds)
     fits = {ds: fit_set(tb, ds, config) for ds in fitted}
     checks = {}
     for ds in datasets:
-        calibrated = calibrate_from(fits, ds, config) if calibrate == "others" else None
-        checks[ds] = check_set(tb, fits[ds], config, n_bootstrap=n_bootstrap, calibrated=calibrated)
+        calibrated, cuts, info = None, None, None
+        if mode == "others":
+            calibrated = calibrate_from(fits, ds, config)
+        elif mode == "self":
+            sc = self_calibrate_set(tb, fits[ds], prior, seed=config.seed)
+            calibrated, cuts, info = (sc.loss, sc.error), (sc.loss_cut, sc.error_cut), sc.info
+        checks[ds] = check_set(tb, fits[ds], config, n_bootstrap=n_bootstrap, calibrated=calibrated,
+                               ladder_cuts=cuts)
+        if info is not None:
+            checks[ds].summary["self_calibration"] = info
         if on_set is not None:
             on_set(ds, checks[ds])
     summary = {"datasets": {ds: c.summary for ds, c in checks.items()},
@@ -65,7 +81,7 @@ def run_posterior(tb: Testbed, out: Path, *, datasets=None, config: NutsConfig =
                           "num_chains": config.num_chains, "seed": config.seed, "bootstrap": n_bootstrap,
                           "calibrate": calibrate}}
     written = [atomic.write_json(out / "posterior.json", summary)]
-    if calibrate == "others":
+    if mode == "others":
         written.append(_save_all_sets_calibration(tb, fits, config, out / "calibration.json"))
     pooled = None
     if pooling and len(datasets) > 1:

@@ -57,10 +57,11 @@ def error_data(runs) -> ErrorData:
 
 
 
-def band_stats(bands: Bands, y: np.ndarray, M: np.ndarray) -> dict:
+def band_stats(bands: Bands, y: np.ndarray, M: np.ndarray, beyond: np.ndarray | None = None) -> dict:
     """Coverage per level, median 95 % width and median |error| (relative to the measured y),
-    on all held-out models and on those with M >= 10; the share of draws that made no
-    prediction (``undefined_share``, mean and max over the models)."""
+    on all held-out models and on those with M >= 10 (and, given ``beyond``, on those beyond the
+    ladder a self-calibration read: no calibration cut fitted or scored them); the share of draws
+    that made no prediction (``undefined_share``, mean and max over the models)."""
 
     def stats(sel):
         w = (bands.hi[95] - bands.lo[95])[sel] / y[sel]
@@ -73,6 +74,8 @@ def band_stats(bands: Bands, y: np.ndarray, M: np.ndarray) -> dict:
 
     out = stats(np.ones(len(y), bool))
     out["m_ge_10"] = stats(M >= M_MIN_RELIABLE * (1 - 1e-6))
+    if beyond is not None and np.any(beyond):
+        out["beyond_ladder"] = stats(np.asarray(beyond, bool))
     if bands.undefined is not None:  # draws left out of the bands: Eq. 5 at Err <= 0 (laws.bayes.predict)
         out["undefined_share"] = {"mean": float(np.mean(bands.undefined)), "max": float(np.max(bands.undefined))}
     return out
@@ -107,6 +110,45 @@ class SetFit:
         error = Residuals.from_draws(el.log_law(L), el.sigma,
                                      [r.err_17 for r in self.error_heldout], error_distance(el.support, L))
         return loss, error
+
+
+def ladder_points(tb: Testbed, dataset: str, fit_runs, error: bool = False) -> dict[str, np.ndarray]:
+    """The runs of ``dataset`` a user had when fitting ``fit_runs``: every one at or below their
+    largest compute (the ladder a self-calibration cuts); with ``error``, those with err_17."""
+    cut = max(r.C for r in fit_runs)
+    runs = [r for r in tb.select(dataset=dataset).runs
+            if r.C <= cut * (1 + 1e-9) and (not error or r.err_17 is not None)]
+    pts = {"N": np.array([r.N for r in runs]), "D": np.array([r.D for r in runs]),
+           "loss": np.array([r.loss(VAL) for r in runs])}
+    if error:
+        pts["error"] = np.array([r.err_17 for r in runs])
+    return pts
+
+
+@dataclass(frozen=True)
+class SelfCalibrated:
+    """A set's discrepancies learned from its own ladder, what they were learned from, and the
+    compute at or below which runs were read (held-out runs above it are beyond the ladder)."""
+
+    loss: Discrepancy
+    error: Discrepancy
+    info: dict
+    loss_cut: float
+    error_cut: float
+
+
+def self_calibrate_set(tb: Testbed, fit: "SetFit", prior: tuple[Discrepancy | None, Discrepancy | None] = (None, None),
+                       seed: int = 0) -> SelfCalibrated:
+    """``--calibrate self`` for one training set: Eq. 4's discrepancy from the rolling-origin
+    residuals of the runs up to Table 1's loss-fit compute, Eq. 5's from those up to its error-fit
+    compute (``prior``: a calibration file's discrepancies to update instead of the prior's)."""
+    from scaling_jax.backtest.self_calibration import self_calibrate
+
+    lr, er = recipe.loss_fit_runs(tb, fit.dataset), recipe.error_fit_runs(tb, fit.dataset)
+    loss = self_calibrate("overtrain", ladder_points(tb, fit.dataset, lr), prior_loss=prior[0], seed=seed)
+    error = self_calibrate("error", ladder_points(tb, fit.dataset, er, error=True), prior_error=prior[1], seed=seed)
+    return SelfCalibrated(loss.loss, error.error, {"loss": loss.info["loss"], "error": error.info["error"]},
+                          max(r.C for r in lr), max(r.C for r in er))
 
 
 def fit_set(tb: Testbed, dataset: str, config: NutsConfig) -> SetFit:
@@ -173,13 +215,18 @@ def _bootstrap_bands(lr, heldout, n_resamples: int, seed: int) -> tuple[Bands, n
 
 
 def check_set(tb: Testbed, fit: SetFit, config: NutsConfig, n_bootstrap: int = 1000,
-              calibrated: tuple[Discrepancy, Discrepancy] | None = None) -> SetCheck:
+              calibrated: tuple[Discrepancy, Discrepancy] | None = None,
+              ladder_cuts: tuple[float, float] | None = None) -> SetCheck:
     """Score the bands of ``fit`` on its held-out runs: with ``calibrated`` discrepancies
-    (the headline "loss"/"error" blocks) when given, and always with the priors' ones."""
+    (the headline "loss"/"error" blocks) when given, and always with the priors' ones. With
+    ``ladder_cuts`` (the loss and error ladders' compute of a self-calibration), also on the
+    held-out runs above them alone: the runs no calibration cut saw."""
     lh, eh = fit.loss_heldout, fit.error_heldout
     lC, lM = np.array([r.C for r in lh]), np.array([r.M for r in lh])
     eC, eM = np.array([r.C for r in eh]), np.array([r.M for r in eh])
     y_l, y_e = np.array([r.loss(VAL) for r in lh]), np.array([r.err_17 for r in eh])
+    lb_, eb_ = (None, None) if ladder_cuts is None else (lC > ladder_cuts[0] * (1 + 1e-9),
+                                                         eC > ladder_cuts[1] * (1 + 1e-9))
 
     def score(ll, el):
         ld_draws = loss_draws(ll, lC, lM, seed=config.seed)
@@ -189,15 +236,15 @@ def check_set(tb: Testbed, fit: SetFit, config: NutsConfig, n_bootstrap: int = 1
     prior_laws = fit.laws()
     ll, el = fit.laws(*calibrated) if calibrated else prior_laws
     ld_draws, ed_draws, lb, eb = score(ll, el)
-    summary = {"loss": band_stats(lb, y_l, lM), "error": band_stats(eb, y_e, eM)}
+    summary = {"loss": band_stats(lb, y_l, lM, lb_), "error": band_stats(eb, y_e, eM, eb_)}
     if calibrated:
         _, _, plb, peb = score(*prior_laws)
-        summary |= {"loss_prior_discrepancy": band_stats(plb, y_l, lM),
-                    "error_prior_discrepancy": band_stats(peb, y_e, eM)}
+        summary |= {"loss_prior_discrepancy": band_stats(plb, y_l, lM, lb_),
+                    "error_prior_discrepancy": band_stats(peb, y_e, eM, eb_)}
     table1 = recipe.loss_fit_runs(tb, fit.dataset)
     bb, b_draws, b_summary = _bootstrap_bands(table1, lh, n_bootstrap, config.seed)
     summary |= {
-        "bootstrap_loss": {**band_stats(bb, y_l, lM), "resamples": b_summary},
+        "bootstrap_loss": {**band_stats(bb, y_l, lM, lb_), "resamples": b_summary},
         "discrepancy": {"loss": ll.discrepancy.summary(), "error": el.discrepancy.summary()},
         "diagnostics": fit.posterior.diagnostics.to_dict(),
         "targets": _target_rows(lh, lb, y_l, eh, eb, y_e),

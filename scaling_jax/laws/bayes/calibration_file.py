@@ -79,3 +79,20 @@ def load_calibration(path: str | os.PathLike, kind: str) -> Discrepancy:
     if disc.kind != kind:
         raise UserError(f"{name}: laws.{kind}.kind: expected {kind!r}, got {disc.kind!r}")
     return disc
+
+
+SELF = "self"
+
+
+def parse_calibrate(value: str, allowed: tuple[str, ...], flag: str = "--calibrate") -> tuple[str, str | None]:
+    """``(mode, file)`` of a ``--calibrate`` value: one of ``allowed`` (e.g. others, none, self), or
+    ``self+FILE`` (the ladder's own residuals updating FILE's discrepancy instead of the prior's)."""
+    mode, plus, path = value.partition("+")
+    if plus and mode == SELF and SELF in allowed:
+        if not path:
+            raise UserError(f"{flag} {value!r}: self+FILE needs a calibration file after the +")
+        return SELF, path
+    if plus or mode not in allowed:
+        forms = list(allowed) + ([f"{SELF}+FILE"] if SELF in allowed else [])
+        raise UserError(f"{flag}: {value!r} is not one of {forms}")
+    return mode, None

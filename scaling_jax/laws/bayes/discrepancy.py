@@ -227,14 +227,16 @@ class Residuals:
         return cls(*fields, np.concatenate(groups).astype(np.int32))
 
 
-def residual_model(res: Residuals, kind: str):
+def residual_model(res: Residuals, kind: str, hyperprior=None):
     """ln y ~ Normal(μ, Σ) with Σ_ii = s_i² + δ₀² + Σ_k (τ_k·Δ_ik)² and, for runs i ≠ j of one
     group, Σ_ij = Σ_k τ_k²·Δ_ik·Δ_jk: the growth is one random slope per group and axis,
     marginalised (module docstring). HalfNormal hyperpriors of ``kind``'s prior scales ×
-    ``CALIBRATION_WIDEN``."""
-    floor_scale, tau_K = _scales(kind)
-    floor = numpyro.sample("floor", dist.HalfNormal(CALIBRATION_WIDEN * floor_scale))
-    tau = numpyro.sample("tau", dist.HalfNormal(CALIBRATION_WIDEN * tau_K).to_event(1))
+    ``CALIBRATION_WIDEN``, or ``hyperprior``'s (a :class:`~scaling_jax.laws.bayes.hyperprior.HyperPrior`)."""
+    from scaling_jax.laws.bayes.hyperprior import HyperPrior  # it reads this module's scales
+
+    floor_dist, tau_dist = (hyperprior or HyperPrior.widened(kind)).distributions()
+    floor = numpyro.sample("floor", floor_dist)
+    tau = numpyro.sample("tau", tau_dist)
     own2 = res.s**2 + floor**2
     if res.group is None:  # every run its own group: independent
         sd2 = own2 + jnp.sum((tau * res.dist_PxK) ** 2, axis=-1)
@@ -246,11 +248,14 @@ def residual_model(res: Residuals, kind: str):
     numpyro.sample("log_y", dist.MultivariateNormal(res.mu, covariance_matrix=cov), obs=res.log_y)
 
 
-def calibrate(res: Residuals, kind: str, *, source: str, config=None) -> Discrepancy:
-    """Posterior draws of (δ₀, τ) given held-out residuals of past sweeps (NUTS)."""
+def calibrate(res: Residuals, kind: str, *, source: str, config=None, hyperprior=None) -> Discrepancy:
+    """Posterior draws of (δ₀, τ) given held-out residuals (NUTS): of past sweeps under the widened
+    prior by default, or under ``hyperprior`` (e.g. a ladder's own cuts under the prior itself)."""
     axes = _axes(kind)
     if res.dist_PxK.shape[-1] != len(axes):
         raise ValueError(f"{kind} residuals need distances along {axes}, got {res.dist_PxK.shape[-1]} axes")
-    model = functools.partial(residual_model, kind=kind)
+    if hyperprior is not None and hyperprior.kind != kind:
+        raise ValueError(f"a {hyperprior.kind} hyperprior cannot calibrate a {kind} discrepancy")
+    model = functools.partial(residual_model, kind=kind, hyperprior=hyperprior)
     post = run_nuts(model, res, config=config or NutsConfig(target_accept_prob=0.95))
     return Discrepancy(post.samples["floor"], post.samples["tau"], axes, source)

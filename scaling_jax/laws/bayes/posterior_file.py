@@ -30,6 +30,7 @@ class StoredPosterior:
     law: str
     dataset: str
     source: str
+    calibration: dict | None = None  # how the discrepancy was learned, when it was (plan --calibrate self)
 
 
 def attach(idata, law: str, loss_law, error_law, dataset: str | None):
