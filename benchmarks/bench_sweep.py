@@ -83,7 +83,7 @@ def main() -> None:
     tot_wall = tot_pure = tot_loop = 0.0
     for row in rows:
         r = row["run"]
-        pure, loop = estimate.seconds(r, tps), loop_seconds(r.out)
+        pure, loop = estimate.seconds(r, tps), loop_seconds(r.out, r.start_step)
         tot_wall, tot_pure, tot_loop = tot_wall + row["wall"], tot_pure + pure, tot_loop + loop
         print(f"{r.name:<28} {r.steps:>6} {row['wall']:>8.1f} {pure:>8.1f} {1 - pure / row['wall']:>8.1%} "
               f"{loop:>8.1f} {1 - loop / row['wall']:>8.1%} {row['compiles']:>8}  {' '.join(row['programs'])}")
@@ -96,12 +96,13 @@ def main() -> None:
     print(f"load average at the end: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
 
 
-def loop_seconds(run_dir: str) -> float:
-    """The run's tokens over the median throughput of its logged training intervals after the first."""
+def loop_seconds(run_dir: str, start_step: int = 0) -> float:
+    """The run's tokens over the median throughput of its logged training intervals after the first
+    (a WSD branch: those of its own steps, after ``start_step``, where it left its trunk)."""
     rows = [json.loads(line) for line in Path(run_dir, "metrics.jsonl").read_text().splitlines()]
-    train = [m for m in rows if m["kind"] == "train"]
+    train = [m for m in rows if m["kind"] == "train" and m["step"] > start_step]
     rates = [m["tokens_per_s"] for m in train[1:]] or [train[0]["tokens_per_s"]]
-    return train[-1]["tokens"] / float(np.median(rates))
+    return (train[-1]["tokens"] - train[0]["tokens"] / train[0]["step"] * start_step) / float(np.median(rates))
 
 
 if __name__ == "__main__":

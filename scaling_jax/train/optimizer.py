@@ -60,10 +60,8 @@ DECAY = {"linear": lambda t: 1.0 - t, "sqrt": lambda t: 1.0 - jnp.sqrt(t),
 
 
 def _wsd(opt: OptimizerSection, steps: int | jax.Array) -> optax.Schedule:
-    if isinstance(steps, int) and decay_start(opt, steps) < opt.warmup:
-        raise ConfigError(f"optimizer.wsd.decay_fraction: a run of {steps} steps starts its decay at step "
-                          f"{decay_start(opt, steps)}, inside the {opt.warmup}-step warm-up; lower the fraction "
-                          "or optimizer.warmup")
+    """A decay that starts inside the warm-up takes over where the warm-up ends (a trunk refuses such
+    branches, ``train/branches.py``; a checkpoint reader builds the optimizer for warm-up + 1 steps)."""
     shape = DECAY[opt.wsd.decay_shape]
 
     def lr(count):

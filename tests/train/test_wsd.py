@@ -144,3 +144,11 @@ def test_branches_equal_separate_wsd_runs_bitwise_and_branch_list_changes(tmp_pa
     for t in (896, 2560):
         same_run(trunk / "branches" / f"D{t}", sep[t])
     assert json.loads((trunk / "trunk.json").read_text())["end_step"] == 12
+
+
+def test_a_wsd_optimizer_builds_for_a_checkpoint_readers_warmup_plus_one_steps():
+    # lm.load_run (eval, the branch checks) builds the optimizer for warm-up + 1 steps, whose decay
+    # starts inside the warm-up: a state's shapes, never trained; it must not be refused
+    opt = OptimizerSection(lr=1e-2, cooldown_lr=1e-4, warmup=20, schedule="wsd")
+    lr = schedule(opt, opt.warmup + 1)
+    assert float(lr(10)) == pytest.approx(5e-3) and float(lr(21)) == pytest.approx(1e-4)
