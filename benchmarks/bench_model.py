@@ -9,7 +9,8 @@ The torch side runs in a subprocess with --torch-python (or $TORCH_PYTHON).
     python benchmarks/bench_model.py --torch-python /work/torchvenv/bin/python
 
 MFU mode (GPU): tokens/s of a bf16 forward+backward step at seq 2048 for the 0.154B and
-0.411B configs, MFU = flops_per_token(exact) · tokens/s / peak bf16 FLOP/s of the device.
+0.411B configs, MFU = flops_per_token(exact) · tokens/s / peak bf16 FLOP/s of the device
+(model/flops.py's count, causal attention counted half; the peak from train/peak.py).
 
     python benchmarks/bench_model.py --mfu
 """
@@ -26,10 +27,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 
-# Dense bf16 peak FLOP/s by device kind substring (NVIDIA data sheets, no sparsity).
-PEAK_BF16 = {"H100 PCIe": 756e12, "H100": 989.4e12, "H200": 989.4e12, "A100": 312e12}
-
-
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--configs", default="tiny_d256:16:128,d=96_l=8_h=4:4:256",
@@ -44,7 +41,7 @@ def parse_args(argv=None):
     p.add_argument("--mfu-configs", default="d=576_l=24_h=8:16:none,d=1024_l=24_h=8:8:dots",
                    help="comma list of CONFIG:BATCH:REMAT for --mfu (seq 2048, bf16)")
     p.add_argument("--peak-tflops", type=float,
-                   help="--mfu: peak bf16 TFLOP/s of the device, for devices not in PEAK_BF16")
+                   help="--mfu: peak bf16 TFLOP/s of the device, for devices not in train/peak.py's table")
     p.add_argument("--json", help="also write results to this JSON file")
     return p.parse_args(argv)
 
@@ -129,13 +126,12 @@ def mfu_mode(args):
 
     from scaling_jax.model import counts
     from scaling_jax.model.config import load_model_config
+    from scaling_jax.train.peak import ACCELERATORS, peak_flops
 
     kind = jax.devices()[0].device_kind
-    peak = next((v for k, v in PEAK_BF16.items() if k in kind), None)
-    if args.peak_tflops:
-        peak = args.peak_tflops * 1e12
+    peak = peak_flops(kind, args.peak_tflops * 1e12 if args.peak_tflops else None)
     if peak is None:
-        raise SystemExit(f"no bf16 peak known for device {kind!r} (known: {sorted(PEAK_BF16)}); "
+        raise SystemExit(f"no bf16 peak known for device {kind!r} (known: {', '.join(a.name for a in ACCELERATORS)}); "
                          "pass --peak-tflops")
     rows = []
     for item in args.mfu_configs.split(","):

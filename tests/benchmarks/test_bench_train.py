@@ -40,7 +40,7 @@ def test_cpu_mode_runs_a_few_steps(tmp_path, capsys):
 
 def test_top_ops_reads_a_device_trace(tmp_path):
     """On an accelerator the device's "XLA Ops" line is counted, keyed by the HLO op, not the
-    module line above it or the host's threads."""
+    module line above it or the host's threads; an op nested in a loop counts once."""
     import gzip
 
     events = [
@@ -48,15 +48,19 @@ def test_top_ops_reads_a_device_trace(tmp_path):
         {"ph": "M", "name": "thread_name", "pid": 1, "tid": 1, "args": {"name": "XLA Modules"}},
         {"ph": "M", "name": "thread_name", "pid": 1, "tid": 2, "args": {"name": "XLA Ops"}},
         {"ph": "M", "name": "process_name", "pid": 2, "args": {"name": "/host:CPU"}},
-        {"ph": "X", "pid": 1, "tid": 1, "name": "jit_train_step", "dur": 100.0},
-        {"ph": "X", "pid": 1, "tid": 2, "name": "fusion.1", "dur": 60.0, "args": {"hlo_op": "fusion.1"}},
-        {"ph": "X", "pid": 1, "tid": 2, "name": "kernel", "dur": 20.0, "args": {"hlo_op": "dot.2"}},
-        {"ph": "X", "pid": 1, "tid": 2, "name": "fusion.1", "dur": 20.0, "args": {"hlo_op": "fusion.1"}},
-        {"ph": "X", "pid": 2, "tid": 3, "name": "PjitFunction", "dur": 500.0},
+        {"ph": "X", "pid": 1, "tid": 1, "ts": 0.0, "name": "jit_train_step", "dur": 150.0},
+        {"ph": "X", "pid": 1, "tid": 2, "ts": 0.0, "name": "fusion.1", "dur": 60.0, "args": {"hlo_op": "fusion.1"}},
+        {"ph": "X", "pid": 1, "tid": 2, "ts": 60.0, "name": "kernel", "dur": 20.0, "args": {"hlo_op": "dot.2"}},
+        {"ph": "X", "pid": 1, "tid": 2, "ts": 80.0, "name": "fusion.1", "dur": 20.0, "args": {"hlo_op": "fusion.1"}},
+        # a loop of 50 whose body holds a 30 dot: 20 of the loop's own, 30 of the dot's
+        {"ph": "X", "pid": 1, "tid": 2, "ts": 100.0, "name": "while.3", "dur": 50.0, "args": {"hlo_op": "while.3"}},
+        {"ph": "X", "pid": 1, "tid": 2, "ts": 110.0, "name": "kernel", "dur": 30.0, "args": {"hlo_op": "dot.2"}},
+        {"ph": "X", "pid": 2, "tid": 3, "ts": 0.0, "name": "PjitFunction", "dur": 500.0},
     ]
     run = tmp_path / "plugins" / "profile" / "run"
     run.mkdir(parents=True)
     with gzip.open(run / "perfetto_trace.json.gz", "wt") as f:
         json.dump({"traceEvents": events}, f)
     ops = _bench().top_ops(str(tmp_path))
-    assert [(o["op"], o["share"]) for o in ops] == [("fusion.1", 0.8), ("dot.2", 0.2)]
+    assert [(o["op"], o["ms"] * 1e3) for o in ops] == [("fusion.1", 80.0), ("dot.2", 50.0), ("while.3", 20.0)]
+    assert sum(o["share"] for o in ops) == pytest.approx(1.0)
