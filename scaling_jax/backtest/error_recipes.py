@@ -80,18 +80,24 @@ def run_error_backtest(sweeps: Sequence[Sweep], recipes: Sequence[ErrorRecipe], 
                     skipped.append((s, recipe, cut, role, axis))
                 else:
                     plan.append((s, recipe, cut, role, axis))
-    fitted = _fit(plan)
+    fitted = _fit(plan, final_cuts)
     out = [CutResult(s.name, r, cut, role, "skipped", "no per-task errors in these runs", (), None, (), axis=axis)
            for s, r, cut, role, axis in skipped]
     for (s, recipe, cut, role, axis), (status, reason, params) in zip(plan, fitted):
-        fit_idx = tuple(int(i) for i in np.flatnonzero(below(axis, s.pts["N"], s.pts["D"], cut)))
+        fit_idx = tuple(int(i) for i in np.flatnonzero(fit_rows_of(s, cut, axis, final_cuts[s.name])))
         upto = final_cuts[s.name] if role == "selection" else np.inf
         scored = _score(s, recipe, params, cut, upto, axis, fit_idx) if params is not None else ()
         out.append(CutResult(s.name, recipe, cut, role, status, reason, fit_idx, params, scored, axis=axis))
     return out
 
 
-def _fit(plan: list) -> list[tuple[str, str, dict | None]]:
+def fit_rows_of(s: Sweep, cut: float, axis: str, final_cut: float) -> np.ndarray:
+    """Runs an error recipe fits at ``cut``: at or below it along ``axis`` and never above the final
+    compute cut (a size cut would otherwise reach the held-out runs of its kept sizes)."""
+    return below(axis, s.pts["N"], s.pts["D"], cut) & below("C", s.pts["N"], s.pts["D"], final_cut)
+
+
+def _fit(plan: list, final_cuts: Mapping[str, float]) -> list[tuple[str, str, dict | None]]:
     """(status, reason, params) per plan row; one LM call per law form over every (row, task),
     each with its own points (padded with weight 0 to the largest sweep)."""
     results: list = [None] * len(plan)
@@ -106,7 +112,7 @@ def _fit(plan: list) -> list[tuple[str, str, dict | None]]:
                 owner.append((i, task))
                 L.append(np.pad(s.pts["loss"], (0, pad), constant_values=1.0))
                 y.append(np.pad(err, (0, pad), constant_values=0.5))
-                W.append(np.pad(below(axis, s.pts["N"], s.pts["D"], cut).astype(np.float64), (0, pad)))
+                W.append(np.pad(fit_rows_of(s, cut, axis, final_cuts[s.name]).astype(np.float64), (0, pad)))
         best, _ = fit_own_rows(form, {"L": np.array(L)}, np.array(y), np.array(W), max_iter=LM_MAX_ITER)
         names = forms.law(form)[1]
         fitted: dict[int, dict] = {}  # row -> task -> params

@@ -59,11 +59,15 @@ class Recipe:
     def to_json(self) -> dict:
         return {"name": self.name, **dataclasses.asdict(self)}
 
-    def fit_mask(self, N: np.ndarray, D: np.ndarray, cut: float, axis: str = "C") -> np.ndarray:
+    def fit_mask(self, N: np.ndarray, D: np.ndarray, cut: float, axis: str = "C",
+                 final_cut: float | None = None) -> np.ndarray:
         """Which runs this recipe may fit at ``cut`` along ``axis`` (compute ``C`` or size ``N``):
-        never one beyond the cut."""
+        never one beyond the cut, nor (a size cut) one above the final compute cut ``final_cut``:
+        those are held out."""
         N, D = np.asarray(N, np.float64), np.asarray(D, np.float64)
         below = below_cut(axis, N, D, cut)
+        if final_cut is not None:
+            below &= below_cut("C", N, D, final_cut)
         M = D / N
         if self.design == "all":
             return below

@@ -139,7 +139,7 @@ def run_backtest(sweeps: Sequence[Sweep], recipes: Sequence[Recipe], cuts: Mappi
         for recipe in recipes:
             for cut, role, axis in plan:
                 w = np.zeros(n)
-                w[off:off + len(s)] = recipe.fit_mask(s.pts["N"], s.pts["D"], cut, axis)
+                w[off:off + len(s)] = recipe.fit_mask(s.pts["N"], s.pts["D"], cut, axis, final_cuts[s.name])
                 rows.append((s, off, recipe, cut, role, axis))
                 W.append(w)
                 rec.append(recipe)

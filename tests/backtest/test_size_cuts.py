@@ -82,3 +82,20 @@ def test_the_backtest_workflow_runs_chooses_and_predicts_on_a_16_run_ladder(tmp_
     assert p["loss"]["lo95"] < p["loss"]["median"] < p["loss"]["hi95"]
     assert "error_law" in bt.body and bt.body["error_law"]["chosen"]["recipe"] is not None
     assert all(c["axis"] == "N" for c in bt.body["error_law"]["recipes"]["eq5/avg"]["cuts"][:2])
+
+
+def test_size_cuts_never_fit_a_run_above_the_final_cut():
+    """A size cut keeps every multiplier of its sizes, but not those above the final compute cut:
+    they are the held-out runs (the loss and the error recipes alike)."""
+    from scaling_jax.backtest import error_recipes
+
+    s = score.sweep_from_points("sim", simulated_points())
+    final = float(np.sort(s.C)[-12])
+    axis, c = cuts.choose_cuts(s.pts["N"], s.C, final, "size")
+    results = score.run_backtest([s], (Recipe("overtrain", "lsq", "all"),), {"sim": c}, {"sim": final}, {"sim": axis})
+    results += error_recipes.run_error_backtest([s], (error_recipes.PAPER_ERROR,), {"sim": c}, {"sim": final},
+                                                {"sim": axis})
+    assert axis == "N" and len(results) == 2 * (len(c) + 1)
+    for r in results:
+        assert r.fit_idx and np.all(s.C[list(r.fit_idx)] <= final * (1 + 1e-9)), (r.recipe.name, r.cut)
+        assert np.all(s.pts["N"][list(r.fit_idx)] <= r.cut * (1 + 1e-9) if r.axis == "N" else True)
