@@ -102,3 +102,21 @@ def test_remat_auto_counts_sequences_per_device_on_the_mesh():
     assert remat.per_device_batch(64) == 64  # no mesh in context
     with jax.sharding.use_abstract_mesh(AbstractMesh((2, 2, 2), ("data", "fsdp", "tensor"))):
         assert remat.per_device_batch(64) == 16
+
+
+@pytest.mark.parametrize("name, batch, rematerialised", [("tiny_d16", 2, True), ("d=576_l=24_h=8", 2, False),
+                                                          ("d=576_l=24_h=8", 64, True)])
+def test_the_transformer_applies_the_auto_choice(name, batch, rematerialised):
+    """A tiny model under the table's name: 2 sequences on one device run without remat (the table's
+    'none'), 64 with it ('block'); a model not in the table takes 'block'."""
+    from flax import nnx
+
+    from scaling_jax.model.loss import lm_loss
+    from scaling_jax.model.transformer import Transformer
+
+    cfg = load_model_config("tiny_d16", {"name": name, "remat": "auto", "seq_len": 8, "vocab_size": 32})
+    graphdef, state = nnx.split(nnx.eval_shape(lambda: Transformer(cfg, rngs=nnx.Rngs(0))))
+    tokens = jax.ShapeDtypeStruct((batch, 9), np.int32)
+    grad = jax.grad(lambda s, t: lm_loss(nnx.merge(graphdef, s), t[:, :-1], t[:, 1:])[0])
+    program = str(jax.make_jaxpr(grad)(state, tokens))
+    assert ("checkpoint" in program or "remat" in program) == rematerialised
