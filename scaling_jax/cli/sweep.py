@@ -276,9 +276,13 @@ def collect(args) -> int:
 
 
 def run_one(args) -> int:
-    from scaling_jax.sweep.single import run_one as train_one
+    from scaling_jax.train.stop import StopFlag
 
-    return train_one(args.run_dir)
+    stop = StopFlag()  # first: a SIGTERM (scancel, B:TERM@120) during imports, claim or restore still stops it
+    from scaling_jax.sweep import single
+
+    single._stop = stop
+    return single.run_one(args.run_dir)
 
 
 def worker(args) -> int:

@@ -5,9 +5,11 @@ A claim is ``claim-<k>.json``, created only if absent (``paths.create_exclusive`
 locally, ``ifGenerationMatch=0`` on gs://); the highest ``k`` owns the run. A claim whose owner
 is gone is taken over by creating ``claim-<k+1>``, so of several processes taking over at once
 exactly one wins, and a winner that then sees a higher claim (its listing was old) backs off.
-The owner is gone when its process is dead (same host) or its heartbeat, rewritten every
-``HEARTBEAT_SECONDS``, is older than its lease (the record's ``stale``, default
-``STALE_SECONDS``; another host: its clock is trusted). A TPU sweep worker takes a shorter lease
+The owner is gone when its process is dead (same host: its pid decides, however late its beats),
+when it was an earlier attempt of this very SLURM job (a requeued task: same job id, whatever
+the host; without this the requeued task would find its own dead claim live and leave the run),
+or when its heartbeat, rewritten every ``HEARTBEAT_SECONDS``, is older than its lease (another
+host: the record's ``stale``, default ``STALE_SECONDS``; its clock is trusted). A TPU sweep worker takes a shorter lease
 (``sweep run --lease-timeout``) and beats four times per lease. Before each beat the owner checks
 that its claim is still the highest: one that was taken over while its beats did not get through
 (a lost lease) stops beating and calls ``on_lost``, and never writes its claim back.
@@ -68,12 +70,23 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+def slurm_job() -> str | None:
+    """This process's SLURM job (array job and task for an array task), kept across requeues."""
+    env = os.environ
+    if env.get("SLURM_ARRAY_JOB_ID"):
+        return f"{env['SLURM_ARRAY_JOB_ID']}_{env.get('SLURM_ARRAY_TASK_ID', '')}"
+    return env.get("SLURM_JOB_ID")
+
+
 def alive(owner: dict, now: float | None = None) -> bool:
-    """Whether a claim's owner still holds it: a heartbeat within its lease, and on this host a live pid."""
+    """Whether a claim's owner still holds it: on this host, a live pid; an earlier attempt of this
+    SLURM job, never; elsewhere, a heartbeat within its lease."""
     now = time.time() if now is None else now
-    if now - float(owner.get("beat", 0)) > float(owner.get("stale", STALE_SECONDS)):
+    if owner.get("host") == host() and owner.get("pid") != os.getpid():
+        return _pid_alive(int(owner.get("pid", -1)))
+    if owner.get("slurm") and owner.get("slurm") == slurm_job():
         return False
-    return owner.get("host") != host() or _pid_alive(int(owner.get("pid", -1)))
+    return now - float(owner.get("beat", 0)) <= float(owner.get("stale", STALE_SECONDS))
 
 
 def describe(owner: dict) -> str:
@@ -137,7 +150,7 @@ def acquire(run_dir: str, tries: int = 5, *, stale: float = STALE_SECONDS, field
                 raise Busy(describe(owner))
         k = ks[-1] + 1 if ks else 1
         record = {**(fields or {}), "k": k, "host": host(), "pid": os.getpid(), "token": uuid.uuid4().hex,
-                  "started": time.time(), "beat": time.time(), "stale": stale}
+                  "started": time.time(), "beat": time.time(), "stale": stale, "slurm": slurm_job()}
         if not paths.create_exclusive(claim_path(run_dir, k), (json.dumps(record) + "\n").encode()):
             continue  # another process took k first: look again
         if numbers(run_dir)[-1] != k:  # our listing was old and a higher claim exists: it owns the run

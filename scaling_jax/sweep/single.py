@@ -30,6 +30,17 @@ def run_one(run_dir: str | Path, **lease) -> int:
     if not run_dir.strip() or not paths.exists(paths.join(run_dir, state.CONFIG_FILE)):
         raise UserError(f"sweep run-one: {run_dir!r} is not a run folder of a sweep (no {state.CONFIG_FILE}); "
                         "an empty name means the array task found no line in its run list")
+    global _stop
+    if _stop is None:  # run-one: the flag a lost claim sets, so this process stops training (see below)
+        from scaling_jax.train.stop import StopFlag
+
+        try:
+            _stop = StopFlag()
+        except ValueError:  # not the main thread: train() installs its own
+            pass
+    # A claim taken over while this process trains (its beats did not get through): checkpoint and
+    # stop at the next step, or two processes would train the run. A TPU worker passes its own.
+    lease.setdefault("on_lost", _lost_claim)
     try:
         held = claim.acquire(run_dir, **lease)
     except claim.Busy as e:
@@ -39,6 +50,11 @@ def run_one(run_dir: str | Path, **lease) -> int:
         return _train_claimed(run_dir)  # the record is checked under the claim: a run done meanwhile is skipped
     finally:
         held.release()
+
+
+def _lost_claim() -> None:
+    if _stop is not None:
+        _stop.set = True
 
 
 def _train_claimed(run_dir: str) -> int:

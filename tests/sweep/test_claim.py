@@ -234,3 +234,58 @@ def test_run_one_refuses_a_folder_that_is_not_a_run(tmp_path, capsys):
     assert "'' is not a run folder of a sweep (no train.yaml)" in capsys.readouterr().err
     assert main(["sweep", "run-one", str(tmp_path)]) == 2
     assert list(tmp_path.iterdir()) == []  # no claim or state written into it
+
+
+def test_a_live_pid_on_this_host_holds_however_late_its_beats_and_a_requeued_slurm_task_takes_over(
+        tmp_path, monkeypatch):
+    """Review of issue 36 item 7: a same-host owner whose beats stalled (slow filesystem) but whose
+    process lives keeps the run; a SLURM task requeued after a hard kill finds its earlier attempt's
+    claim (same job id, fresh beat, another host) and takes over instead of exiting 75 for good."""
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        here = {"k": 1, "host": socket.gethostname(), "pid": sleeper.pid, "beat": time.time() - 3600}
+        assert claim.alive(here)
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    monkeypatch.setenv("SLURM_ARRAY_JOB_ID", "4242")
+    monkeypatch.setenv("SLURM_ARRAY_TASK_ID", "7")
+    run = str(tmp_path)
+    earlier = {"k": 2, "host": "node-9", "pid": 1234, "beat": time.time(), "slurm": "4242_7"}
+    other = {**earlier, "slurm": "4242_8"}
+    assert not claim.alive(earlier) and claim.alive(other)
+    paths.write_json(claim.claim_path(run, 2), other)
+    with pytest.raises(claim.Busy, match="node-9"):
+        claim.acquire(run)
+    paths.write_json(claim.claim_path(run, 2), earlier)
+    held = claim.acquire(run)
+    assert held.record["k"] == 3 and held.record["slurm"] == "4242_7"
+    held.release()
+
+
+def test_run_one_stops_training_when_its_claim_is_taken_over(tmp_path, monkeypatch):
+    """A claim lost while training (another runner took the run over) sets the run's stop flag, so
+    train() checkpoints and returns instead of training on beside the new owner."""
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "train.yaml").write_text("name: x\n")
+    monkeypatch.setattr(single, "_stop", None)
+    seen = {}
+
+    def train_while_taken_over(run_dir):
+        k = claim.numbers(run_dir)[-1]
+        paths.write_json(claim.claim_path(run_dir, k + 1), {"k": k + 1, "host": "elsewhere", "pid": 1,
+                                                            "beat": time.time()})
+        for _ in range(100):
+            if single._stop.set:
+                break
+            time.sleep(0.05)
+        seen["stopped"] = single._stop.set
+        return 143
+
+    monkeypatch.setattr(single, "_train_claimed", train_while_taken_over)
+    try:
+        assert single.run_one(run, stale=0.4) == 143
+    finally:
+        single._stop.restore()
+    assert seen["stopped"]
