@@ -59,6 +59,7 @@ def _watch_reads(monkeypatch):
     return reads
 
 
+@pytest.mark.slow  # the module's first run: it compiles the tiny model (the others reuse it)
 def test_rows_carry_speed_and_mfu_against_the_given_peak(tmp_path, tiny_yaml, monkeypatch):
     # 20 steps, a row every 5, a checkpoint every 10; a made-up peak of 1 GFLOP/s per device.
     cfg = load_train_config(tiny_yaml, ["logging.every=5", "logging.peak_flops=1e9"])
