@@ -9,7 +9,7 @@ from scaling_jax.laws.bayes.infer import NutsConfig
 from scaling_jax.laws.downstream import Route, fit_downstream, step2_accuracy
 from tests.laws.downstream_sim import CEILING, CHANCE, SIGMOID_TL, TARGETS, ladder
 
-SMALL = NutsConfig(num_warmup=250, num_samples=250, num_chains=2, target_accept_prob=0.95)
+SMALL = NutsConfig(num_warmup=200, num_samples=200, num_chains=2, target_accept_prob=0.9, dense_mass=False)
 
 
 def _fit(anchor: str, seed: int):
