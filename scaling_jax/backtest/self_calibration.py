@@ -172,8 +172,16 @@ def self_calibrate(law: str, pts: dict[str, np.ndarray], *, cuts_by: str = "auto
         hp = hyperprior_for(kind, prior)
         info[kind] = {**cr.summary(), "hyperprior": hp.describe()}
         if cr.residuals is None:
-            raise UserError(f"--calibrate self: no cut of the ladder could fit the {kind} law and score a run "
-                            f"above it ({'; '.join(p['status'] for p in cr.per_cut)})")
+            why = (f"no cut of the ladder could fit the {kind} law and score a run above it "
+                   f"({'; '.join(p['status'] for p in cr.per_cut)})")
+            if kind == "loss" or law == "error":  # the law asked for: nothing to calibrate it with
+                raise UserError(f"--calibrate self: {why}")
+            # the chained error law beside a calibrated loss law: its bands keep their prior (or file)
+            print(f"  --calibrate self: {why}; the error law keeps its {prior.source if prior else 'prior'}'s "
+                  "discrepancy")
+            info[kind]["status"] = f"not calibrated: {why}"
+            out[kind] = prior
+            continue
         label = (f"self: {len(cr.residuals.mu)} residuals of the ladder's own {info[kind]['cuts_by']} cuts "
                  f"({len(cr.cuts)})" + ("" if prior is None else f", prior {prior.source}"))
         out[kind] = calibrate(cr.residuals, kind, source=label, config=config, hyperprior=hp)

@@ -58,6 +58,12 @@ def run(args: argparse.Namespace) -> int:
 
     recipes = by_name(args.recipes)
     err_recipes = error_recipes_by_name(args.error_recipes)
+    if args.calibrate is not None:
+        from scaling_jax.laws.bayes.calibration_file import parse_calibrate
+
+        parse_calibrate(args.calibrate, ("self",))
+        if not args.predict:
+            raise UserError("--calibrate widens the chosen recipe's --predict bands: give --predict N,D")
     targets = [parse_target(s, "overtrain") for s in args.predict]
     bt = run_backtest(args.runs, dataset=args.dataset, val_set=args.val_set, recipes=recipes, n_cuts=args.cuts,
                       final_cut=args.final_cut, targets=targets, n_bootstrap=args.bootstrap, seed=args.seed,

@@ -11,11 +11,11 @@ ACC_METRICS = ("acc", "acc_norm")
 
 
 def add_arguments(p) -> None:
-    """The downstream law's own flags on ``fit``'s parser."""
-    from scaling_jax.laws.downstream import ANCHORS, ROUTES
-
+    """The downstream law's own flags on ``fit``'s parser. Their values are checked where the route is
+    built (``laws.downstream``): importing it here would start JAX (NumPyro) while the CLI parses,
+    before ``train --coordinator`` can initialise jax.distributed."""
     g = p.add_argument_group("--law downstream")
-    g.add_argument("--route", choices=(*ROUTES, "auto"), default=None,
+    g.add_argument("--route", default=None, metavar="paper|two-step|per-task|auto",
                    help="paper: loss -> task-mean error (Eq. 5); two-step: per task N, D -> the task's loss (bits "
                         "per byte) -> accuracy, then the mean; per-task: loss -> each task's accuracy -> mean; "
                         "auto: the route (and forms) a backtest on the runs' own cuts chooses (default: two-step "
@@ -26,7 +26,7 @@ def add_arguments(p) -> None:
     g.add_argument("--forms", default=None, metavar="STEP1/STEP2",
                    help="step 1 eq3|eq4, step 2 sigmoid|eq5 (default: paper eq4/eq5, per-task eq4/sigmoid, "
                         "two-step eq3/sigmoid)")
-    g.add_argument("--anchor", choices=ANCHORS, default="constraint",
+    g.add_argument("--anchor", default="constraint", metavar="constraint|prior|none",
                    help="the sigmoid's ceiling at loss 0: an exact constraint, a prior (bayes) / the authors' added "
                         "point (lm, huber), or none")
 

@@ -16,6 +16,8 @@ def add_parser(sub) -> None:
     src.add_argument("--testbed", help="testbed or sweep folder to fit on the fly (with --dataset)")
     p.add_argument("--dataset", default=None, help="training set (required with --testbed; checked with --posterior)")
     p.add_argument("--recipe", default="table1", help="fit points: table1 (the paper's) or all (every run of the set)")
+    p.add_argument("--allow-partial-suites", action="store_true",
+                   help="--testbed: fit Eq. 5 on runs whose err_17 averages part of its tasks (else refused, named)")
     p.add_argument("--calibrate", default="prior", metavar="prior|self|self+FILE",
                    help="--testbed: the discrepancy's prior, or learned from the set's own runs up to the fit's "
                         "compute (rolling-origin cuts), updating the prior or a calibration FILE")
@@ -72,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
         check_fit_inputs(tb, args.dataset, args.recipe)
         ask.check(chained=True)
         post = fit_for_plan(tb, args.dataset, args.recipe, _nuts_config(args), save=args.out / "posterior.nc",
-                            calibrate=args.calibrate)
+                            calibrate=args.calibrate, allow_partial_suites=args.allow_partial_suites)
     if args.posterior is not None and args.calibrate != "prior":
         raise UserError("--calibrate applies to --testbed (an on-the-fly fit); a posterior file carries its own "
                         "discrepancy")

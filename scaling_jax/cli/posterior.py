@@ -53,6 +53,8 @@ def _print_set(ds: str, check, first: bool) -> None:
     d = check.summary["diagnostics"]
     print(f"{ds}: R-hat max {d['max_rhat']:.4f}, ESS min {d['min_ess']:.0f}, divergences {d['divergences']}; "
           f"discrepancy: {check.loss_law.discrepancy.source}")
+    if "self_calibration" in check.summary:
+        print("  (--calibrate self: runs up to the ladder's compute fed the calibration; out of sample: beyond ladder)")
     for key, name in ROWS:
         if key in check.summary:
             print(_row(name, check.summary[key]))

@@ -44,10 +44,13 @@ class FitReport:
 
 
 def interval_summary(bands: Bands, i: int) -> dict[str, float]:
-    """``{median, lo50, hi50, lo90, hi90, lo95, hi95}`` of target ``i``."""
+    """``{median, lo50, hi50, lo90, hi90, lo95, hi95}`` of target ``i``, and ``undefined_share``
+    where some draws made no prediction (Eq. 5 at Err <= 0: left out of the quantiles)."""
     out = {"median": float(bands.median[i])}
     for lv in LEVELS:
         out[f"lo{lv}"], out[f"hi{lv}"] = float(bands.lo[lv][i]), float(bands.hi[lv][i])
+    if bands.undefined is not None and bands.undefined[i] > 0:
+        out["undefined_share"] = float(bands.undefined[i])
     return out
 
 

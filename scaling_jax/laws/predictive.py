@@ -49,9 +49,12 @@ def with_discrepancy(draws_RxP: np.ndarray, disc, dist, *, seed: int = 2) -> np.
 
 def chained_error_draws(loss_draws_RxP: np.ndarray, error_bs: BootstrapResult, sigma: float | None, *,
                         seed: int = 1) -> np.ndarray:
-    """Each loss draw through one bootstrap draw of Eq. 5 (paired at random), plus Eq. 5's scatter."""
+    """Each loss draw through one bootstrap draw of Eq. 5 (paired at random), plus Eq. 5's scatter.
+    A draw whose Eq. 5 gives Err <= 0 there makes no prediction (NaN), as the Bayesian bands treat
+    it: the fit's log-error likelihood gives such a law zero density; bands leave it out and count it."""
     rng = np.random.default_rng(seed)
     idx = rng.integers(0, error_bs.n_kept, size=len(loss_draws_RxP))
     p = {k: error_bs.params[idx, i][:, None] for i, k in enumerate(error_bs.names)}
     law_draws = predict("error", p, L=loss_draws_RxP)
+    law_draws = np.where(law_draws > 0, law_draws, np.nan)
     return law_draws * _noise(law_draws.shape, sigma, rng)

@@ -17,6 +17,7 @@ from scaling_jax.paper import recipe
 from scaling_jax.paper.posterior_check import fit_set, self_calibrate_set
 from scaling_jax.testbed import Testbed
 from scaling_jax.testbed.points_io import testbed_points
+from scaling_jax.testbed.schema import check_full_suites
 
 RECIPES = ("table1", "all")
 CALIBRATE = ("prior", "self")  # and self+FILE
@@ -37,12 +38,17 @@ def check_fit_inputs(tb: Testbed, dataset: str, recipe_name: str) -> None:
 
 
 def fit_for_plan(tb: Testbed, dataset: str, recipe_name: str = "table1", config: NutsConfig = NutsConfig(),
-                 save: Path | None = None, calibrate: str = "prior") -> StoredPosterior:
+                 save: Path | None = None, calibrate: str = "prior",
+                 allow_partial_suites: bool = False) -> StoredPosterior:
     """Fit Eq. 4 (chained to Eq. 5 where the runs carry downstream errors) on ``dataset`` by
     ``recipe_name``; with ``save``, also write the posterior there as a ``posterior.nc``.
     ``calibrate``: the discrepancy's prior (``prior``) or ``self`` / ``self+FILE``, learned from the
-    set's own runs up to the fit's compute (rolling-origin cuts: ``backtest.self_calibration``)."""
+    set's own runs up to the fit's compute (rolling-origin cuts: ``backtest.self_calibration``).
+    Runs whose err_17 averages part of its tasks are refused (named) unless ``allow_partial_suites``."""
     check_fit_inputs(tb, dataset, recipe_name)
+    runs = recipe.error_fit_runs(tb, dataset) if recipe_name == "table1" else tb.select(dataset=dataset).runs
+    check_full_suites([r for r in runs if r.err_17 is not None], "err_17", allow_partial_suites,
+                      f"{tb.root or 'testbed'} ({dataset})")
     mode, cal_file = parse_calibrate(calibrate, CALIBRATE)
     prior = (load_calibration(cal_file, "loss"), load_calibration(cal_file, "error")) if cal_file else (None, None)
     info = None

@@ -73,7 +73,9 @@ def run_posterior(tb: Testbed, out: Path, *, datasets=None, config: NutsConfig =
         checks[ds] = check_set(tb, fits[ds], config, n_bootstrap=n_bootstrap, calibrated=calibrated,
                                ladder_cuts=cuts)
         if info is not None:
-            checks[ds].summary["self_calibration"] = info
+            checks[ds].summary["self_calibration"] = {
+                **info, "scoring": "the held-out runs at or below each ladder's compute fed the calibration's cuts: "
+                "only each block's beyond_ladder figures are out of sample"}
         if on_set is not None:
             on_set(ds, checks[ds])
     summary = {"datasets": {ds: c.summary for ds, c in checks.items()},

@@ -58,3 +58,22 @@ def test_residual_scale_and_its_absence():
     assert 0.5 * NOISE < sigma < 1.6 * NOISE
     five = {k: v[:5] for k, v in xs.items()}
     assert predictive.log_residual_scale("chinchilla", TRUE, five, pts["loss"][:5]) is None
+
+
+def test_lm_chained_error_draws_at_err_le_0_make_no_prediction_and_are_counted():
+    """Review of issue 36 item 2: a bootstrap draw of Eq. 5 that falls to Err <= 0 at a far loss is
+    left out of the bands (NaN) and counted in fit.json, as the Bayesian bands do, not kept."""
+    from scaling_jax.laws.bayes.predict import Bands
+    from scaling_jax.laws.bootstrap import BootstrapResult
+    from scaling_jax.laws.fit_report import interval_summary
+    from scaling_jax.laws.predictive import chained_error_draws
+
+    # Err(L) = eps - k exp(-gamma L): at L = 1.0 the first law gives 0.5 - 0.2 e^-1 > 0, the second < 0
+    params = np.array([[0.5, 0.2, 1.0], [0.05, 2.0, 1.0]])
+    bs = BootstrapResult("error", params, 2, 0, 0, 0)
+    loss = np.full((400, 1), 1.0)
+    draws = chained_error_draws(loss, bs, None, seed=3)
+    neg = np.isnan(draws[:, 0])
+    assert 0.3 < neg.mean() < 0.7 and np.all(draws[~neg, 0] > 0)
+    row = interval_summary(Bands.from_draws(draws), 0)
+    assert row["undefined_share"] == pytest.approx(neg.mean()) and row["lo95"] > 0

@@ -2,12 +2,14 @@
 calibration cut), ``fit`` writes what it learned into fit.json and widens lm bands by it, and
 ``plan`` and ``posterior`` take the flag."""
 
+import dataclasses
 import json
 
 import numpy as np
 import pytest
 
 from scaling_jax.cli import main
+from scaling_jax.laws.fit import predict
 from scaling_jax.paper import recipe
 from scaling_jax.paper.posterior_check import ladder_points
 from tests.backtest.sim import write_csv
@@ -30,7 +32,7 @@ def test_the_testbed_ladder_holds_no_run_above_the_fit_and_no_target(testbed):
 @pytest.mark.slow
 def test_fit_calibrate_self_records_the_calibration_and_widens_lm_bands(tmp_path, capsys):
     pts = ladder()
-    pts["error"] = 0.9 - pts["loss"] / 10  # a downstream error too: Eq. 5 is self-calibrated beside the loss law
+    pts["error"] = predict("error", {"epsilon": 0.8, "k": 3.0, "gamma": 0.6}, L=pts["loss"])  # Eq. 5 beside it
     csv = write_csv(tmp_path / "ladder.csv", pts)
     common = ["fit", "--runs", csv, "--law", "overtrain", "--predict", "2.33e9,4.66e10", "--bootstrap", "50"]
     assert main(common + ["--out", str(tmp_path / "none")]) == 0
@@ -46,3 +48,34 @@ def test_fit_calibrate_self_records_the_calibration_and_widens_lm_bands(tmp_path
     assert "discrepancy" in own["prediction_method"]["loss"]
     assert main(common + ["--calibrate", "selff"]) == 2
     assert main(common + ["--calibration", "x.json"]) == 2  # a file alone is the Bayesian estimator's
+
+
+TINY = ["--chains", "1", "--num-warmup", "60", "--num-samples", "60"]
+
+
+@pytest.mark.slow
+def test_posterior_plan_and_backtest_take_calibrate_self(testbed_dir, tmp_path):
+    """posterior --calibrate self scores beyond its ladder apart; plan --testbed --calibrate
+    self+FILE updates the file's discrepancy and says so in plan.json; backtest --calibrate self
+    widens the chosen recipe's bands and records the calibration."""
+    from scaling_jax.laws.bayes import save_calibration
+    from scaling_jax.laws.bayes.discrepancy import prior_discrepancy
+
+    assert main(["posterior", "--testbed", str(testbed_dir), "--datasets", "rpj", "--calibrate", "self",
+                 "--no-pooling", "--no-plots", "--bootstrap", "20", "--out", str(tmp_path / "post"), *TINY]) == 0
+    rpj = json.loads((tmp_path / "post" / "posterior.json").read_text())["datasets"]["rpj"]
+    assert rpj["self_calibration"]["loss"]["n_residuals"] > 0 and "out of sample" in rpj["self_calibration"]["scoring"]
+    assert rpj["loss"]["beyond_ladder"]["n_heldout"] == 12 and rpj["error"]["beyond_ladder"]["n_heldout"] >= 1
+    named = lambda kind: dataclasses.replace(prior_discrepancy(kind, 200), source="test prior")  # noqa: E731
+    cal = save_calibration(tmp_path / "cal.json", loss=named("loss"), error=named("error"), source="test prior")
+    assert main(["plan", "--testbed", str(testbed_dir), "--dataset", "rpj", "--calibrate", f"self+{cal}",
+                 "--budget", "5.7e21", "--out", str(tmp_path / "plan"), "--no-plots", *TINY]) == 0
+    plan = json.loads((tmp_path / "plan" / "plan.json").read_text())
+    used = plan["posterior"]["calibration"]
+    assert used["method"] == "self" and used["prior"] == str(cal)
+    assert "prior test prior" in plan["posterior"]["discrepancy"]["loss"]
+    csv = write_csv(tmp_path / "ladder.csv", ladder() | {"error": 0.9 - ladder()["loss"] / 10})  # Eq. 5 unfittable
+    assert main(["backtest", "--runs", csv, "--recipes", "eq4/lsq/all", "--predict", "2.33e9,4.66e10",
+                 "--calibrate", "self", "--bootstrap", "50", "--no-plots", "--out", str(tmp_path / "bt")]) == 0
+    bt = json.loads((tmp_path / "bt" / "backtest.json").read_text())
+    assert bt["chosen"]["calibration"]["method"] == "self" and "discrepancy" in bt["chosen"]["bootstrap"]
