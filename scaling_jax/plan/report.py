@@ -143,8 +143,10 @@ def table(plan: dict) -> str:
         lines.append(f"  best P(reach) of any run: {b['p_reach']:.3f} at N = {b['N']:.4g}, M = {b['M']:.4g} "
                      f"(lifetime {b['lifetime_flops']:.4g} FLOPs)")
         if "p_reachable_nonpositive_share" in ia:
-            lines.append(f"  Eq. 5 gives error <= 0 at E for {ia['p_reachable_nonpositive_share']:.1%} of draws; "
-                         f"at the plan for {ia.get('nonpositive_share') or 0:.1%} of the predictive mass (dropped)")
+            at_plan = (f"; at the plan for {ia['nonpositive_share']:.1%} of the predictive mass"
+                       if ia.get("reachable") and ia.get("nonpositive_share") is not None else "")
+            lines.append(f"  Eq. 5 gives error <= 0 at E for {ia['p_reachable_nonpositive_share']:.1%} of draws "
+                         f"(left out: P(reachable) is over the draws that predict){at_plan}")
         m = ia["median_plan"]
         if m.get("reachable", True):
             lines.append(f"  median-forecast plan: N = {m['N']:.4g}, M = {m['M']:.4g}, lifetime "

@@ -26,7 +26,9 @@ def write_run_configs(spec: SweepSpec, runs: list[Run]) -> str:
     if changed:
         raise UserError(f"{spec.source}: changes the training fields of runs already started (their "
                         f"{CONFIG_FILE} kept, nothing run): " + " | ".join(changed) + ". Restore those values "
-                        "in the spec, or delete a run's folder to train it again from the start")
+                        "in the spec, delete a run's folder to train it again from the start, or continue one under "
+                        "the new values by hand (scaling-jax train NEW.yaml --out RUN_FOLDER --resume "
+                        "--allow-config-change)")
     trunks = {r.out: trunk_of(r) for r in runs if r.kind == "trunk"}
     for r in runs:
         paths.write_text(paths.join(r.out, CONFIG_FILE), yaml.safe_dump(config_dict(r), sort_keys=False))

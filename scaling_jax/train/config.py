@@ -270,12 +270,18 @@ def _flat(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
+# Inside the training fields, settings of how the step executes, not of what it computes: a resume
+# may change them (e.g. more rematerialisation after running out of memory).
+EXECUTION_FIELDS = ("model.set.remat", "model.set.attention")
+
+
 def config_changes(saved: Mapping[str, Any], now: Mapping[str, Any]) -> list[str]:
-    """``field: saved → now`` for each training field (``TRAINING_FIELDS``) whose value differs
-    between two configs as plain data (``to_dict``, or that read back from JSON); [] if none."""
+    """``field: saved → now`` for each training field (``TRAINING_FIELDS`` less ``EXECUTION_FIELDS``)
+    whose value differs between two configs as plain data (``to_dict``, or read back from JSON)."""
     a, b = _flat(saved), _flat(now)
+    within = lambda k, fields: any(k == f or k.startswith(f + ".") for f in fields)  # noqa: E731
     keys = sorted(k for k in set(a) | set(b)
-                  if any(k == f or k.startswith(f + ".") for f in TRAINING_FIELDS) and a.get(k) != b.get(k))
+                  if within(k, TRAINING_FIELDS) and not within(k, EXECUTION_FIELDS) and a.get(k) != b.get(k))
     return [f"{k}: {a.get(k)!r} → {b.get(k)!r}" for k in keys]
 
 

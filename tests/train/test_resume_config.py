@@ -71,3 +71,5 @@ def test_config_changes_name_training_fields_only():
     b["data"]["corpus"]["synthetic"]["seed"] = 5
     b["mesh"]["fsdp"], b["logging"]["every"], b["eval"]["tasks"] = 2, 1, "synthetic"
     assert config_changes(a, b) == ["data.corpus.synthetic.seed: 0 → 5", "model.set.d_model: None → 32"]
+    b["model"]["set"] |= {"remat": "dots", "attention": "xla"}  # execution settings: a resume may change them
+    assert config_changes(a, b) == ["data.corpus.synthetic.seed: 0 → 5", "model.set.d_model: None → 32"]
