@@ -18,6 +18,7 @@ LOST = frozenset({"SUSPENDING", "SUSPENDED", "FAILED", "PREEMPTED"})
 ABSENT = "ABSENT"  # not a gcloud state: describe said NOT_FOUND
 
 JOB_DIR = "~/scaling_jax_job"  # on each worker: the train config, setup files and logs
+STOP_MARKER = f"{JOB_DIR}/stop_requested"  # `launch tpu stop` leaves it: a stop, not a maintenance SIGTERM
 
 
 def _where(s: Slice) -> list[str]:
@@ -81,8 +82,8 @@ def train_command(spec: TpuSpec, *, resume: bool, attempt: int) -> str:
     """Bash for every worker: ``scaling-jax train`` into the bucket (see :func:`logged_job`)."""
     q = shlex.quote
     overrides = " ".join(q(o) for o in spec.job.overrides)
-    train = (f"~/.local/bin/scaling-jax train {JOB_DIR}/config.yaml {overrides} --out {q(spec.out)}"
-             + (" --resume" if resume else ""))
+    train = (f"rm -f {STOP_MARKER}; ~/.local/bin/scaling-jax train {JOB_DIR}/config.yaml {overrides} "
+             f"--out {q(spec.out)}" + (" --resume" if resume else ""))
     return logged_job(spec, train, attempt)
 
 
@@ -117,7 +118,8 @@ def logged_job(spec: TpuSpec, command: str, attempt: int) -> str:
 
 
 def stop_command() -> str:
-    """SIGTERM to the training processes: they checkpoint and exit (``train`` handles it). The
+    """SIGTERM to the training processes: they checkpoint and exit (``train`` handles it), after
+    leaving ``STOP_MARKER`` so the launcher tells this stop from a SIGTERM nobody asked for. The
     pattern matches the Python process only (its command line starts with the interpreter),
     not the shells around it, whose death would cut train's output pipe before it checkpoints."""
-    return "pkill -TERM -f '^[^ ]*python[^ ]* [^ ]*scaling-jax train' || true"
+    return f"touch {STOP_MARKER}; pkill -TERM -f '^[^ ]*python[^ ]* [^ ]*scaling-jax train' || true"

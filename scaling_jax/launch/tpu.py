@@ -29,6 +29,11 @@ class Preempted(Exception):
     """The slice left ACTIVE (preempted, suspended or failed) while the launcher used it."""
 
 
+class Interrupted(Preempted):
+    """train checkpointed on a SIGTERM no ``launch tpu stop`` sent and the slice stayed ACTIVE:
+    resume on the same slice (counted like a re-creation, against ``job.max_recreates``)."""
+
+
 # How long a slice whose job ended (train returned without a record, or ssh failed) is watched
 # for leaving ACTIVE before the launcher calls it a stop or a failure rather than a preemption: a
 # preempted worker's train checkpoints and exits 0 on SIGTERM, and ssh drops, while the queued
@@ -180,15 +185,20 @@ class TpuLauncher:
                 st = self.settled_state()
                 if st != gcloud.ACTIVE:
                     raise Preempted(st)
+                if rc == 0 and not self.stop_requested():
+                    # SIGTERM that no `launch tpu stop` sent (host maintenance, an operator) on a slice
+                    # that stayed ACTIVE: train checkpointed, so resume it here, as often as a re-creation
+                    raise Interrupted("train stopped by a SIGTERM no `launch tpu stop` sent; the slice stayed ACTIVE")
                 raise CommandFailed(self._ended_on_active(rc, attempt))
             except Preempted as e:
                 recreates += 1
                 if recreates > self.spec.job.max_recreates:
                     raise CommandFailed(f"{self.slice.name}: lost ({e}) {recreates} times, more than "
                                         f"job.max_recreates={self.spec.job.max_recreates}; giving up") from None
-                self.log(f"{self.slice.name}: {e}; re-creating it ({recreates} of at most "
-                         f"{self.spec.job.max_recreates})")
-                self.delete()
+                again = "resuming on it" if isinstance(e, Interrupted) else "re-creating it"
+                self.log(f"{self.slice.name}: {e}; {again} ({recreates} of at most {self.spec.job.max_recreates})")
+                if not isinstance(e, Interrupted):
+                    self.delete()
         self.log(f"{self.spec.job.name}: done; record {self.spec.out}/record.json")
         if delete_when_done:
             self.delete()
@@ -209,6 +219,12 @@ class TpuLauncher:
         """The numbers of the attempts whose logs are in ``{logs}`` (attempt-N), sorted."""
         names = self._exists(self.spec.logs, listing=True)
         return sorted(int(m.group(1)) for n in names if (m := re.search(r"attempt-(\d+)/?$", n)))
+
+    def stop_requested(self) -> bool:
+        """Whether ``launch tpu stop`` stopped the last train (its marker on worker 0)."""
+        r = self.run(gcloud.ssh(self.slice, f"test -e {gcloud.STOP_MARKER} && echo marker", worker="0"),
+                     check=False, capture=True)  # unquoted: the worker's shell expands ~
+        return r.rc == 0 and "marker" in r.out
 
     def stop(self) -> None:
         self.run(gcloud.ssh(self.slice, gcloud.stop_command()))

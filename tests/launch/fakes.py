@@ -48,7 +48,10 @@ if argv[:3] == ["compute", "tpus", "tpu-vm"]:
     if argv[3] == "scp":
         s["config_copied"] = True; done()
     cmd = [a for a in argv if a.startswith("--command=")][0]
+    if "stop_requested" in cmd and "test -e" in cmd:  # the launcher asks whether `launch tpu stop` ran
+        done(out="marker\n" if s["stop_marker"] else "", rc=0 if s["stop_marker"] else 1)
     if "scaling-jax train" in cmd:
+        s["stop_marker"] = False  # train's command clears it first
         s["train_runs"] += 1
         if s["train_runs"] in s["preempt_on_runs"]:
             s["qr"] = "SUSPENDED"; s["checkpoints"].append(100 * s["train_runs"]); done(255)
@@ -56,7 +59,8 @@ if argv[:3] == ["compute", "tpus", "tpu-vm"]:
             done(1)
         if s["train_runs"] in s["stop_on_runs"]:  # SIGTERM: train checkpoints and exits 0 without a record;
             s["checkpoints"].append(100 * s["train_runs"])  # a preemption's slice reads ACTIVE active_lag
-            s["suspend_in"] = s["active_lag"]; done()      # more times (None: it stays ACTIVE, a user's stop)
+            s["suspend_in"] = s["active_lag"]              # more times (None: it stays ACTIVE: a user's stop,
+            s["stop_marker"] = s["active_lag"] is None and not s["unasked_term"]; done()  # or, unasked, maintenance)
         s["record"] = True; done()
     if ".setup-" in cmd:
         s["setup_installs"] += 0 if s["setup_done"] else 1; s["setup_done"] = True
@@ -81,7 +85,8 @@ done(2, err="fake gcloud: unexpected command")
 
 STATE = {"qr": "ABSENT", "provisioning_polls": 1, "provisioning_left": 0, "train_runs": 0,
          "preempt_on_runs": [], "fail_on_runs": [], "checkpoints": [], "record": False, "setup_done": False,
-         "setup_installs": 0, "config_copied": False, "stop_on_runs": [], "active_lag": None, "suspend_in": None}
+         "setup_installs": 0, "config_copied": False, "stop_on_runs": [], "active_lag": None, "suspend_in": None,
+         "stop_marker": False, "unasked_term": False}
 
 
 def install(bin_dir: Path, name: str, body: str) -> Path:

@@ -97,7 +97,8 @@ def test_a_stop_on_an_active_slice_is_reported_and_a_rerun_resumes_as_the_next_a
     assert "train stopped (exit 0, checkpointed) without writing gs://bkt/sj/runs/d576-m20/record.json" in err
     assert "stayed ACTIVE for 0 s (5 looks)" in err and "logs/d576-m20/attempt-1/" in err
     steps = f.steps()
-    assert steps[steps.index("train") + 1:] == ["storage ls"] + ["describe"] * tpu.GRACE_POLLS
+    # after train: the record looked for, the slice watched for the grace window, the stop marker read
+    assert steps[steps.index("train") + 1:] == ["storage ls"] + ["describe"] * tpu.GRACE_POLLS + ["ssh"]
     assert f.state["qr"] == "ACTIVE" and f.state["train_runs"] == 1  # not re-created, not retried
     assert main(["launch", "tpu", "run", spec]) == 0  # the rerun resumes, its log beside the first one's
     resumed = [a for a in f.calls if any("scaling-jax train" in x for x in a)][-1][-1]
@@ -225,3 +226,22 @@ def test_sigterm_reaches_train_and_it_checkpoints(tmp_path, how):
         assert log.read_text() == "started\ncheckpointed\n"
     finally:
         os.killpg(job.pid, signal.SIGKILL) if job.poll() is None else None
+
+
+def test_a_sigterm_nobody_asked_for_on_an_active_slice_resumes_there(tmp_path, fake, capsys):
+    """Review of issue 36 item 4: train checkpointed on a SIGTERM that no `launch tpu stop` sent
+    (no stop marker: host maintenance) and the slice stayed ACTIVE: the launcher resumes on the
+    same slice (not re-created, not left running idle) instead of reporting a user's stop."""
+    f = fake(stop_on_runs=[1], unasked_term=True)
+    assert main(["launch", "tpu", "run", str(write_spec(tmp_path))]) == 0
+    work = [s for s in f.steps() if s not in ("describe", "storage ls", "ssh")]
+    # one slice, not deleted: the config copied again, setup skipped by its stamp, train resumed on it
+    assert work == ["create", "scp", "setup", "train", "scp", "setup", "train --resume"]
+    assert f.state["train_runs"] == 2 and f.state["record"] and f.state["setup_installs"] == 1
+    assert "resuming on it (1 of at most" in capsys.readouterr().out
+
+
+def test_launch_tpu_stop_leaves_the_marker_and_train_clears_it():
+    from scaling_jax.launch import gcloud
+
+    assert gcloud.stop_command().startswith(f"touch {gcloud.STOP_MARKER}; pkill -TERM")
