@@ -174,15 +174,23 @@ def read_targets_csv(path: str | Path, law: str) -> list[dict[str, float]]:
     return out
 
 
+def csv_or_testbed(path: str | Path) -> Path | Testbed:
+    """A CSV file's path, or the testbed folder at ``path`` (local or ``gs://``) loaded; nothing
+    there is an error naming it."""
+    if not paths.is_gcs(path):
+        p = Path(path)
+        if p.is_file():
+            return p
+        if not p.exists():
+            raise InputNotFound(f"{p}: no such file or folder")
+    return load_testbed(path)
+
+
 def read_points(path: str | Path, *, val_set: str | None = None, metric: str = "err_17", dataset: str | None = None,
                 need_error: bool = False, columns: dict[str, str] | None = None) -> dict[str, np.ndarray]:
     """Points from a CSV file (``columns``: see ``read_points_csv``) or a testbed folder (one
     training set of it; local or ``gs://``)."""
-    if not paths.is_gcs(path):
-        path = Path(path)
-        if path.is_file():
-            return read_points_csv(path, need_error, columns)
-        if not path.exists():
-            raise InputNotFound(f"{path}: no such file or folder")
-    return testbed_points(load_testbed(path), val_set=val_set, metric=metric, dataset=dataset,
-                          need_error=need_error)
+    src = csv_or_testbed(path)
+    if isinstance(src, Path):
+        return read_points_csv(src, need_error, columns)
+    return testbed_points(src, val_set=val_set, metric=metric, dataset=dataset, need_error=need_error)

@@ -21,10 +21,9 @@ from typing import Sequence
 
 import numpy as np
 
-from scaling_jax import paths
-from scaling_jax.errors import InputNotFound, UserError
-from scaling_jax.testbed.load import Testbed, load_testbed
-from scaling_jax.testbed.points_io import val_set_of
+from scaling_jax.errors import UserError
+from scaling_jax.testbed.load import Testbed
+from scaling_jax.testbed.points_io import csv_or_testbed, val_set_of
 from scaling_jax.testbed.tasks import SUITES
 
 METRICS = ("acc", "acc_norm")
@@ -217,10 +216,7 @@ def read_task_points(path: str | Path, *, dataset: str | None = None, metric: st
     """Per-task points from a CSV file or a testbed / records folder (local or ``gs://``)."""
     if metric not in METRICS:
         raise UserError(f"--metric {metric!r}: the downstream laws fit one of {list(METRICS)}")
-    if not paths.is_gcs(path):
-        p = Path(path)
-        if p.is_file():
-            return read_task_csv(p, metric, tasks)
-        if not p.exists():
-            raise InputNotFound(f"{p}: no such file or folder")
-    return task_points_from_runs(load_testbed(path), dataset, metric=metric, tasks=tasks, val_set=val_set)
+    src = csv_or_testbed(path)
+    if isinstance(src, Path):
+        return read_task_csv(src, metric, tasks)
+    return task_points_from_runs(src, dataset, metric=metric, tasks=tasks, val_set=val_set)
