@@ -27,6 +27,7 @@ from scaling_jax.errors import UserError
 MIN_FIT_RUNS = 15
 MIN_RATIO = 2.0  # and the final cut at least this far above it (something to extrapolate to)
 MIN_SIZES = 3  # a size cut keeps at least this many model sizes (2 where fewer cuts would exist)
+MIN_SIZE_CUT_RUNS = 4  # and at least this many runs at two or more multipliers: Eq. 4's parameters
 AXES = ("C", "N")  # compute cuts, size cuts
 CUTS_BY = ("compute", "size", "auto")
 _TOL = 1 + 1e-9  # a run at the cut is below it (exact compute and size values, read from files)
@@ -53,15 +54,21 @@ def size_cuts(N: np.ndarray, C: np.ndarray, final_cut: float, min_sizes: int = M
     N, C = np.asarray(N, np.float64), np.asarray(C, np.float64)
     avail = C <= final_cut * _TOL
     sizes = np.unique(N[avail])
-    scorable = [s for s in sizes if np.any(avail & (N > s * _TOL))]
+    M = C / (6.0 * N * N)
+
+    def fittable(s):  # the fewest runs any law could be fitted on, at two or more multipliers
+        kept = avail & (N <= s * _TOL)
+        return kept.sum() >= MIN_SIZE_CUT_RUNS and len(np.unique(np.round(np.log(M[kept]), 6))) >= 2
+
+    scorable = [s for s in sizes if np.any(avail & (N > s * _TOL)) and fittable(s)]
     for k in (min_sizes, 2):
         picked = np.array([s for s in scorable if np.sum(sizes <= s * _TOL) >= k])
         if picked.size >= 2 or k == 2:
             break
     if not picked.size:
         raise UserError(f"no size cut below the final cut {final_cut:.3g}: {sizes.size} model size(s) up to it; "
-                        "a size cut keeps 2 or more sizes and scores a larger one, so a backtest by size needs "
-                        "3 or more sizes")
+                        f"a size cut keeps 2 or more sizes ({MIN_SIZE_CUT_RUNS} or more runs at 2 or more "
+                        "multipliers) and scores a larger one, so a backtest by size needs 3 or more sizes")
     return picked
 
 
@@ -71,6 +78,8 @@ def choose_cuts(N: np.ndarray, C: np.ndarray, final_cut: float, by: str, n_cuts:
     cut), else size cuts, else the one compute cut. Errors say why neither could be formed."""
     if by not in CUTS_BY:
         raise UserError(f"--cuts-by: {by!r} is not one of {list(CUTS_BY)}")
+    if n_cuts < 1:
+        raise UserError(f"--cuts: must be >= 1, got {n_cuts}")
     if by == "size":
         return "N", size_cuts(N, C, final_cut)
     try:

@@ -107,7 +107,9 @@ def rolling_residuals(law: str, x: dict[str, np.ndarray], y: np.ndarray, N: np.n
     if len(W):
         # least squares on relative residuals: weights 1/y² (the ln-likelihood's first order)
         best, _ = fit_batch(law, x, y, W / y**2, max_iter=MAX_ITER)
-        ok = np.asarray(best.converged) & np.all(np.isfinite(best.params), axis=1)
+        # A finite optimum counts, as in the backtest's fits: a flat direction (a task loss near its
+        # floor) keeps LM's tolerance unmet after the fit has settled.
+        ok = np.all(np.isfinite(best.params), axis=1) & np.isfinite(best.rss)
         params = np.where(ok[:, None], best.params, np.nan)
     parts, per_cut = [], []
     for c, (cut, m) in enumerate(zip(cuts, masks)):

@@ -76,21 +76,22 @@ def describe_priors(model, *args) -> dict[str, str]:
     own distribution is not the prior in effect (Eq. 3's ln g, whose base a factor cancels)."""
     import jax
 
-    with jax.enable_x64(True):
+    with jax.enable_x64(True):  # the trace's arrays are float64: read them under x64 too (no truncation warning)
         tr = handlers.trace(handlers.seed(model, 0)).get_trace(*args)
-    out = {}
-    for name, site in tr.items():
-        if site["type"] != "sample":
-            continue
-        fn = site["fn"]
-        if site["is_observed"]:
-            if type(fn).__name__ == "Unit":  # numpyro.factor
-                out[name] = f"density factor (see {model.__module__})"
-            continue
-        while type(fn).__name__ in ("Independent", "ExpandedDistribution", "MaskedDistribution"):
-            fn = fn.base_dist
-        values = ", ".join(f"{k}={float(np.mean(getattr(fn, k))):.4g}" for k in fn.arg_constraints if hasattr(fn, k))
-        out[name] = f"{type(fn).__name__}({values})"
+        out = {}
+        for name, site in tr.items():
+            if site["type"] != "sample":
+                continue
+            fn = site["fn"]
+            if site["is_observed"]:
+                if type(fn).__name__ == "Unit":  # numpyro.factor
+                    out[name] = f"density factor (see {model.__module__})"
+                continue
+            while type(fn).__name__ in ("Independent", "ExpandedDistribution", "MaskedDistribution"):
+                fn = fn.base_dist
+            values = ", ".join(f"{k}={float(np.mean(getattr(fn, k))):.4g}" for k in fn.arg_constraints
+                               if hasattr(fn, k))
+            out[name] = f"{type(fn).__name__}({values})"
     return out | getattr(model, "prior_notes", {})
 
 
