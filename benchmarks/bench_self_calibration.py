@@ -16,7 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+# The synthetic 16-run ladder of the coverage study (studies/self_calibration/).
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "studies" / "self_calibration"))
 from self_calibration_coverage import TARGET, draw  # noqa: E402
 
 

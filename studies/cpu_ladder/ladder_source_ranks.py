@@ -1,8 +1,8 @@
 """Where a CPU ladder's loss comes from: each run's excess over the Bayes loss, split by the Zipf
 rank of the source that wrote each document (issue 11; behind cpu_ladder_tail.yaml).
 
-    python benchmarks/ladder_source_ranks.py /tmp/f16/runs --models ladder_d32_l1,ladder_d48_l1 --seed 0
-    python benchmarks/ladder_source_ranks.py RUN_DIR [RUN_DIR ...] --docs 4096 --extend-to 1048576
+    python studies/cpu_ladder/ladder_source_ranks.py /tmp/f16/runs --models ladder_d32_l1,ladder_d48_l1 --seed 0
+    python studies/cpu_ladder/ladder_source_ranks.py RUN_DIR [RUN_DIR ...] --docs 4096 --extend-to 1048576
 
 Each run folder's last checkpoint scores the first ``--docs`` validation documents of its own corpus
 (the first 256 are the run's validation set). Per document: the model's mean log loss over its
@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
 import jax  # noqa: E402

@@ -1,8 +1,8 @@
 """Which form does the CPU ladder's loss surface take? A hindsight check for issue 11's loss goal.
 
-    python benchmarks/ladder_surface.py TESTBED [TESTBED ...] [--val-set synthetic]
+    python studies/cpu_ladder/ladder_surface.py TESTBED [TESTBED ...] [--val-set synthetic]
                                          [--spec SPEC --seed-sd PCT] [--slopes M]
-    python benchmarks/ladder_surface.py --seeds TESTBED    # seed noise of a multi-seed sweep
+    python studies/cpu_ladder/ladder_surface.py --seeds TESTBED    # seed noise of a multi-seed sweep
 
 TESTBED: a folder written by ``scaling-jax sweep collect`` (several are pooled). One row per
 (model, M): its loss is the mean over the seeds trained at that size. Every size is fitted,
@@ -28,7 +28,7 @@ at the exact Bayes loss (``E=L*``; squared relative error of L, least squares in
 grid of eta): how close the law's form would come if the fit knew the floor, which no real corpus
 tells.
 
-``--seeds TESTBED`` (a collected multi-seed sweep such as configs/sweeps/cpu_ladder_seeds.yaml;
+``--seeds TESTBED`` (a collected multi-seed sweep such as studies/cpu_ladder/specs/cpu_ladder_seeds.yaml;
 ``--models`` keeps some sizes) prints each size's final losses across seeds and the pooled sd of
 one run's log loss. It also splits that noise, log L = size mean + seed effect + own noise: the
 seed fixes the batch order, the same for every size, so part of the noise may be shared by every
@@ -51,7 +51,7 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from scaling_jax.laws.fit import fit_law, fit_own_rows, predict  # noqa: E402
 from scaling_jax.laws.forms import law as law_form  # noqa: E402

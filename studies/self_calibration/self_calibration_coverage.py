@@ -11,7 +11,7 @@ reference is the same estimator without self-calibration (``none``: the bootstra
 the weakly informative prior's discrepancy for bayes) and with a zero discrepancy (the bound:
 the law is the truth here, so no band can be narrower and still calibrated).
 
-Run: ``PYTHONPATH=. python benchmarks/self_calibration_coverage.py --draws 200 --estimator lm``
+Run: ``PYTHONPATH=. python studies/self_calibration/self_calibration_coverage.py --draws 200 --estimator lm``
 (``--estimator bayes --draws 40`` for NUTS: ~25 s a draw on 2 cores).
 """
 

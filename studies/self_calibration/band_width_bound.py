@@ -8,7 +8,7 @@ minimise the median 95 % width subject to covering >= 90 % of the runs: no discr
 calibrated on anything, does better with this posterior. Printed: the width/error ratio that
 bound reaches, over all held-out runs and over those above Table 1's compute.
 
-Run: ``PYTHONPATH=. python benchmarks/band_width_bound.py [--testbed ../shared/testbed]``.
+Run: ``PYTHONPATH=. python studies/self_calibration/band_width_bound.py [--testbed ../shared/testbed]``.
 """
 
 from __future__ import annotations

@@ -1,10 +1,10 @@
-"""Throw-away driver for tuning configs/sweeps/cpu_ladder*.yaml (issue 11, "The CPU ladder").
+"""Throw-away driver for tuning the CPU ladder specs (issue 11; studies/cpu_ladder/README.md).
 
 Reads a sweep spec in the cpu_ladder.yaml format, trains its runs one after another in this
 process (skipping runs whose record.json exists), then fits Eq. 4 on the recipe's loss_fit runs
 and Eq. 5 on its error_fit runs and prints predicted vs measured for every run, targets marked.
 
-    PYTHONPATH=. python benchmarks/ladder_probe.py configs/sweeps/cpu_ladder.yaml [--out DIR] [--set k=v ...]
+    PYTHONPATH=. python studies/cpu_ladder/ladder_probe.py configs/sweeps/cpu_ladder.yaml [--out DIR] [--set k=v ...]
         [--only fit|targets] [--no-train]
 """
 

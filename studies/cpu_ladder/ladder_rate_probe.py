@@ -2,9 +2,9 @@
 loss follow one power of C at those rates? (issue 11; the probes behind cpu_ladder_lr.yaml and
 cpu_ladder_ffn16.yaml.)
 
-    python benchmarks/ladder_rate_probe.py --out /tmp/probe2 --widths 32,48,64,96,128 --rates 0.5,1,2 \\
+    python studies/cpu_ladder/ladder_rate_probe.py --out /tmp/probe2 --widths 32,48,64,96,128 --rates 0.5,1,2 \\
         --set model.set.ffn_multiple=16                       # rates x (1e-2 * 32 / d): the fifth ladder's probe
-    python benchmarks/ladder_rate_probe.py --out /tmp/probe --widths 32,48,96 --rates 2,1,0.5,0.3 \\
+    python studies/cpu_ladder/ladder_rate_probe.py --out /tmp/probe --widths 32,48,96 --rates 2,1,0.5,0.3 \\
         --fixed                                               # one rate for every width: the third ladder's probe
 
 For each rate multiple r it writes a sweep spec (``OUT/x{r}.yaml``: one grid block per width, model
@@ -25,7 +25,7 @@ from pathlib import Path
 
 import yaml
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
 from scaling_jax.cli import main as cli  # noqa: E402

@@ -1,6 +1,6 @@
 """Hindsight bound on the testbed: the best held-out loss error any recipe of a family could reach.
 
-    python benchmarks/hindsight_bound.py [--testbed ../shared/testbed] [--families all] [--out F.jsonl]
+    python studies/backtest_recipes/hindsight_bound.py [--testbed ../shared/testbed] [--families all] [--out F.jsonl]
 
 Issue 14 asks for a recipe, chosen by backtest alone, with a mean held-out relative loss error
 ≤ 1.0 % on each training set. This script asks the prior question: could *any* recipe of a family
@@ -45,7 +45,7 @@ from scipy.special import logsumexp
 
 from scaling_jax.laws.huber import DELTA  # the package's Huber threshold in log loss
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 LOG6 = np.log(6.0)
 FAMILIES = ("ref", "kaplan", "inter", "weighted", "pooled", "fixed", "nonembed")
 
