@@ -29,9 +29,18 @@ import uuid
 
 from scaling_jax import paths
 
+LEASE_LOST = 76  # exit status of a process whose claim was taken over: it wrote nothing after
 HEARTBEAT_SECONDS = 30.0
 STALE_SECONDS = 300.0
 _NAME = re.compile(r"claim-(\d+)\.json")
+
+
+def exit_lost(who: str = "this process") -> None:
+    """A lost claim's default end: exit at once (``os._exit``, no cleanup handlers, no checkpoint, no
+    state or log written), since the run folder now belongs to the process that took it over."""
+    print(f"{who}: lease lost (another process took the run over); exiting at once ({LEASE_LOST}) so "
+          "nothing more is written", flush=True)
+    os._exit(LEASE_LOST)
 
 
 class Busy(Exception):

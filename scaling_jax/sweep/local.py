@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Callable
 
 from scaling_jax import paths
+from scaling_jax.sweep.claim import LEASE_LOST
 from scaling_jax.sweep.single import BUSY
 from scaling_jax.sweep.spec import Run
 from scaling_jax.sweep.state import LOG_FILE, checkpoint_steps, mark, read_state
@@ -194,9 +195,10 @@ def run_local(runs: list[Run], jobs: int, *, say: Callable[[str], None] = print)
                 dead = workers.pop(n)
             dead.close()
             rc = dead.proc.returncode or 1
-        if rc == BUSY:  # another runner's live process claimed it after our first look: its run, not ours
+        if rc in (BUSY, LEASE_LOST):  # another runner's live process holds it (claimed after our first look,
+            # or took it over while we trained): its run, not ours; nothing of ours is written there
             outcomes[r.name] = Outcome(r.name, "running", 0, time.perf_counter() - t0, str(log_path))
-            say(f"{r.name}: running elsewhere (claimed in {r.out}); left alone")
+            say(f"{r.name}: running elsewhere ({'claimed' if rc == BUSY else 'taken over'} in {r.out}); left alone")
             return
         action = "failed" if rc not in (0, 143) else "stopped" if rc == 143 else \
             "resumed" if resume else "trained"

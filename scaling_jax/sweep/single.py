@@ -30,16 +30,8 @@ def run_one(run_dir: str | Path, **lease) -> int:
     if not run_dir.strip() or not paths.exists(paths.join(run_dir, state.CONFIG_FILE)):
         raise UserError(f"sweep run-one: {run_dir!r} is not a run folder of a sweep (no {state.CONFIG_FILE}); "
                         "an empty name means the array task found no line in its run list")
-    global _stop
-    if _stop is None:  # run-one: the flag a lost claim sets, so this process stops training (see below)
-        from scaling_jax.train.stop import StopFlag
-
-        try:
-            _stop = StopFlag()
-        except ValueError:  # not the main thread: train() installs its own
-            pass
-    # A claim taken over while this process trains (its beats did not get through): checkpoint and
-    # stop at the next step, or two processes would train the run. A TPU worker passes its own.
+    # A claim taken over while this process trains (its beats did not get through): the run folder
+    # is the new owner's, so exit at once, writing nothing more (no checkpoint, log or state).
     lease.setdefault("on_lost", _lost_claim)
     try:
         held = claim.acquire(run_dir, **lease)
@@ -53,8 +45,7 @@ def run_one(run_dir: str | Path, **lease) -> int:
 
 
 def _lost_claim() -> None:
-    if _stop is not None:
-        _stop.set = True
+    claim.exit_lost(f"sweep run (pid {os.getpid()})")
 
 
 def _train_claimed(run_dir: str) -> int:

@@ -31,7 +31,7 @@ from scaling_jax.launch import gcloud
 from scaling_jax.launch.runner import Runner
 from scaling_jax.launch.tpu import Preempted, TpuLauncher, dry_answer
 from scaling_jax.launch.tpu_spec import TpuSpec
-from scaling_jax.sweep import claim
+from scaling_jax.sweep import claim, trees
 from scaling_jax.sweep.spec import Run
 from scaling_jax.sweep.state import STATES, read_state
 from scaling_jax.sweep.worker import LEASE_LOST
@@ -212,8 +212,18 @@ def states(folders: list[str]) -> dict[str, str]:
     return {f: read_state(f).state for f in folders}
 
 
-def has_work(folders: list[str]) -> bool:
-    return any(s in ("pending", "running") for s in states(folders).values())
+def blocked(folders: list[str], waits: dict[str, tuple[str, int]]) -> list[str]:
+    """Pending branches that can never start: their trunk is neither pending nor running and has no
+    checkpoint at their decay start (it failed, or stopped short of it)."""
+    return [f for f in folders if f in waits and read_state(f).state == "pending"
+            and read_state(waits[f][0]).state not in ("pending", "running") and not trees.point_committed(*waits[f])]
+
+
+def has_work(folders: list[str], waits: dict[str, tuple[str, int]] | None = None) -> bool:
+    """Whether some run may still be claimed or is training; a branch its trunk can no longer
+    reach is not work (else the slices would start workers with nothing to claim forever)."""
+    stuck = set(blocked(folders, waits or {}))
+    return any(s in ("pending", "running") and f not in stuck for f, s in states(folders).items())
 
 
 def print_dry_run(launch: TpuSpec, root: str, runs: list[Run], names: list[str], opts: PoolOptions) -> None:
@@ -243,7 +253,8 @@ def run_pool(launch: TpuSpec, root: str, runs: list[Run], opts: PoolOptions, nam
     todo = sum(s != "done" for s in left.values())
     print(f"sweep {paths.name(root)}: {todo} of {len(runs)} runs to do on up to {len(names)} "
           f"{launch.tpu.accelerator_type} slice(s) {', '.join(names)}", flush=True)
-    pool = Pool(launch, root, names, opts, Runner(), more_work=lambda: has_work(folders))
+    waits = trees.waits(root)
+    pool = Pool(launch, root, names, opts, Runner(), more_work=lambda: has_work(folders, waits))
     try:
         outcomes = pool.start()
     except KeyboardInterrupt:
@@ -259,4 +270,7 @@ def run_pool(launch: TpuSpec, root: str, runs: list[Run], opts: PoolOptions, nam
         if s == "failed":
             st = read_state(f)
             print(f"FAILED {f}: {st.message[:300]} (log {st.log})", flush=True)
+    for f in blocked(folders, waits):
+        print(f"NOT STARTED {f}: its trunk {waits[f][0]} has no checkpoint at step {waits[f][1]} and is not "
+              "training (see its state); `sweep run` again once the trunk is fixed", flush=True)
     return 0 if all(s == "done" for s in final.values()) else 1

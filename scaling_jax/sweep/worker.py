@@ -27,7 +27,7 @@ from scaling_jax import atomic, paths
 from scaling_jax.sweep import claim, single, trees
 from scaling_jax.sweep.state import LOG_FILE, read_state
 
-LEASE_LOST = 76
+LEASE_LOST = claim.LEASE_LOST
 
 
 def claim_order(root: str) -> list[str]:
@@ -89,8 +89,7 @@ def _note(run_dir: str, line: str) -> None:
 
 
 def _lost() -> None:
-    print(f"sweep worker: lease lost; exiting at once ({LEASE_LOST}) so nothing more is written", flush=True)
-    os._exit(LEASE_LOST)
+    claim.exit_lost("sweep worker")
 
 
 def _is_worker(pid: int) -> bool:

@@ -263,29 +263,30 @@ def test_a_live_pid_on_this_host_holds_however_late_its_beats_and_a_requeued_slu
     held.release()
 
 
-def test_run_one_stops_training_when_its_claim_is_taken_over(tmp_path, monkeypatch):
-    """A claim lost while training (another runner took the run over) sets the run's stop flag, so
-    train() checkpoints and returns instead of training on beside the new owner."""
+def test_run_one_exits_at_once_writing_nothing_when_its_claim_is_taken_over(tmp_path):
+    """A claim lost while training (another runner took the run over): the process exits at once with
+    LEASE_LOST, before writing anything more into the folder the new owner now holds (no state mark,
+    no checkpoint, no log), as a TPU worker does."""
     run = tmp_path / "run"
     run.mkdir()
     (run / "train.yaml").write_text("name: x\n")
-    monkeypatch.setattr(single, "_stop", None)
-    seen = {}
-
-    def train_while_taken_over(run_dir):
-        k = claim.numbers(run_dir)[-1]
-        paths.write_json(claim.claim_path(run_dir, k + 1), {"k": k + 1, "host": "elsewhere", "pid": 1,
-                                                            "beat": time.time()})
-        for _ in range(100):
-            if single._stop.set:
-                break
-            time.sleep(0.05)
-        seen["stopped"] = single._stop.set
-        return 143
-
-    monkeypatch.setattr(single, "_train_claimed", train_while_taken_over)
-    try:
-        assert single.run_one(run, stale=0.4) == 143
-    finally:
-        single._stop.restore()
-    assert seen["stopped"]
+    script = f"""
+import time
+from scaling_jax import paths
+from scaling_jax.sweep import claim, single
+def taken_over(run_dir):
+    k = claim.numbers(run_dir)[-1]
+    paths.write_json(claim.claim_path(run_dir, k + 1),
+                     {{"k": k + 1, "host": "elsewhere", "pid": 1, "beat": time.time()}})
+    time.sleep(20)  # training on: the lost lease must end us first
+    open(run_dir + "/wrote_after_loss", "w").write("x")
+    return 0
+single._train_claimed = taken_over
+single.run_one({str(run)!r}, stale=0.4)
+"""
+    t0 = time.time()
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, cwd=REPO)
+    assert proc.returncode == claim.LEASE_LOST, proc.stderr[-2000:]
+    assert time.time() - t0 < 15 and "lease lost" in proc.stdout
+    assert not (run / "wrote_after_loss").exists() and not (run / "sweep_state.json").exists()
+    assert claim.numbers(str(run))[-1] == 2  # the new owner's claim stands

@@ -370,3 +370,24 @@ def test_an_empty_object_is_written_and_read_back():
     path, done = f"gs://{BUCKET}/{uuid.uuid4().hex}/commit_success.txt", threading.Event()
     threading.Thread(target=lambda: (paths.write_bytes(path, b""), done.set()), daemon=True).start()
     assert done.wait(20) and paths.read_bytes(path) == b""
+
+
+def test_a_branch_whose_trunk_failed_is_not_work_for_the_pool(tmp_path):
+    """Review of issue 35 + 31: a failed trunk's branches stay pending for good; the pool must not
+    keep slices alive for them (the worker finds nothing to claim and exits 0 each time)."""
+    import json
+
+    from scaling_jax.sweep import tpu_pool
+
+    trunk, branch = tmp_path / "t", tmp_path / "b"
+    for d in (trunk, branch):
+        d.mkdir()
+        (d / "train.yaml").write_text("name: x\n")
+    (trunk / "sweep_state.json").write_text(json.dumps({"state": "failed", "message": "boom"}))
+    waits = {str(branch): (str(trunk), 10)}
+    folders = [str(trunk), str(branch)]
+    assert tpu_pool.states(folders) == {str(trunk): "failed", str(branch): "pending"}
+    assert tpu_pool.blocked(folders, waits) == [str(branch)]
+    assert not tpu_pool.has_work(folders, waits) and tpu_pool.has_work(folders)  # (without the waits it would)
+    (trunk / "sweep_state.json").write_text(json.dumps({"state": "running"}))
+    assert tpu_pool.has_work(folders, waits) and tpu_pool.blocked(folders, waits) == []
