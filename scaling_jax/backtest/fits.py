@@ -38,7 +38,7 @@ def law_inputs(law: str, pts: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]
 # Iteration caps in a backtest. Every lane of a row runs until its slowest start stops, and a few
 # starts always wander until the cap; the best start stops well before it (LM: ~50 steps). On the
 # testbed's 324 (recipe, cut) rows LM caps of 100 and 400 gave the same converged rows and optima
-# (a one-off comparison, BENCHMARKS.md). Huber rows (Levenberg–Marquardt on square-root Huber
+# (a one-off comparison: `git log -p BENCHMARKS.md`). Huber rows (Levenberg–Marquardt on square-root Huber
 # residuals) take 400: the best start needs ~100 steps, and at 200 one row of 96 stopped short.
 LM_MAX_ITER = 100
 HUBER_MAX_ITER = 400

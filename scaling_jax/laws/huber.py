@@ -116,7 +116,7 @@ def _minimise(law, starts, xs, logy, W, max_iter):
 
     Points are shared (``xs``, ``logy`` of shape (n,)) or the row's own ((R, n) each). Rows run
     one after another (``lax.map``), so each row's loop stops when its own starts do: on XLA:CPU
-    this beat every row × start as lanes of one loop by 1.5-9× (issue 14, BENCHMARKS.md).
+    this beat every row × start as lanes of one loop by 1.5-9× (issue 14: `git log -p BENCHMARKS.md`).
     """
     if logy.ndim == 2:
         return jax.lax.map(lambda a: _minimise_one(law, starts, a[0], a[1], a[2], max_iter)[:3], (xs, logy, W))
