@@ -14,7 +14,8 @@ MAX_COMMENT_BLOCK = 10
 RESEARCH = {"ladder_probe.py", "ladder_probe_results.txt", "ladder_surface.py", "ladder_rate_probe.py",
             "ladder_source_ranks.py", "hindsight_bound.py", "band_width_bound.py", "self_calibration_coverage.py"}
 # Prefixed repository paths named in prose; globs and placeholders (`*`, `<...>`, `{...}`) are skipped.
-PATH = re.compile(r"(?<![\w/.])((?:benchmarks|studies|configs|notebooks|tests|scaling_jax|launch|docs)/[\w./*<>{}-]*[\w*>}])")
+_ROOTS = "benchmarks|studies|configs|notebooks|tests|scaling_jax|launch|docs"
+PATH = re.compile(rf"(?<![\w/.])((?:{_ROOTS})/[\w./*<>{{}}-]*[\w*>}}])")
 SPEC_NAME = re.compile(r"(?<![\w.-])(cpu_ladder\w*\.yaml)\b")
 
 
