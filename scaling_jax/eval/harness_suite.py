@@ -1,8 +1,9 @@
 """``scaling-jax eval RUN --harness lm-eval``: lm-eval's tasks on one checkpoint, written as lm-eval's
 results JSON and as our ``eval.json`` (per task ``accuracy`` plus lm-eval's ``acc`` and
-``acc_norm``, and the paper's averages over the tasks whose names are its labels), and, for a run
-folder with a ``record.json``, that record with the harness's accuracies, which ``fit`` and
-``posterior`` read as they read our evaluator's.
+``acc_norm``, a multiple-choice task's gold ``bpb`` and ``chance`` from lm-eval's per-document
+log-likelihoods, and the paper's averages over the tasks whose names are its labels), and, for a run
+folder with a ``record.json``, that record with the harness's accuracies, acc_norm and task losses,
+which ``fit`` and ``posterior`` read as they read our evaluator's.
 
 A task's ``accuracy`` is its ``acc_norm`` (``metric='acc_norm'``, the default: lm-eval's
 length-normalised choice, the nearest to LLM-Foundry's lowest mean per-token cross-entropy) or its
@@ -17,6 +18,8 @@ import json
 import time
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from scaling_jax import paths
 from scaling_jax.errors import UserError
@@ -59,9 +62,30 @@ def task_metrics(row: dict[str, Any]) -> dict[str, float]:
     return out
 
 
-def summarize(results: dict[str, Any], metric: str = "acc_norm") -> dict[str, Any]:
+def gold_fields(samples: list[dict[str, Any]]) -> dict[str, float]:
+    """``bpb`` (mean over documents of the gold continuation's −log₂ p per byte, as our evaluator's
+    ``task_losses``) and ``chance`` (mean of 1 / choices) from one multiple-choice task's logged
+    samples; empty where no document names its gold choice by index or text."""
+    bpb, chance = [], []
+    for smp in samples:
+        conts = [a[1] for a in smp["arguments"]]
+        gold = smp["target"]
+        if isinstance(gold, str):
+            gold = next((i for i, c in enumerate(conts) if c.strip() == gold.strip()), None)
+        if not isinstance(gold, int) or isinstance(gold, bool) or not 0 <= gold < len(conts):
+            continue
+        resp = smp["filtered_resps"][gold]
+        ll = float(resp[0] if isinstance(resp, (tuple, list)) else resp)
+        bpb.append(-ll / (np.log(2.0) * max(len(conts[gold].encode("utf-8")), 1)))
+        chance.append(1.0 / len(conts))
+    return {"bpb": float(np.mean(bpb)), "chance": float(np.mean(chance))} if bpb else {}
+
+
+def summarize(results: dict[str, Any], metric: str = "acc_norm",
+              samples: dict[str, list[dict[str, Any]]] | None = None) -> dict[str, Any]:
     """Our ``eval.json`` fields from lm-eval's results: per task its accuracy (``metric``, else the
-    other of acc/acc_norm), acc, acc_norm, their stderr, examples and shots; the averages."""
+    other of acc/acc_norm), acc, acc_norm, their stderr, examples and shots, and from the logged
+    ``samples`` of a multiple-choice task its gold ``bpb`` and ``chance``; the averages."""
     if metric not in METRICS:
         raise UserError(f"--harness-metric: must be one of {list(METRICS)}, got {metric!r}")
     order = (metric, *[m for m in METRICS if m != metric])
@@ -78,6 +102,9 @@ def summarize(results: dict[str, Any], metric: str = "acc_norm") -> dict[str, An
             continue
         entry.update({"accuracy": m[chosen], "metric": chosen,
                       **{k: m[k] for k in ("acc", "acc_norm", "acc_stderr", "acc_norm_stderr") if k in m}})
+        out_type = results.get("configs", {}).get(name, {}).get("output_type")
+        if samples and name in samples and out_type == "multiple_choice":
+            entry.update(gold_fields(samples[name]))
         tasks[name] = entry
     acc = {k: v["accuracy"] for k, v in tasks.items()}
     return {"harness": "lm-eval", "harness_version": results.get("lm_eval_version"), "tasks": tasks,
@@ -85,16 +112,22 @@ def summarize(results: dict[str, Any], metric: str = "acc_norm") -> dict[str, An
 
 
 def harness_record(record: RunRecord, summary: dict[str, Any], info: dict[str, Any]) -> RunRecord:
-    """``record`` with the harness's accuracies and averages, as training writes ours: a run of
-    the synthetic tasks only (``synth_*``) fills ``err_46`` and ``err_17`` with their mean."""
+    """``record`` with the harness's accuracies (the chosen metric), ``acc_norm``, gold ``task_losses``
+    (bpb), each task's chance and the averages, as training writes ours, so ``fit --law downstream``
+    reads either: a run of the synthetic tasks only (``synth_*``) fills ``err_46`` and ``err_17``
+    with their mean."""
     s = summary
     synthetic = s["err_46"] is None and s["err_17"] is None and s["err_synthetic"] is not None
     errs = ({"err_46": s["err_synthetic"], "err_17": s["err_synthetic"]} if synthetic
             else {"err_46": s["err_46"], "err_17": s["err_17"]})
     ev = {"suite": "synthetic" if synthetic else "tasks", "harness": "lm-eval", **info,
           **{k: s[k] for k in ("err_46_n_tasks", "err_17_n_tasks", "err_synthetic_n_tasks")}, "missing": []}
+    tasks = s["tasks"]
+    ev["chance"] = {k: v["chance"] for k, v in tasks.items() if "chance" in v}
     hp = {**record.hyperparameters, "eval": ev}
-    return dataclasses.replace(record, accuracies={k: v["accuracy"] for k, v in s["tasks"].items()},
+    return dataclasses.replace(record, accuracies={k: v["accuracy"] for k, v in tasks.items()},
+                               acc_norm={k: v["acc_norm"] for k, v in tasks.items() if "acc_norm" in v},
+                               task_losses={k: v["bpb"] for k, v in tasks.items() if "bpb" in v},
                                hyperparameters=hp, source="", **errs)
 
 
@@ -131,9 +164,9 @@ def run_harness(model, tasks: list[str], *, include_path: tuple[str, ...] = (), 
     check_tasks(tasks, tm)
     t0, compiles0 = time.perf_counter(), model.scorer.compiles
     results = simple_evaluate(model=model, tasks=tasks, num_fewshot=num_fewshot, limit=limit, task_manager=tm,
-                              log_samples=False, torch_random_seed=None)  # no torch: we do not use it
-    results = {k: v for k, v in results.items() if k != "samples"}
-    summary = summarize(results, metric)
+                              log_samples=True, torch_random_seed=None)  # no torch: we do not use it
+    samples = results.pop("samples", None)  # per-document log-likelihoods: the gold bpb and chance
+    summary = summarize(results, metric, samples)
     summary.update(model=model.info.get("run_name"), limit=limit,
                    speed={"seconds": time.perf_counter() - t0, "compiles": model.scorer.compiles - compiles0})
     info = {"tasks": ",".join(tasks), "num_fewshot": num_fewshot, "limit": limit, "metric": metric}

@@ -103,6 +103,12 @@ def _pick_tasks(available: Sequence[str], tasks: str | Sequence[str] | None, def
     """``tasks``: None (``default``), ``all`` (every available task) or names, each available."""
     if tasks is None:
         chosen = [t for t in default if t in available] or list(available)
+        short = [t for t in default if t not in available]
+        if short and len(short) < len(default):
+            # part of the default suite: fitting on fewer tasks than asked would change the law silently
+            raise UserError(f"{where}: the default task suite's {sorted(short)} are not measured on every run "
+                            f"(measured: {len(default) - len(short)} of {len(default)}); pass --tasks all or "
+                            "--tasks A,B,... to fit those measured")
     elif isinstance(tasks, str) and tasks.strip() == "all":
         chosen = list(available)
     else:

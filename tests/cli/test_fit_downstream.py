@@ -2,6 +2,7 @@
 fit.json with the issue's fields, a figure per task, step 2 alone from a predict-file of task losses."""
 
 import csv
+import dataclasses
 import json
 
 import numpy as np
@@ -9,6 +10,7 @@ import pytest
 
 from scaling_jax.cli import main
 from scaling_jax.testbed.schema import RunRecord
+from scaling_jax.testbed.tasks import SUITES
 from tests.laws.downstream_sim import TARGETS, ladder
 
 INTERVAL = {"median", "lo50", "hi50", "lo95", "hi95"}
@@ -68,6 +70,11 @@ def test_record_folders_and_the_testbed(tmp_path, testbed_dir, capsys):
                                                   "bayes_accuracy": dict(zip(p.tasks, p.ceiling.tolist()))}})
         (tmp_path / "runs" / f"run{i}").mkdir(parents=True)
         (tmp_path / "runs" / f"run{i}" / "record.json").write_text(rec.to_json())
+        # the same runs measured on two of the paper's 17 tasks (no Bayes accuracy: not the synthetic suite)
+        part = dataclasses.replace(rec, accuracies=dict(zip(SUITES["err_17"][:2], rec.accuracies.values())),
+                                   task_losses={}, hyperparameters={})
+        (tmp_path / "partial" / f"run{i}").mkdir(parents=True)
+        (tmp_path / "partial" / f"run{i}" / "record.json").write_text(part.to_json())
     out = tmp_path / "out"
     assert main(["fit", "--runs", str(tmp_path / "runs"), "--law", "downstream", "--route", "per-task",
                  "--bootstrap", "50", "--predict", "6.4e8,1.28e10", "--out", str(out), "--no-plots"]) == 0
@@ -82,6 +89,9 @@ def test_record_folders_and_the_testbed(tmp_path, testbed_dir, capsys):
          "--metric acc: a per-task accuracy metric"),
         (["--runs", str(tmp_path / "runs"), "--law", "downstream", "--tasks", "t0,nope"],
          "--tasks: ['nope'] not measured"),
+        # part of the default suite is refused, not fitted on fewer tasks than the paper's 17
+        (["--runs", str(tmp_path / "partial"), "--law", "downstream", "--route", "per-task"],
+         "the default task suite's"),
     ]
     for args, msg in refusals:
         capsys.readouterr()

@@ -192,6 +192,10 @@ def test_local_task_end_to_end_through_the_cli(trained_run, task_dir, tmp_path, 
     assert results["results"][TASK]["acc,none"] == t["accuracy"] and results["n-samples"][TASK]["effective"] == 50
     record = json.loads((out / "record.json").read_text())
     assert record["accuracies"] == {TASK: t["accuracy"]} and record["hyperparameters"]["eval"]["harness"] == "lm-eval"
+    # The same gold continuations as our evaluator's: the same bits per byte and chance.
+    assert t["bpb"] == pytest.approx(ours["bpb"], rel=1e-4) and t["chance"] == pytest.approx(ours["chance"])
+    assert record["task_losses"] == {TASK: t["bpb"]} and record["acc_norm"] == {TASK: t["acc_norm"]}
+    assert record["hyperparameters"]["eval"]["chance"] == {TASK: t["chance"]}
     assert read_points(out, need_error=True)["error"][0] == pytest.approx(1 - t["accuracy"])  # what fit reads
     assert f"{TASK}" in capsys.readouterr().out
 
