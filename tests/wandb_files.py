@@ -59,11 +59,12 @@ class OfflineRun:
     history: list[dict]
     summary: dict
     kinds: set[str]
+    exit_code: int | None = None  # the exit record's, None without one
 
 
 def read_offline_run(folder: Path) -> OfflineRun:
     (log,) = Path(folder).glob("run-*.wandb")
-    run, history, summary, kinds = None, [], {}, set()
+    run, history, summary, kinds, exit_code = None, [], {}, set(), None
     for r in records(log):
         kind = r.WhichOneof("record_type")
         kinds.add(kind)
@@ -73,10 +74,12 @@ def read_offline_run(folder: Path) -> OfflineRun:
             history.append(_items(r.history.item))
         elif kind == "summary":
             summary.update(_items(r.summary.update))
+        elif kind == "exit":
+            exit_code = r.exit.exit_code
     assert run is not None, f"{log}: no run record"
     config = {k: v for k, v in _items(run.config.update).items() if k != "_wandb"}
     return OfflineRun(Path(folder), run.run_id, run.display_name, run.project, run.run_group, run.job_type,
-                      list(run.tags), config, history, summary, kinds)
+                      list(run.tags), config, history, summary, kinds, exit_code)
 
 
 def offline_runs(run_dir: Path) -> list[OfflineRun]:

@@ -112,7 +112,8 @@ def start(section, out: str, log, *, config: dict, name: str, enabled: bool):
 
 def finish(log, record=None, *, stopped: bool = False) -> None:
     """End the W&B run of a mirrored ``log`` (else nothing): the run record as its summary, or,
-    for a run stopped to be resumed, marked preempting."""
+    for a run stopped to be resumed, marked preempting and ended with SIGTERM's exit code (143), so
+    W&B shows it preempted, not finished."""
     run = getattr(log, "run", None) if isinstance(log, Mirror) else None
     if run is None:
         return
@@ -120,5 +121,5 @@ def finish(log, record=None, *, stopped: bool = False) -> None:
         run.summary.update(record.to_dict())
     if stopped:
         run.mark_preempting()
-    run.finish()
+    run.finish(exit_code=143 if stopped else 0)
     log.run = None

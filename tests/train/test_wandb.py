@@ -40,7 +40,7 @@ def test_offline_run_then_resume_continue_one_wandb_run(tmp_path, tiny_yaml, mon
     outcome = loop.train(cfg, out)
     assert outcome.stopped_early and outcome.step == 7
     (first,) = offline_runs(out)
-    assert "preempting" in first.kinds and "exit" in first.kinds
+    assert "preempting" in first.kinds and first.exit_code == 143  # stopped to resume: preempted, not finished
     monkeypatch.undo()
     loop.train(cfg, out, resume=True)
 
@@ -53,6 +53,7 @@ def test_offline_run_then_resume_continue_one_wandb_run(tmp_path, tiny_yaml, mon
     assert {(s, v) for s, k, v in as_history(rows) if k == "train/loss"} == \
         {(s, v) for s, k, v in wandb_history(runs[1:]) | wandb_history(runs[:1]) if k == "train/loss"}
     last = runs[1]
+    assert last.exit_code == 0
     record = json.loads((out / "record.json").read_text())
     assert last.summary["name"] == record["name"] and last.summary["N"] == record["N"]
     assert last.summary["losses"] == record["losses"] and last.summary["D"] == record["D"]
