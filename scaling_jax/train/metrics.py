@@ -57,12 +57,19 @@ class MetricsLog:
         self.lines = kept_lines(old, resume_step, final=final)
         if self.lines != old and not self.remote:
             paths.write_text(self.path, "".join(ln + "\n" for ln in self.lines))
+        self.earlier = list(self.lines)
         self.file = None if self.remote else open(self.path, "a")
         if tensorboard:
             from tensorboardX import SummaryWriter
 
             self.tb_dir = tempfile.mkdtemp(prefix="tensorboard.") if self.remote else self.tb_out
             self.tb = SummaryWriter(self.tb_dir, purge_step=resume_step or 0)
+
+    def earlier_rows(self, kind: str) -> list[dict]:
+        """The rows of ``kind`` that earlier starts wrote and this one kept (none where it writes
+        no log)."""
+        rows = [json.loads(ln) for ln in self.earlier] if self.enabled else []
+        return [r for r in rows if r["kind"] == kind]
 
     def write(self, step: int, kind: str, values: dict) -> None:
         if not self.enabled:

@@ -88,13 +88,14 @@ class Meter:
         self._reset(step)
         return row
 
-    def summary(self) -> dict:
+    def summary(self, earlier: list[dict] = ()) -> dict:
         """For the record: medians over this start's intervals (the first, with compilation, left
-        out where there are others), the device and its peak."""
-        rows = self.rows[1:] or self.rows
+        out where there are others), the device and its peak. A start that trained no step (resumed
+        at the last one to finish its evaluation) takes the ``earlier`` starts' train rows."""
+        rows = self.rows[1:] or self.rows or [r for r in earlier if "step_time" in r]
 
         def median(key):
-            values = [r[key] for r in rows if r[key] is not None]
+            values = [r[key] for r in rows if r.get(key) is not None]
             return statistics.median(values) if values else None
 
         s = self.speed

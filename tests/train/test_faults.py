@@ -80,6 +80,9 @@ def test_local_kill_mid_first_save_and_in_final_validation(tmp_path, tiny_yaml):
     # resumed at its last step, the run redoes the final validation: one row of it, not two
     loop.train(cfg, run, resume=True)
     check_same_as(run, straight)
+    # it trained no step in this start: the record's speed is the earlier start's train rows'
+    speed = json.loads((run / "record.json").read_text())["hyperparameters"]["speed"]
+    assert speed["tokens_per_s"] > 0 and speed["intervals"] >= 1
     assert read_state(run).state == "done"
 
 
