@@ -19,7 +19,7 @@ For each size, in one process:
   loop step is the median interval without a checkpoint save; a save's cost is what the interval
   holding it took over that, charged per step at the config's own ``checkpoint.every``.
   Loop overhead = steady loop step / model-only step − 1 + save cost per step / model-only step
-  (goal on a GPU: <= 3 %).
+  (goal on a GPU: <= 3 %); the MFU goal is judged on the steady MFU with that save cost charged.
 
 MFU is null where the device's peak is unknown (the CPU): the table prints model TFLOP/s instead.
 """
@@ -219,6 +219,8 @@ def bench_size(size: Size, args, extra: list[str]) -> dict:
         "model_tflops": fpt * per_step / m / 1e12, "loop_tflops": fpt * lp["tokens_per_s"] / 1e12,
         **lp, "checkpoint_every": base.checkpoint.every,
         "loop_overhead": lp["loop_s"] / m - 1 + save_per_step / m,
+        # the goal's MFU is the whole loop's: the steady step's, its saves charged per step
+        "mfu_with_saves": None if lp["mfu"] is None else lp["mfu"] * lp["loop_s"] / (lp["loop_s"] + save_per_step),
         "record_speed": record_speed, "top_ops": ops, "goal": size.goal,
     }
 
@@ -240,7 +242,9 @@ def report(rows: list[dict]) -> None:
     for r in rows:
         if r["goal"] is not None and r["mfu"] is not None:
             met = lambda ok: "met" if ok else "NOT met"  # noqa: E731
-            print(f"{r['size']}: MFU {pct(r['mfu'])} against the goal {pct(r['goal'])}: {met(r['mfu'] >= r['goal'])}; "
+            mfu = r["mfu_with_saves"]
+            print(f"{r['size']}: MFU with saves {pct(mfu)} (steady {pct(r['mfu'])}) against the goal {pct(r['goal'])}: "
+                  f"{met(mfu >= r['goal'])}; "
                   f"loop overhead {100 * r['loop_overhead']:+.1f}% against 3%: {met(r['loop_overhead'] <= 0.03)}")
         print(f"{r['size']}: input pipeline {100 * r['pipeline_share']:+.1f}% of the model-only step; a save costs "
               f"{r['save_extra_s'] or 0:.3f} s, charged at checkpoint.every {r['checkpoint_every']}; record mfu "

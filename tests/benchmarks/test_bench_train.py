@@ -32,6 +32,7 @@ def test_cpu_mode_runs_a_few_steps(tmp_path, capsys):
     assert row["size"] == "tiny_d32" and row["batch"] == 8 and row["seq"] == 16 and row["remat"] == "none"
     assert row["model_s"] > 0 and row["loop_s"] > 0 and row["tokens_per_s"] > 0 and row["loop_tflops"] > 0
     assert row["mfu"] is None and row["model_mfu"] is None and row["record_speed"]["mfu"] is None  # the CPU
+    assert row["mfu_with_saves"] is None
     assert row["save_extra_s"] is not None  # the loop saved a checkpoint inside the measured steps
     assert row["top_ops"] and 0 < sum(op["share"] for op in row["top_ops"]) <= 1 + 1e-9
     printed = capsys.readouterr().out
