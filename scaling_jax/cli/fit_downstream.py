@@ -32,11 +32,16 @@ def add_arguments(p) -> None:
 
 
 def handles(args: argparse.Namespace) -> bool:
-    """Whether ``fit`` is a downstream fit; ``--metric acc|acc_norm`` on another law is refused."""
+    """Whether ``fit`` is a downstream fit; ``--metric acc|acc_norm`` or a downstream flag on another
+    law is refused."""
     from scaling_jax.errors import UserError
 
     if args.law == "downstream":
         return True
+    given = [f"--{k}" for k in ("route", "tasks", "forms") if getattr(args, k) is not None]
+    given += ["--anchor"] if args.anchor != "constraint" else []
+    if given:  # a flag that would change nothing is refused rather than ignored
+        raise UserError(f"{', '.join(given)}: flag(s) of --law downstream; --law {args.law} does not read them")
     if args.metric in ACC_METRICS:
         raise UserError(f"--metric {args.metric}: a per-task accuracy metric, for --law downstream; --law "
                         f"{args.law} fits a mean error (err_17 or err_46)")

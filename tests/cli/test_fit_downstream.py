@@ -87,6 +87,8 @@ def test_record_folders_and_the_testbed(tmp_path, testbed_dir, capsys):
          "carry no task losses"),
         (["--runs", str(testbed_dir), "--dataset", "rpj", "--law", "overtrain", "--metric", "acc"],
          "--metric acc: a per-task accuracy metric"),
+        (["--runs", str(testbed_dir), "--dataset", "rpj", "--law", "overtrain", "--route", "paper"],
+         "--route: flag(s) of --law downstream; --law overtrain does not read them"),
         (["--runs", str(tmp_path / "runs"), "--law", "downstream", "--tasks", "t0,nope"],
          "--tasks: ['nope'] not measured"),
         # part of the default suite is refused, not fitted on fewer tasks than the paper's 17
