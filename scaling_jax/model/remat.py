@@ -4,9 +4,10 @@ Policies: 'none' keeps every activation of a block for the backward pass; 'block
 each block's input and recomputes the rest (the least memory); 'dots' also keeps the outputs of
 matmuls without batch dimensions (the projections and the SwiGLU's, not attention's scores).
 
-'auto' looks the model up in ``TABLE`` by its name, with the sequences per device in one
-micro-batch: the first row whose bound is not exceeded gives the policy; past the last row, or
-for a model not in the table, 'block'. The rows are the fastest policy measured to fit on one
+'auto' looks the model up in ``TABLE`` by its name, with the tokens per device in one micro-batch
+(sequences × seq_len against the bound × 2048): the first row whose bound is not exceeded gives
+the policy; past the last row, for a model not in the table, or at sequences longer than 2048,
+'block'. The rows are the fastest policy measured to fit on one
 H100 80GB at seq 2048 in bf16 through the whole training loop (BENCHMARKS.md, "Training loop";
 d576 at 32 sequences with vocab_chunk 8192). The micro-batch is read where the policy is applied,
 from the traced batch and the mesh in context, so every caller (the loop, benchmarks, probes) gets
@@ -35,12 +36,20 @@ TABLE: dict[str, tuple[tuple[int, str], ...]] = {
 FALLBACK = "block"
 
 
+TABLE_SEQ = 2048  # the sequence length the table was measured at
+
+
 def choose(cfg: ModelConfig, per_device_batch: int) -> str:
     """The policy a block of ``cfg`` runs under for micro-batches of ``per_device_batch`` sequences
-    per device: ``cfg.remat``, or for 'auto' the table's."""
+    per device: ``cfg.remat``, or for 'auto' the table's, its bounds read as tokens per device (a
+    shorter sequence fits more of them); longer sequences than measured (attention's scores grow
+    with its square) take 'block'."""
     if cfg.remat != "auto":
         return cfg.remat
-    return next((p for bound, p in TABLE.get(cfg.name, ()) if per_device_batch <= bound), FALLBACK)
+    if cfg.seq_len > TABLE_SEQ:
+        return FALLBACK
+    tokens = per_device_batch * cfg.seq_len
+    return next((p for bound, p in TABLE.get(cfg.name, ()) if tokens <= bound * TABLE_SEQ), FALLBACK)
 
 
 def per_device_batch(batch: int) -> int:

@@ -97,6 +97,15 @@ def test_remat_auto_reads_the_table_by_sequences_per_device(name, per_device, po
     assert remat.choose(load_model_config(name, {"remat": "dots"}), per_device) == "dots"  # set: kept
 
 
+@pytest.mark.parametrize("seq_len, per_device, policy", [(1024, 32, "none"), (1024, 64, "dots"), (1024, 128, "block"),
+                                                         (4096, 4, "block")])
+def test_remat_auto_bounds_are_tokens_per_device(seq_len, per_device, policy):
+    """The table was measured at 2048: half the sequence fits twice the sequences; a longer one is
+    not in the table (attention's scores grow with its square): 'block'."""
+    cfg = load_model_config("d=576_l=24_h=8", {"remat": "auto", "seq_len": seq_len})
+    assert remat.choose(cfg, per_device) == policy
+
+
 def test_remat_auto_counts_sequences_per_device_on_the_mesh():
     """Under a 2×2 (data × fsdp) mesh a traced batch of 64 rows is 16 sequences per device."""
     assert remat.per_device_batch(64) == 64  # no mesh in context
