@@ -22,6 +22,7 @@ lm-eval releases with plugin discovery) and, for releases without it, through
 from __future__ import annotations
 
 import logging
+import warnings
 from typing import Any
 
 import lm_eval.models  # noqa: F401  (the built-in models register before ours: lm-eval loads them only into an empty registry)
@@ -187,6 +188,10 @@ class HarnessLM(TemplateLM):
 
     def _loglikelihood_tokens(self, requests, disable_tqdm: bool = False, **kwargs) -> list[tuple[float, bool]]:
         rows = [request_row(ctx, cont, self.max_length) for _, ctx, cont in requests]
+        cut = sum(len(cont) > self.max_length for _, _, cont in requests)
+        if cut:  # the log-likelihood of part of the continuation: said, not passed off as the whole
+            warnings.warn(f"{cut} of {len(requests)} continuation(s) are longer than the model's {self.max_length} "
+                          f"tokens: only their last {self.max_length} tokens are scored", stacklevel=2)
         scored = [i for i, (_, _, cont) in enumerate(requests) if cont]  # an empty continuation: 0.0, greedy
         out = [(0.0, True)] * len(requests)
         if scored:

@@ -136,6 +136,15 @@ def test_request_rows_truncate_from_the_left():
     assert request_row([1], list(range(10, 20)), 4) == ((15, 16, 17, 18, 19), 1)  # only the last 4 scored
 
 
+def test_an_over_long_continuation_is_scored_on_its_tail_with_a_warning(harness):
+    n = harness.max_length
+    long = [(None, [1], [2 + i % 5 for i in range(n + 3)]), (None, [1], [2, 3])]
+    with pytest.warns(UserWarning, match=rf"1 of 2 continuation\(s\) are longer than the model's {n} tokens"):
+        (lp_long, _), _ = harness._loglikelihood_tokens(long)
+    (lp_tail, _), = harness._loglikelihood_tokens([(None, long[0][2][:3], long[0][2][3:])])
+    assert lp_long == pytest.approx(lp_tail, abs=1e-4)  # the last max_length tokens, after the 3 cut into context
+
+
 def test_rolling_loglikelihood_is_the_sum_over_lm_evals_windows(harness):
     docs = [" ".join(str((7 * i) % 61) for i in range(n)) for n in (5, 70)]
     got = harness.loglikelihood_rolling([Instance("loglikelihood_rolling", {}, (d,), i) for i, d in enumerate(docs)])
