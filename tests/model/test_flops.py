@@ -114,10 +114,11 @@ def test_remat_auto_counts_sequences_per_device_on_the_mesh():
 
 
 @pytest.mark.parametrize("name, batch, rematerialised", [("tiny_d16", 2, True), ("d=576_l=24_h=8", 2, False),
-                                                          ("d=576_l=24_h=8", 64, True)])
+                                                          ("d=576_l=24_h=8", 8200, True)])
 def test_the_transformer_applies_the_auto_choice(name, batch, rematerialised):
-    """A tiny model under the table's name: 2 sequences on one device run without remat (the table's
-    'none'), 64 with it ('block'); a model not in the table takes 'block'."""
+    """A tiny model under the table's name: 2 sequences of 8 tokens on one device run without remat
+    (the table's 'none'), 8200 (65,600 tokens, past its 32 × 2048) with it ('block'); a model not in
+    the table takes 'block'."""
     from flax import nnx
 
     from scaling_jax.model.loss import lm_loss
