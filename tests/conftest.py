@@ -18,6 +18,20 @@ def pytest_configure(config):
     enable_compilation_cache()
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _release_compiled_programs():
+    """After each module, drop JAX's in-memory compiled programs (a later module's same program
+    comes back from the persistent cache): a worker that held every program of the suite grew to
+    6 GB and twice died serializing a NUTS program late in the run."""
+    yield
+    import gc
+
+    import jax
+
+    jax.clear_caches()
+    gc.collect()
+
+
 def _shared(env: str, name: str, marker: str) -> Path:
     """``$env``, else ``../shared/name``; the run fails (naming the variable) without ``marker`` in it."""
     path = Path(os.environ.get(env) or REPO.parent / "shared" / name)
