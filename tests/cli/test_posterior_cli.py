@@ -1,5 +1,5 @@
 """``scaling-jax posterior`` on RedPajama, run once for this module with fewer draws than the
-full run (4 chains × (300 + 300)): the files and fields it writes, and a calibration regression
+full run (2 chains × (300 + 300)): the files and fields it writes, and a calibration regression
 check. Calibration learns RPJ's discrepancy from the held-out runs of C4 and RefinedWeb, so all
 three sets are fitted."""
 
