@@ -9,8 +9,6 @@ import sysconfig
 import zipfile
 from pathlib import Path
 
-import pytest
-
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -28,7 +26,6 @@ def _setuptools_major() -> int:
     return int(setuptools.__version__.split(".")[0])
 
 
-@pytest.mark.slow
 def test_wheel_ships_presets_and_runs_outside_the_checkout(tmp_path):
     from scaling_jax.model import counts
     from scaling_jax.model.config import load_model_config

@@ -64,7 +64,6 @@ def test_self_calibration_reads_the_ladder_it_is_given_for_both_laws(calibrated)
     assert np.all(np.isfinite(sc.loss.tau_DxK)) and np.all(sc.loss.tau_DxK >= 0)
 
 
-@pytest.mark.slow
 def test_a_drifting_exponent_teaches_faster_misfit_growth_than_a_law_that_holds():
     held = self_calibrate("overtrain", ladder(), n_resamples=32, config=FAST)
     # a bend of 0.004 (ln C/C_0)^2 teaches tau 0.0100 against 0.0030 for the law that holds; at 0.002

@@ -70,7 +70,6 @@ def test_no_fit_sees_a_size_above_its_cut_and_every_larger_size_is_scored():
     assert choice.recipe.design == "all" and "eq4/lsq/paper" in choice.ineligible
 
 
-@pytest.mark.slow
 def test_the_backtest_workflow_runs_chooses_and_predicts_on_a_16_run_ladder(tmp_path):
     csv = write_csv(tmp_path / "ladder.csv", ladder())
     target = {"N": 1e9, "D": 2e10}  # 5x beyond the largest size

@@ -1,6 +1,2 @@
-import pytest
-
-
-@pytest.mark.slow
 def test_notebook_runs(run_notebook):
     run_notebook("03_downstream_eval")

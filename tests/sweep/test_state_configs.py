@@ -32,7 +32,6 @@ def _stop_at_2(run):
         loop.global_batch = real
 
 
-@pytest.mark.slow
 def test_sweep_run_keeps_a_started_runs_config_and_names_it(tmp_path, capsys):
     path = _spec(tmp_path)
     started, fresh = runs = expand(load_spec(path))

@@ -9,8 +9,6 @@ import subprocess
 import sys
 import time
 
-import pytest
-
 from scaling_jax.cli import main
 from scaling_jax.sweep.folders import write_run_configs
 from scaling_jax.sweep.spec import expand, load_spec
@@ -19,7 +17,6 @@ from scaling_jax.sweep.state import STATE_FILE
 from .conftest import REPO, micro_spec, write_spec
 
 
-@pytest.mark.slow
 def test_sigterm_during_a_workers_run_setup_stops_the_run(tmp_path, capsys):
     spec = micro_spec(tmp_path, grid=[{"models": ["tiny_d16"], "multipliers": [2, 4]}])
     spec.pop("recipe")

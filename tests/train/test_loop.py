@@ -59,7 +59,6 @@ def _stop_at(monkeypatch, k):
     monkeypatch.setattr(loop, "global_batch", counting)
 
 
-@pytest.mark.slow
 def test_sigterm_then_resume_is_bitwise_identical_to_straight_run(tmp_path, tiny_yaml, monkeypatch):
     cfg = load_train_config(tiny_yaml)
     straight, split = tmp_path / "straight", tmp_path / "split"

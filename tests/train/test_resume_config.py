@@ -26,7 +26,6 @@ def _snapshot(out):
     return {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()}
 
 
-@pytest.mark.slow
 def test_resume_under_another_schedule_is_refused_unless_allowed(tmp_path, tiny_yaml, monkeypatch, capsys):
     out = _stopped_at_3(tmp_path, tiny_yaml, monkeypatch)
     before = _snapshot(out)

@@ -104,7 +104,6 @@ def test_an_unknown_device_reports_null_mfu_with_one_note(tmp_path, tiny_yaml, c
     assert err.count("no dense bf16 peak known for device kind 'cpu'") == 1 and "logging.peak_flops" in err
 
 
-@pytest.mark.slow
 def test_sigterm_and_resume_with_device_prefetch_equals_a_straight_run(tmp_path, tiny_yaml, monkeypatch):
     """Batches placed two steps ahead are not lost or repeated across a stop at step 7: the checkpoint
     holds the data position of the last batch trained on."""

@@ -106,7 +106,6 @@ print(json.dumps({"rows": rows, "error": error, "loop_errors": loop_errors}))
 """
 
 
-@pytest.mark.slow
 def test_optimizer_state_takes_its_parameters_sharding():
     out = _on_eight_devices(OPT_SCRIPT)
     arrays = [r for r in out["rows"] if r["ndim"] > 0]
