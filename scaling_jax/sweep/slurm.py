@@ -14,6 +14,8 @@ A WSD trunk's branches are one more array per trunk, submitted with the trunk's,
 the trunk's task (``--dependency=afterok:JOB_TASK``, ``--kill-on-invalid-dep=yes``): its branches
 start together, in parallel, once the trunk has committed every decay start. The largest branch
 needs the trunk's end anyway, so this is the sweep's critical path; no task holds a GPU waiting.
+A trunk stopped by its time limit exits 143 (not ok): SLURM cancels its branches' array, and the
+next ``sweep run`` submits the trunk (resumed) and its branches again.
 """
 
 from __future__ import annotations
