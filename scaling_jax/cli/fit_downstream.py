@@ -21,8 +21,8 @@ def add_arguments(p) -> None:
                         "auto: the route (and forms) a backtest on the runs' own cuts chooses (default: two-step "
                         "where the runs carry task losses, else paper)")
     g.add_argument("--tasks", default=None, metavar="a,b|all",
-                   help="tasks to fit (default: the testbed's 17, or the synthetic suite; all: every task measured "
-                        "on every run)")
+                   help="tasks to fit (default: the testbed's 17, the synthetic suite, or for runs evaluated by "
+                        "lm-eval every task; all: every task measured on every run)")
     g.add_argument("--forms", default=None, metavar="STEP1/STEP2",
                    help="step 1 eq3|eq4, step 2 sigmoid|eq5 (default: paper eq4/eq5, per-task eq4/sigmoid, "
                         "two-step eq3/sigmoid)")

@@ -65,13 +65,20 @@ def task_metrics(row: dict[str, Any]) -> dict[str, float]:
 def gold_fields(samples: list[dict[str, Any]]) -> dict[str, float]:
     """``bpb`` (mean over documents of the gold continuation's −log₂ p per byte, as our evaluator's
     ``task_losses``) and ``chance`` (mean of 1 / choices) from one multiple-choice task's logged
-    samples; empty where no document names its gold choice by index or text."""
+    samples; empty where no document names its gold choice by index or by a text that one choice
+    alone has (a list of golds, or winogrande's shared continuation, give none)."""
     bpb, chance = [], []
     for smp in samples:
-        conts = [a[1] for a in smp["arguments"]]
+        args = list(smp["arguments"])
+        n = len(args)
+        if n % 2 == 0 and n and all(a[0] == "" for a in args[n // 2:]) and \
+                [a[1] for a in args[: n // 2]] == [a[1] for a in args[n // 2:]]:
+            args = args[: n // 2]  # acc_mutual_info's unconditional copies of the choices
+        conts = [a[1] for a in args]
         gold = smp["target"]
-        if isinstance(gold, str):
-            gold = next((i for i, c in enumerate(conts) if c.strip() == gold.strip()), None)
+        if isinstance(gold, str):  # the gold by its text; none where it matches no choice or several
+            hits = [i for i, c in enumerate(conts) if c.strip() == gold.strip()]
+            gold = hits[0] if len(hits) == 1 else None  # (winogrande: one continuation for every choice)
         if not isinstance(gold, int) or isinstance(gold, bool) or not 0 <= gold < len(conts):
             continue
         resp = smp["filtered_resps"][gold]

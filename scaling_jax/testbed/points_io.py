@@ -39,7 +39,8 @@ def read_points_csv(path: Path, need_error: bool = False, columns: dict[str, str
     ``columns`` maps any of them to the file's own column name (a W&B run-table export's
     ``losses.synthetic``). In a W&B export (a ``State`` column) the runs not finished are left
     out with a warning, as are finished runs with an empty cell in a needed column (a run logged
-    without its eval). Errors name the file, line and column."""
+    without its eval; a loss fit then reads no ``error``, keeping those runs' losses). Errors name
+    the file, line and column."""
     col = {**{c: c for c in (*REQUIRED, "error")}, **(columns or {})}
     with path.open(newline="") as f:
         reader = csv.DictReader(f)
@@ -48,19 +49,23 @@ def read_points_csv(path: Path, need_error: bool = False, columns: dict[str, str
         missing = [col[c] for c in need if col[c] not in header]
         if missing:
             raise UserError(f"{path}: missing column(s) {missing}; found {header}")
-        cols: dict[str, list[float]] = {c: [] for c in need}
-        skipped, empty = [], []
-        for line, row in enumerate(reader, start=2):
-            name = row.get("Name") or f"line {line}"
-            if WANDB_STATE in header and row[WANDB_STATE] != WANDB_DONE:
-                skipped.append(f"{name} ({row[WANDB_STATE]})")
-                continue
-            blank = [col[c] for c in need if not (row.get(col[c]) or "").strip()]
-            if WANDB_STATE in header and blank:
-                empty.append(f"{name} (no {', '.join(blank)})")
-                continue
-            for c in need:
-                cols[c].append(_check_value(f"{path}:{line}", col[c], (row.get(col[c]) or "").strip(), c))
+        rows = list(reader)
+    if WANDB_STATE in header and not need_error and "error" in need and any(
+            r[WANDB_STATE] == WANDB_DONE and not (r.get(col["error"]) or "").strip() for r in rows):
+        need = REQUIRED  # a loss fit: finished runs logged without their eval keep their loss
+    cols: dict[str, list[float]] = {c: [] for c in need}
+    skipped, empty = [], []
+    for line, row in enumerate(rows, start=2):
+        name = row.get("Name") or f"line {line}"
+        if WANDB_STATE in header and row[WANDB_STATE] != WANDB_DONE:
+            skipped.append(f"{name} ({row[WANDB_STATE]})")
+            continue
+        blank = [col[c] for c in need if not (row.get(col[c]) or "").strip()]
+        if WANDB_STATE in header and blank:
+            empty.append(f"{name} (no {', '.join(blank)})")
+            continue
+        for c in need:
+            cols[c].append(_check_value(f"{path}:{line}", col[c], (row.get(col[c]) or "").strip(), c))
     if skipped:
         warnings.warn(f"{path}: left out {len(skipped)} W&B run(s) not finished: {', '.join(skipped)}", stacklevel=2)
     if empty:

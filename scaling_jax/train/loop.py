@@ -270,7 +270,7 @@ def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False, init_from:
         log.close()
 
     hp, down = _hyperparameters(cfg, model_cfg, bud, val_sets), {}
-    hp["speed"] = meter.summary(log.earlier_rows("train"))  # median MFU and tokens/s of this start's intervals
+    hp["speed"] = meter.summary(log.earlier_rows("train"))  # medians of this start's intervals, else earlier starts'
     if init_from is not None:
         hp["init_from"] = str(init_from)
     if cfg.budget.branch_of:

@@ -75,6 +75,10 @@ def test_record_folders_and_the_testbed(tmp_path, testbed_dir, capsys):
                                    task_losses={}, hyperparameters={})
         (tmp_path / "partial" / f"run{i}").mkdir(parents=True)
         (tmp_path / "partial" / f"run{i}" / "record.json").write_text(part.to_json())
+        # the same evaluated by lm-eval: its task names are not the paper's tasks, every task measured is fitted
+        harness = dataclasses.replace(part, hyperparameters={"eval": {"harness": "lm-eval"}})
+        (tmp_path / "harness" / f"run{i}").mkdir(parents=True)
+        (tmp_path / "harness" / f"run{i}" / "record.json").write_text(harness.to_json())
     out = tmp_path / "out"
     assert main(["fit", "--runs", str(tmp_path / "runs"), "--law", "downstream", "--route", "per-task",
                  "--bootstrap", "50", "--predict", "6.4e8,1.28e10", "--out", str(out), "--no-plots"]) == 0
@@ -99,6 +103,9 @@ def test_record_folders_and_the_testbed(tmp_path, testbed_dir, capsys):
         capsys.readouterr()
         assert main(["fit", *args]) == 2
         assert msg in capsys.readouterr().err
+    assert main(["fit", "--runs", str(tmp_path / "harness"), "--law", "downstream", "--route", "per-task",
+                 "--bootstrap", "50", "--out", str(tmp_path / "h"), "--no-plots"]) == 0
+    assert sorted(json.loads((tmp_path / "h" / "fit.json").read_text())["ceiling"]) == sorted(SUITES["err_17"][:2])
 
 
 def test_paper_route_on_the_testbed_is_eq5_on_the_17_task_mean(tmp_path, testbed_dir):

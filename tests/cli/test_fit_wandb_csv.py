@@ -57,3 +57,15 @@ def test_a_wandb_export_fits_as_the_plain_csv(tmp_path, capsys):
     assert "missing column(s) ['loss']" in capsys.readouterr().err
     assert main([*args, "--runs", str(tmp_path), "--loss-column", "x"]) == 2
     assert "--loss-column: applies to a CSV" in capsys.readouterr().err
+
+
+def test_a_loss_fit_keeps_finished_runs_logged_without_their_eval(tmp_path):
+    path = tmp_path / "export.csv"
+    path.write_text("Name,State,N,D,loss,error\n"
+                    "a,finished,1e7,2e8,3.0,0.6\nb,finished,2e7,4e8,2.9,\nc,crashed,3e7,,,\n")
+    with pytest.warns(UserWarning, match="not finished: c"):
+        pts = read_points(str(path))  # a loss fit: b keeps its loss, and no error is read
+    assert list(pts["loss"]) == [3.0, 2.9] and "error" not in pts
+    with pytest.warns(UserWarning) as caught:
+        pts = read_points(str(path), need_error=True)  # an error fit: b has none, and is left out
+    assert list(pts["error"]) == [0.6] and any("b (no error)" in str(w.message) for w in caught)

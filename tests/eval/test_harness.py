@@ -130,6 +130,21 @@ def test_batched_tokenization_is_lm_evals(harness, tmp_path, monkeypatch):
     assert want[5][0] == [bpe.eot_token_id]  # a continuation that starts with the token keeps it as context
 
 
+def test_gold_fields_read_the_gold_choice_or_none():
+    ll = lambda *v: [(x, False) for x in v]  # noqa: E731
+    by_index = {"arguments": [("Q", " a"), ("Q", " bb")], "target": 1, "filtered_resps": ll(-1.0, -3.0)}
+    by_text = {**by_index, "target": "bb"}
+    # winogrande: the choices are contexts, the continuation one text for all: no gold by text
+    shared = {"arguments": [("A x", " end"), ("B x", " end")], "target": "end", "filtered_resps": ll(-1.0, -2.0)}
+    listed = {**by_index, "target": [0, 1]}
+    mutual = {"arguments": [*by_index["arguments"], ("", " a"), ("", " bb")], "target": 1,
+              "filtered_resps": ll(-1.0, -3.0, -0.5, -0.7)}  # acc_mutual_info's unconditional copies
+    want = {"bpb": pytest.approx(3.0 / (np.log(2) * 3)), "chance": 0.5}
+    assert harness_suite.gold_fields([by_index]) == want and harness_suite.gold_fields([by_text]) == want
+    assert harness_suite.gold_fields([mutual]) == want
+    assert harness_suite.gold_fields([shared]) == {} and harness_suite.gold_fields([listed]) == {}
+
+
 def test_request_rows_truncate_from_the_left():
     assert request_row([1, 2, 3], [4, 5], 8) == ((1, 2, 3, 4, 5), 3)
     assert request_row(list(range(10)), [7, 8], 4) == ((5, 6, 7, 8, 9, 7, 8)[-5:], 3)
