@@ -16,7 +16,7 @@ import numpy as np
 
 from scaling_jax.laws import forms, lm
 from scaling_jax.laws.identify import identifiability
-from scaling_jax.laws.points import as_points, require_distinct
+from scaling_jax.laws.points import as_points, pad_points, require_distinct
 from scaling_jax.laws.starts import start_grid
 
 ROWS_PER_STEP = 1
@@ -101,19 +101,20 @@ def fit_batch(law: str, xs: Mapping[str, np.ndarray], y: np.ndarray, W: np.ndarr
               max_iter: int = 400, rows_per_step: int = ROWS_PER_STEP) -> tuple[lm.LMResult, np.ndarray]:
     """Best-of-starts fits for every weight row of ``W`` (R, n); float64 throughout.
 
-    Rows are split across the local devices (e.g. CPU cores exposed with
+    The point axis is padded (weight 0, :func:`~scaling_jax.laws.points.pad_points`) so fits of
+    nearby sizes share one compiled program. Rows are split across the local devices (e.g. CPU cores exposed with
     ``XLA_FLAGS=--xla_force_host_platform_device_count=N``); JAX's asynchronous dispatch runs
     the parts concurrently.
     """
     _, _, input_names = forms.law(law)
     starts = start_grid(law) if starts is None else np.asarray(starts, np.float64)
-    W = np.asarray(W, np.float64)
+    x, y, W = pad_points(tuple(xs[k] for k in input_names), y, W)
     devices = jax.local_devices()[: max(1, len(W))]
     parts = [idx for idx in np.array_split(np.arange(len(W)), len(devices)) if len(idx)]
     with jax.enable_x64(True):
         pending = []
         for idx, device in zip(parts, devices):
-            args = jax.device_put((starts, tuple(xs[k] for k in input_names), y, W[idx]), device)
+            args = jax.device_put((starts, x, y, W[idx]), device)
             pending.append(_fit_batch(law, *args, max_iter, min(rows_per_step, len(idx))))
         outs = [jax.tree.map(np.asarray, o) for o in pending]
     best = jax.tree.map(lambda *a: np.concatenate(a), *[o[0] for o in outs])
@@ -140,15 +141,15 @@ def fit_own_rows(law: str, xs: Mapping[str, np.ndarray], y: np.ndarray, W: np.nd
                  starts: np.ndarray | None = None, max_iter: int = 400,
                  rows_per_step: int | None = None) -> tuple[lm.LMResult, np.ndarray]:
     """Like :func:`fit_batch`, but every row has its own points: inputs, ``y`` and weights all
-    (R, n) (pad short rows with weight 0); float64. ``rows_per_step`` rows × starts share one LM
+    (R, n) (pad short rows with weight 0; the point axis is padded as in :func:`fit_batch`); float64. ``rows_per_step`` rows × starts share one LM
     loop, chunks run one after another; the default (None) puts every row in one loop."""
     _, _, input_names = forms.law(law)
     starts = start_grid(law) if starts is None else np.asarray(starts, np.float64)
-    W = np.asarray(W, np.float64)
+    x, y, W = pad_points(tuple(xs[name] for name in input_names), y, W)
     k = len(W) if rows_per_step is None else min(rows_per_step, len(W))
     with jax.enable_x64(True):
-        out = _fit_own_rows(law, jnp.asarray(starts), tuple(jnp.asarray(xs[name], jnp.float64) for name in input_names),
-                            jnp.asarray(y, jnp.float64), jnp.asarray(W), max_iter, k)
+        out = _fit_own_rows(law, jnp.asarray(starts), tuple(jnp.asarray(v) for v in x), jnp.asarray(y),
+                            jnp.asarray(W), max_iter, k)
         return jax.tree.map(np.asarray, out)
 
 

@@ -33,6 +33,26 @@ def as_points(law: str, inputs: Mapping[str, object], y: object) -> tuple[dict[s
     return xs, y
 
 
+def padded_size(n: int) -> int:
+    """The point count a fit compiles for: 8, 12, 16, 24, 32, 48, ... (each step at most 1.5×),
+    the smallest that holds ``n``. Fits of different sizes in one step share a compiled program."""
+    size = 8
+    while size < n:
+        size = size * 3 // 2 if (size & (size - 1)) == 0 else size * 4 // 3
+    return size
+
+
+def pad_points(xs, y, W):
+    """Pad the last (point) axis of inputs ``xs`` (a tuple), targets ``y`` and weights ``W`` to
+    :func:`padded_size`: inputs and targets with copies of the first point, weights with 0. A
+    point of weight 0 adds exactly nothing to the residuals and their Jacobian, so the optimum is
+    that of the unpadded points."""
+    xs, y, W = tuple(np.asarray(x, np.float64) for x in xs), np.asarray(y, np.float64), np.asarray(W, np.float64)
+    pad = padded_size(y.shape[-1]) - y.shape[-1]
+    copy = lambda a: np.concatenate([a, np.repeat(a[..., :1], pad, axis=-1)], axis=-1)  # noqa: E731
+    return tuple(map(copy, xs)), copy(y), np.concatenate([W, np.zeros(W.shape[:-1] + (pad,))], axis=-1)
+
+
 def require_distinct(law: str, xs: Mapping[str, np.ndarray]) -> None:
     """A point fit needs at least as many distinct inputs as the law has parameters; with fewer,
     every start "converges" to one of infinitely many optima, so refuse instead."""

@@ -212,10 +212,12 @@ def test_sigterm_reaches_train_and_it_checkpoints(tmp_path, how):
                            stdout=subprocess.DEVNULL, start_new_session=True)
     log = home / "scaling_jax_job" / "train.log"
     try:
-        for _ in range(200):
-            if log.exists() and "started" in log.read_text():
-                break
+        deadline = time.monotonic() + 60
+        # The whole line, then the signal: one that lands inside print('started') runs the
+        # handler between the text and its newline.
+        while not (log.exists() and log.read_text() == "started\n") and time.monotonic() < deadline:
             time.sleep(0.05)
+        assert log.read_text() == "started\n", "train never started"
         if how == "stop":
             assert subprocess.run(["bash", "-c", gcloud.stop_command()], timeout=10).returncode == 0
             assert job.wait(timeout=10) == 0  # the job's shell outlives train and reports its status
