@@ -141,8 +141,9 @@ def fit_own_rows(law: str, xs: Mapping[str, np.ndarray], y: np.ndarray, W: np.nd
                  starts: np.ndarray | None = None, max_iter: int = 400,
                  rows_per_step: int | None = None) -> tuple[lm.LMResult, np.ndarray]:
     """Like :func:`fit_batch`, but every row has its own points: inputs, ``y`` and weights all
-    (R, n) (pad short rows with weight 0; the point axis is padded as in :func:`fit_batch`); float64. ``rows_per_step`` rows × starts share one LM
-    loop, chunks run one after another; the default (None) puts every row in one loop."""
+    (R, n) (pad short rows with weight 0; the point axis is padded as in :func:`fit_batch`);
+    float64. ``rows_per_step`` rows × starts share one LM loop, chunks run one after another;
+    the default (None) puts every row in one loop."""
     _, _, input_names = forms.law(law)
     starts = start_grid(law) if starts is None else np.asarray(starts, np.float64)
     x, y, W = pad_points(tuple(xs[name] for name in input_names), y, W)
