@@ -107,6 +107,7 @@ def test_paper_design_on_the_testbed_is_the_table_1_five(testbed):
     assert {s.labels[i] for i in np.flatnonzero(mask)} == {r.name for r in paper.loss_fit_runs(testbed, "rpj")}
 
 
+@pytest.mark.slow
 def test_bayesian_recipe_predicts_the_posterior_median_without_leakage(monkeypatch):
     """eq4/bayes/all: NUTS on the runs at or below the cut; its prediction is the median over the
     posterior's draws of the law, near the least-squares fit of the same law on the same runs.

@@ -71,6 +71,7 @@ def test_bad_csv_names_line_and_column(tmp_path, capsys):
     assert not (tmp_path / "o").exists()
 
 
+@pytest.mark.slow
 def test_huber_intervals_come_from_huber_refits(testbed_dir, tmp_path, capsys):
     # Issue 9: the LM bootstrap's E interval [-2.27, 1.78] was printed beside the Huber E = 1.720.
     assert main(["fit", "--runs", str(testbed_dir), "--dataset", "rpj", "--law", "chinchilla", "--estimator", "huber",

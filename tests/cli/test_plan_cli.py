@@ -81,6 +81,7 @@ def test_candidates_from_a_sweep_spec_are_its_unfitted_runs(tmp_path):
     assert [c["M"] for c in got] == pytest.approx([r.M for r in want])
 
 
+@pytest.mark.slow
 @pytest.mark.filterwarnings("ignore:NUTS. R-hat")  # a deliberately short chain
 def test_recipe_all_fits_every_run_of_the_set_on_the_fly(testbed, testbed_dir, tmp_path):
     """`plan --testbed DIR --recipe all`: Eq. 4 (chained to Eq. 5) fitted on every run of the set,

@@ -38,6 +38,7 @@ def test_unsupported_law():
         fit_huber("error", {"L": [3.0, 2.5, 2.0, 1.5]}, [0.8, 0.7, 0.6, 0.5])
 
 
+@pytest.mark.slow
 def test_bootstrap_refits_with_huber():
     from scaling_jax.laws.bootstrap import bootstrap
     from scaling_jax.laws.huber import bootstrap_starts

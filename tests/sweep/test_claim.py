@@ -99,6 +99,7 @@ def _race(spec: Path, tmp_path: Path, seconds: float | None, timeout: float) -> 
     return [subprocess.CompletedProcess(p.args, p.returncode, o) for p, o in zip(procs, outs)]
 
 
+@pytest.mark.slow
 def test_two_sweep_runs_started_together_train_each_run_once(tmp_path, capsys):
     spec, runs = _tiny_sweep(tmp_path)
     results = _race(spec, tmp_path, 0.5, timeout=60)

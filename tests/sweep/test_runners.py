@@ -65,6 +65,7 @@ def _attempts(run) -> list[str]:
     return p.read_text().split() if p.exists() else []
 
 
+@pytest.mark.slow
 def test_failure_is_reported_idempotence_and_resume_of_only_unfinished_runs(micro, fake_train, capsys):
     spec = load_spec(micro)
     runs = expand(spec)

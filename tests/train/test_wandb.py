@@ -31,6 +31,7 @@ def wandb_history(runs) -> set[tuple]:
             if k != "step" and not k.startswith("_")}
 
 
+@pytest.mark.slow
 def test_offline_run_then_resume_continue_one_wandb_run(tmp_path, tiny_yaml, monkeypatch):
     from tests.train.test_loop import _stop_at
 
